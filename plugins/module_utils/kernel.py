@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One session with the kernel: each namespace is entered once and keeps a plain netlink socket.
+
+pyroute2's own ``netns=`` support forks a helper per namespace (and creates missing namespaces);
+entering with setns and opening an ordinary socket there is several times cheaper and never
+creates anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import traceback
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+
+from . import nsfs
+from .errors import NetnsError, errno_of
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    PYROUTE2_IMPORT_ERROR: Optional[str] = None
+except ImportError:  # pragma: no cover - exercised through the modules' missing-library message
+    IPRoute = None
+    NetlinkError = OSError
+    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+
+T = TypeVar("T")
+ROOT = None  # the namespace the engine runs in (the host's, normally)
+
+
+def ns_label(ns: Optional[str]) -> str:
+    return "root namespace" if ns is None else "netns %s" % ns
+
+
+class Kernel:
+    """Reads and changes netlink objects per namespace; caches reads until told they are stale."""
+
+    def __init__(self) -> None:
+        self._fds: Dict[Optional[str], int] = {}
+        self._sockets: Dict[Optional[str], Any] = {}
+        self._cache: Dict[Tuple[Optional[str], str], Any] = {}
+        self._existing: Optional[set] = None
+        self._settlers: List[Callable[[], None]] = []
+
+    # -- lifetime -------------------------------------------------------------------------
+    def __enter__(self) -> "Kernel":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            with contextlib.suppress(Exception):
+                sock.close()
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._sockets.clear()
+        self._fds.clear()
+        self._cache.clear()
+        self._existing = None
+
+    # -- namespaces -----------------------------------------------------------------------
+    def namespaces(self) -> set:
+        if self._existing is None:
+            self._existing = set(nsfs.list_namespaces())
+        return self._existing
+
+    def exists(self, ns: Optional[str]) -> bool:
+        return ns is None or ns in self.namespaces()
+
+    def forget_namespace(self, ns: str) -> None:
+        """Drop everything held for ``ns`` (after it was deleted or created)."""
+        sock = self._sockets.pop(ns, None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                sock.close()
+        fd = self._fds.pop(ns, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for key in [key for key in self._cache if key[0] == ns]:
+            del self._cache[key]
+        self._existing = None
+
+    def fd(self, ns: Optional[str]) -> int:
+        if ns not in self._fds:
+            self._fds[ns] = nsfs.open_namespace(ns)
+        return self._fds[ns]
+
+    @contextlib.contextmanager
+    def entered(self, ns: Optional[str]) -> Iterator[None]:
+        with nsfs.entered(None if ns is None else self.fd(ns)):
+            yield
+
+    def ipr(self, ns: Optional[str]) -> Any:
+        """The netlink socket bound inside ``ns``."""
+        if ns not in self._sockets:
+            if IPRoute is None:
+                raise NetnsError("the Python library pyroute2 is not installed")
+            with self.entered(ns):
+                self._sockets[ns] = IPRoute()
+        return self._sockets[ns]
+
+    # -- asynchronous kernel work ------------------------------------------------------------
+    def after_batch(self, settler: Callable[[], None]) -> None:
+        """Queue a wait (e.g. for links of deleted namespaces to vanish) to run after the batch,
+        so that many namespace deletions are awaited together rather than one by one."""
+        self._settlers.append(settler)
+
+    def settle(self) -> None:
+        settlers, self._settlers = self._settlers, []
+        for settler in settlers:
+            settler()
+
+    # -- cached reads ---------------------------------------------------------------------
+    def cached(self, ns: Optional[str], what: str, reader: Callable[["Kernel", Optional[str]], T]) -> T:
+        key = (ns, what)
+        if key not in self._cache:
+            self._cache[key] = reader(self, ns)
+        return self._cache[key]
+
+    def invalidate(self, ns: Optional[str] = None, what: Optional[str] = None) -> None:
+        """Forget cached reads (of one namespace / one kind; everything when called bare)."""
+        if ns is None and what is None:
+            self._existing = None
+        for key in list(self._cache):
+            if (ns is None or key[0] == ns) and (what is None or key[1] == what):
+                del self._cache[key]
+
+    # -- helpers ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def netlink(self, what: str, obj: str) -> Iterator[None]:
+        """Turn a kernel refusal into the engine's exception, naming the object."""
+        try:
+            yield
+        except NetnsError:
+            raise
+        except (NetlinkError, OSError) as exc:
+            raise NetnsError("%s failed: %s" % (what, exc), obj=obj, errno=errno_of(exc)) from None
+
+    def run(self, ns: Optional[str], argv: Sequence[str], stdin: Optional[str] = None) -> str:
+        """Run a program (never a shell) inside ``ns`` and return its standard output."""
+        with self.entered(ns):
+            try:
+                proc = subprocess.run(
+                    list(argv), input=stdin, capture_output=True, text=True, check=False
+                )
+            except OSError as exc:
+                raise NetnsError("cannot run %s" % argv[0], obj=ns_label(ns), errno=exc.errno) from None
+        if proc.returncode != 0:
+            raise NetnsError(
+                "%s exited with %d: %s" % (" ".join(argv[:2]), proc.returncode, proc.stderr.strip()),
+                obj=ns_label(ns),
+            )
+        return proc.stdout
+
+    def nsid(self, ns_from: Optional[str], ns_target: Optional[str]) -> Optional[int]:
+        """The id ``ns_from`` uses for ``ns_target`` (IFLA_LINK_NETNSID), or None if unassigned."""
+        with self.netlink("get nsid", ns_label(ns_from)):
+            reply = self.ipr(ns_from).get_netnsid(fd=self.fd(ns_target))
+        value = reply.get("nsid") if isinstance(reply, dict) else None
+        # The kernel reports 'none assigned' as -1, which pyroute2 hands over unsigned.
+        return None if value is None or value < 0 or value >= 0x80000000 else value
+
+
+def attr(msg: Any, *path: str) -> Any:
+    """A nested netlink attribute, e.g. ``attr(msg, 'IFLA_LINKINFO', 'IFLA_INFO_KIND')``."""
+    node = msg
+    for name in path:
+        if node is None:
+            return None
+        node = node.get_attr(name)
+    return node
+
+
+def as_list(result: Any) -> List[Any]:
+    """pyroute2 0.7 returns lists, 0.9 tuples or generators."""
+    return list(result)

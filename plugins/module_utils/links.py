@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Links as the kernel reports them, and the attribute changes every kind of link shares."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+from .errors import NetnsError
+from .kernel import Kernel, as_list, attr, ns_label
+from .plan import Change, applier
+
+IFF_UP = 0x1
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    kind: Optional[str]  # veth, bridge, vlan, macvlan, ... (None for loopback and physical NICs)
+    mtu: int
+    mac: Optional[str]
+    up: bool
+    peer_index: Optional[int]  # IFLA_LINK: the veth peer's / vlan parent's ifindex
+    peer_nsid: Optional[int]  # IFLA_LINK_NETNSID: where that peer lives, as seen from here
+    master: Optional[int]
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "mtu": self.mtu, "mac": self.mac,
+                "state": "up" if self.up else "down"}
+
+
+def _link_from_msg(msg: Any) -> Link:
+    return Link(
+        index=msg["index"],
+        name=msg.get_attr("IFLA_IFNAME"),
+        kind=attr(msg, "IFLA_LINKINFO", "IFLA_INFO_KIND"),
+        mtu=msg.get_attr("IFLA_MTU"),
+        mac=msg.get_attr("IFLA_ADDRESS"),
+        up=bool(msg["flags"] & IFF_UP),
+        peer_index=msg.get_attr("IFLA_LINK"),
+        peer_nsid=msg.get_attr("IFLA_LINK_NETNSID"),
+        master=msg.get_attr("IFLA_MASTER"),
+    )
+
+
+def read_links(kernel: Kernel, ns: Optional[str]) -> Dict[str, Link]:
+    """All links of ``ns`` by name: one dump. A missing namespace has none."""
+    if not kernel.exists(ns):
+        return {}
+    with kernel.netlink("dump links", ns_label(ns)):
+        links = [_link_from_msg(msg) for msg in as_list(kernel.ipr(ns).get_links())]
+    return {link.name: link for link in links}
+
+
+def links(kernel: Kernel, ns: Optional[str]) -> Dict[str, Link]:
+    return kernel.cached(ns, "links", read_links)
+
+
+def link_key(ns: Optional[str], name: str) -> str:
+    return "%s in %s" % (name, ns_label(ns))
+
+
+def plan_link_attributes(
+    ns: Optional[str],
+    name: str,
+    current: Optional[Link],
+    mtu: Optional[int] = None,
+    mac: Optional[str] = None,
+    up: Optional[bool] = None,
+) -> List[Change]:
+    """Set MTU, MAC and up/down where they differ; ``None`` means 'leave as it is'.
+
+    ``current`` is None for a link the same plan creates: every requested attribute is set then.
+    """
+    before: Dict[str, Any] = {}
+    after: Dict[str, Any] = {}
+    if mtu is not None and (current is None or current.mtu != mtu):
+        before["mtu"], after["mtu"] = (current.mtu if current else None), mtu
+    if mac is not None and (current is None or (current.mac or "").lower() != mac):
+        before["mac"], after["mac"] = (current.mac if current else None), mac
+    if up is not None and (current is None or current.up != up):
+        before["state"] = None if current is None else ("up" if current.up else "down")
+        after["state"] = "up" if up else "down"
+    if not after:
+        return []
+    return [Change("link", "update", link_key(ns, name), before, after,
+                   params={"ns": ns, "name": name, "mtu": after.get("mtu"), "mac": after.get("mac"),
+                           "up": None if "state" not in after else after["state"] == "up"})]
+
+
+@applier("link", "update")
+def _apply_link_update(kernel: Kernel, change: Change) -> None:
+    ns, name = change.params["ns"], change.params["name"]
+    ipr = kernel.ipr(ns)
+    with kernel.netlink("set link", change.key):
+        index = index_of(kernel, ns, name)
+        attrs: Dict[str, Any] = {}
+        if change.params.get("mtu") is not None:
+            attrs["mtu"] = change.params["mtu"]
+        if change.params.get("mac") is not None:
+            attrs["address"] = change.params["mac"]
+        if change.params.get("up") is not None:
+            attrs["state"] = "up" if change.params["up"] else "down"
+        ipr.link("set", index=index, **attrs)
+    kernel.invalidate(ns, "links")
+
+
+def index_of(kernel: Kernel, ns: Optional[str], name: str) -> int:
+    """The ifindex of ``name`` in ``ns`` (re-reading once if the cache does not know it)."""
+    current = links(kernel, ns).get(name)
+    if current is None:
+        kernel.invalidate(ns, "links")
+        current = links(kernel, ns).get(name)
+    if current is None:
+        raise NetnsError("link does not exist", obj=link_key(ns, name))
+    return current.index
+

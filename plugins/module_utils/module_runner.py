@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one flow every module follows: plan, apply unless check mode, verify, report.
+
+It only needs an object with AnsibleModule's ``check_mode``, ``exit_json`` and ``fail_json``,
+so the engine stays free of Ansible imports.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List
+
+from . import nsfs
+from .errors import NetnsError
+from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
+from .plan import Change, diff_of, execute
+
+Planner = Callable[[Kernel], List[Change]]
+Reporter = Callable[[Kernel], Dict[str, Any]]
+
+
+def converge(kernel: Kernel, planner: Planner, check_mode: bool) -> List[Change]:
+    """Plan and apply under the host lock, then re-plan: anything left over is an error."""
+    if check_mode:
+        return planner(kernel)
+    with nsfs.apply_lock():
+        changes = planner(kernel)
+        if changes:
+            execute(kernel, changes, check_mode=False)
+            kernel.invalidate()
+            remaining = planner(kernel)
+            if remaining:
+                raise NetnsError("the kernel did not reach the declared state; still differing: %s"
+                                 % "; ".join(c.summary() for c in remaining))
+    return changes
+
+
+def run_module(module: Any, planner: Planner, reporter: Reporter, missing_library_msg: str) -> None:
+    if PYROUTE2_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_library_msg, exception=PYROUTE2_IMPORT_ERROR)
+    try:
+        with Kernel() as kernel:
+            changes = converge(kernel, planner, module.check_mode)
+            kernel.invalidate()
+            state = reporter(kernel)
+    except NetnsError as exc:
+        module.fail_json(msg=str(exc), errno=exc.errno, object=exc.obj)
+    result: Dict[str, Any] = dict(state)
+    result.update(changed=bool(changes), changes=[c.as_dict() for c in changes], diff=diff_of(changes))
+    module.exit_json(**result)
+

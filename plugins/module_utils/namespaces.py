@@ -1,0 +1,273 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named namespaces with their per-namespace sysctls, resolv.conf and loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import nsfs
+from .errors import NetnsError
+from .kernel import Kernel, ns_label
+from .links import links, plan_link_attributes
+from .plan import Change, applier
+from .validation import (
+    check_netns_name,
+    check_sysctl_key,
+    normalise_sysctl_value,
+    parse_address,
+    sysctl_path,
+)
+
+RESOLV_MARKER = "# Managed by linuxnet.netns"
+SETTLE_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class NamespaceSpec:
+    name: str
+    state: str = "present"
+    sysctls: Tuple[Tuple[str, str], ...] = ()
+    nameservers: Optional[Tuple[str, ...]] = None  # None: leave resolv.conf alone; (): remove ours
+    lo_up: Optional[bool] = True
+
+
+def namespace_spec(
+    name: str,
+    state: str = "present",
+    sysctls: Optional[Dict[str, Any]] = None,
+    nameservers: Optional[List[str]] = None,
+    lo_up: Optional[bool] = True,
+    field: str = "name",
+) -> NamespaceSpec:
+    """Validate raw input into a spec; raises NetnsError naming the field."""
+    check_netns_name(name, field)
+    if state not in ("present", "absent"):
+        raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj=field)
+    pairs = []
+    for key, value in sorted((sysctls or {}).items()):
+        check_sysctl_key(key, "%s.sysctls" % field)
+        if value is None or isinstance(value, (dict, list)):
+            raise NetnsError("sysctl %s needs a scalar value" % key, obj="%s.sysctls" % field)
+        pairs.append((key, normalise_sysctl_value(value)))
+    servers = None
+    if nameservers is not None:
+        servers = tuple(str(parse_address(s, "%s.nameservers" % field)) for s in nameservers)
+    return NamespaceSpec(name, state, tuple(pairs), servers, lo_up)
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_sysctls(kernel: Kernel, ns: Optional[str], keys: List[str]) -> Dict[str, Optional[str]]:
+    """Current values inside ``ns`` (None where the key does not exist there)."""
+    values: Dict[str, Optional[str]] = {}
+    if not kernel.exists(ns):
+        return {key: None for key in keys}
+    with kernel.entered(ns):
+        for key in keys:
+            try:
+                with open(sysctl_path(key)) as handle:
+                    values[key] = normalise_sysctl_value(handle.read())
+            except OSError:
+                values[key] = None
+    return values
+
+
+def resolv_conf_path(name: str) -> str:
+    return os.path.join(nsfs.NETNS_ETC_DIR, check_netns_name(name), "resolv.conf")
+
+
+def read_nameservers(name: str) -> Tuple[Optional[List[str]], bool]:
+    """(nameservers in /etc/netns/NAME/resolv.conf or None if no file, whether we wrote it)."""
+    try:
+        with open(resolv_conf_path(name)) as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None, False
+    servers = [line.split()[1] for line in text.splitlines()
+               if line.startswith("nameserver") and len(line.split()) > 1]
+    return servers, text.startswith(RESOLV_MARKER)
+
+
+def resolv_conf_text(servers: Tuple[str, ...]) -> str:
+    return RESOLV_MARKER + "\n" + "".join("nameserver %s\n" % s for s in servers)
+
+
+def namespace_facts(kernel: Kernel, name: str, pids_by_inode: Optional[Dict[int, List[int]]] = None) -> Dict[str, Any]:
+    """What a caller reports about a namespace: identity, path, pids inside."""
+    if not nsfs.namespace_exists(name):
+        return {"name": name, "exists": False}
+    inode = nsfs.namespace_inode(name)
+    pids = (pids_by_inode if pids_by_inode is not None else nsfs.pids_by_netns_inode()).get(inode, [])
+    return {"name": name, "exists": True, "id": inode, "path": nsfs.netns_path(name), "pids": pids}
+
+
+# -- planning ------------------------------------------------------------------------------
+def plan_namespace(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
+    if spec.state == "absent":
+        return _plan_absent(kernel, spec)
+    changes: List[Change] = []
+    exists = kernel.exists(spec.name)
+    if not exists:
+        changes.append(Change("netns", "create", spec.name, None, {"name": spec.name},
+                              params={"name": spec.name}))
+    changes += _plan_sysctls(kernel, spec, exists)
+    changes += _plan_dns(spec)
+    if spec.lo_up is not None:
+        current_lo = links(kernel, spec.name).get("lo") if exists else None
+        changes += plan_link_attributes(spec.name, "lo", current_lo, up=spec.lo_up)
+    return changes
+
+
+def _plan_sysctls(kernel: Kernel, spec: NamespaceSpec, exists: bool) -> List[Change]:
+    if not spec.sysctls:
+        return []
+    keys = [key for key, _ in spec.sysctls]
+    current = read_sysctls(kernel, spec.name, keys) if exists else {}
+    changes = []
+    for key, wanted in spec.sysctls:
+        have = current.get(key)
+        if exists and have is None:
+            raise NetnsError("no such sysctl in this namespace", obj="sysctl %s in %s" % (key, ns_label(spec.name)))
+        if have != wanted:
+            changes.append(Change("sysctl", "update", "%s in %s" % (key, ns_label(spec.name)),
+                                  {"value": have}, {"value": wanted},
+                                  params={"ns": spec.name, "key": key, "value": wanted}))
+    return changes
+
+
+def _plan_dns(spec: NamespaceSpec) -> List[Change]:
+    if spec.nameservers is None:
+        return []
+    current, ours = read_nameservers(spec.name)
+    key = "resolv.conf of %s" % ns_label(spec.name)
+    path = resolv_conf_path(spec.name)
+    if not spec.nameservers:
+        if current is not None and ours:
+            return [Change("dns", "delete", key, {"nameservers": current}, None, params={"path": path})]
+        return []
+    if current == list(spec.nameservers) and ours:
+        return []
+    return [Change("dns", "create" if current is None else "update", key,
+                   None if current is None else {"nameservers": current},
+                   {"nameservers": list(spec.nameservers)},
+                   params={"path": path, "content": resolv_conf_text(spec.nameservers)})]
+
+
+def _plan_absent(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
+    changes: List[Change] = []
+    current_dns, ours = read_nameservers(spec.name)
+    if current_dns is not None and ours:
+        changes.append(Change("dns", "delete", "resolv.conf of %s" % ns_label(spec.name),
+                              {"nameservers": current_dns}, None,
+                              params={"path": resolv_conf_path(spec.name)}))
+    if kernel.exists(spec.name):
+        changes.append(Change("netns", "delete", spec.name, {"name": spec.name}, None,
+                              params={"name": spec.name}))
+    return changes
+
+
+# -- applying ------------------------------------------------------------------------------
+@applier("netns", "create")
+def _apply_create(kernel: Kernel, change: Change) -> None:
+    name = change.params["name"]
+    nsfs.create_namespace(name)
+    kernel.forget_namespace(name)
+
+
+@applier("netns", "delete")
+def _apply_delete(kernel: Kernel, change: Change) -> None:
+    name = change.params["name"]
+    outside_peers = _veth_peers_outside(kernel, name)
+    holders = nsfs.pids_by_netns_inode().get(nsfs.namespace_inode(name), [])
+    kernel.forget_namespace(name)
+    nsfs.delete_namespace(name)
+    if outside_peers and not holders:
+        kernel.after_batch(lambda: _wait_links_gone(kernel, outside_peers, name))
+
+
+def _veth_peers_outside(kernel: Kernel, name: str) -> List[Tuple[Optional[str], int]]:
+    """(namespace, ifindex) of the far ends of veths in ``name`` that live in the root namespace
+    or another named namespace: they vanish asynchronously once ``name`` is freed."""
+    peers = []
+    nsid_to_ns: Dict[int, Optional[str]] = {}
+    inner = [l for l in links(kernel, name).values() if l.kind == "veth" and l.peer_nsid is not None]
+    if not inner:
+        return []
+    candidates: List[Optional[str]] = [None] + sorted(kernel.namespaces() - {name})
+    for link in inner:
+        if link.peer_nsid not in nsid_to_ns:
+            for candidate in candidates:
+                if kernel.nsid(name, candidate) == link.peer_nsid:
+                    nsid_to_ns[link.peer_nsid] = candidate
+                    break
+            else:
+                continue
+        peers.append((nsid_to_ns[link.peer_nsid], link.peer_index))
+    return peers
+
+
+def _wait_links_gone(kernel: Kernel, peers: List[Tuple[Optional[str], int]], name: str) -> None:
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    pending = list(peers)
+    delay = 0.002
+    while pending:
+        still = []
+        for ns, index in pending:
+            if not kernel.exists(ns):
+                continue
+            try:
+                kernel.ipr(ns).link("get", index=index)
+                still.append((ns, index))
+            except Exception as exc:  # ENODEV: gone
+                if getattr(exc, "code", None) not in (errno.ENODEV, errno.ENOENT):
+                    raise
+        pending = still
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise NetnsError("links of the deleted namespace did not vanish within %ds" % SETTLE_TIMEOUT,
+                             obj="netns %s" % name)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    for ns in {ns for ns, _ in peers}:
+        kernel.invalidate(ns, "links")
+
+
+@applier("sysctl", "update")
+def _apply_sysctl(kernel: Kernel, change: Change) -> None:
+    with kernel.entered(change.params["ns"]):
+        try:
+            with open(sysctl_path(change.params["key"]), "w") as handle:
+                handle.write(change.params["value"])
+        except OSError as exc:
+            raise NetnsError("cannot set to %r" % change.params["value"], obj="sysctl " + change.key,
+                             errno=exc.errno) from None
+
+
+@applier("dns", "create", "update")
+def _apply_dns_write(kernel: Kernel, change: Change) -> None:
+    nsfs.write_file_atomically(change.params["path"], change.params["content"], 0o644)
+
+
+@applier("dns", "delete")
+def _apply_dns_delete(kernel: Kernel, change: Change) -> None:
+    path = change.params["path"]
+    try:
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass  # the directory holds other files of the user's: leave them
+
+
+def namespace_report(kernel: Kernel, name: str, sysctl_keys: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The netns module's return value."""
+    report = namespace_facts(kernel, name)
+    if report["exists"]:
+        report["sysctls"] = read_sysctls(kernel, name, sorted(sysctl_keys or {}))
+    report["nameservers"] = read_nameservers(name)[0]
+    return report

@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named network namespaces on the filesystem, done the way iproute2's ``ip netns`` does them.
+
+A named namespace is an nsfs bind mount at /run/netns/NAME. Nothing here ever opens a
+namespace with O_CREAT: a missing namespace is a state, not something to create by accident.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import stat
+from typing import Dict, Iterator, List, Optional
+
+from .errors import NetnsError
+from .validation import check_netns_name
+
+NETNS_RUN_DIR = "/run/netns"
+NETNS_ETC_DIR = "/etc/netns"
+LOCK_PATH = "/run/lock/linuxnet-netns.lock"
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 0x2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+
+
+def _check(result: int, what: str, obj: Optional[str] = None) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise NetnsError("%s failed" % what, obj=obj, errno=code)
+
+
+def _mount(source: Optional[str], target: str, flags: int) -> None:
+    result = _libc.mount(
+        source.encode() if source else None, target.encode(), b"none", flags, None
+    )
+    _check(result, "mount(%s)" % target, obj=target)
+
+
+def setns(fd: int) -> None:
+    """Move the calling thread into the network namespace behind ``fd``."""
+    _check(_libc.setns(fd, CLONE_NEWNET), "setns")
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, check_netns_name(name))
+
+
+def _nsfs_device() -> int:
+    return os.stat("/proc/self/ns/net").st_dev
+
+
+def is_mounted_netns(path: str) -> bool:
+    """True when ``path`` is a network-namespace file (an nsfs bind mount), not a plain file."""
+    try:
+        return os.stat(path).st_dev == _nsfs_device()
+    except FileNotFoundError:
+        return False
+
+
+def list_namespaces() -> List[str]:
+    """Exact names of the mounted namespaces under /run/netns, sorted."""
+    try:
+        entries = os.listdir(NETNS_RUN_DIR)
+    except FileNotFoundError:
+        return []
+    nsfs = _nsfs_device()
+    names = []
+    for entry in entries:
+        try:
+            if os.stat(os.path.join(NETNS_RUN_DIR, entry)).st_dev == nsfs:
+                names.append(entry)
+        except OSError:
+            continue
+    return sorted(names)
+
+
+def namespace_exists(name: str) -> bool:
+    return is_mounted_netns(netns_path(name))
+
+
+def namespace_inode(name: str) -> int:
+    """The namespace's identity: the inode lsns and /proc/PID/ns/net show."""
+    return os.stat(netns_path(name)).st_ino
+
+
+def open_namespace(name: Optional[str]) -> int:
+    """An O_RDONLY descriptor of a named namespace (``None``: our own). Never creates one."""
+    path = "/proc/thread-self/ns/net" if name is None else netns_path(name)
+    if name is not None and not is_mounted_netns(path):
+        raise NetnsError("network namespace does not exist", obj="netns %s" % name, errno=errno.ENOENT)
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NetnsError("cannot open namespace", obj="netns %s" % name, errno=exc.errno) from None
+
+
+@contextlib.contextmanager
+def entered(fd: Optional[int]) -> Iterator[None]:
+    """Run the body with this thread inside the namespace behind ``fd`` (``None``: stay)."""
+    if fd is None:
+        yield
+        return
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd)
+        try:
+            yield
+        finally:
+            setns(home)
+    finally:
+        os.close(home)
+
+
+def _ensure_run_dir_shared() -> None:
+    """Like iproute2: /run/netns is a shared mount so bind mounts propagate to other mount namespaces."""
+    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    if _libc.mount(b"", NETNS_RUN_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
+        return
+    if ctypes.get_errno() != errno.EINVAL:
+        _check(-1, "mount --make-shared %s" % NETNS_RUN_DIR, obj=NETNS_RUN_DIR)
+    _mount(NETNS_RUN_DIR, NETNS_RUN_DIR, MS_BIND | MS_REC)
+    _mount(None, NETNS_RUN_DIR, MS_SHARED | MS_REC)
+
+
+def create_namespace(name: str) -> None:
+    """Create /run/netns/NAME holding a new, empty network namespace (as ``ip netns add``)."""
+    path = netns_path(name)
+    obj = "netns %s" % name
+    _ensure_run_dir_shared()
+    if is_mounted_netns(path):
+        raise NetnsError("network namespace already exists", obj=obj, errno=errno.EEXIST)
+    # A plain file left by an interrupted create is reused rather than refused.
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0))
+    except OSError as exc:
+        raise NetnsError("cannot create %s" % path, obj=obj, errno=exc.errno) from None
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)", obj=obj)
+        try:
+            _mount("/proc/thread-self/ns/net", path, MS_BIND)
+        finally:
+            setns(home)
+    except NetnsError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    finally:
+        os.close(home)
+
+
+def delete_namespace(name: str) -> None:
+    """Remove the name (as ``ip netns delete``); the kernel frees the namespace once unreferenced."""
+    path = netns_path(name)
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOENT):
+            raise NetnsError("cannot unmount %s" % path, obj="netns %s" % name, errno=code)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise NetnsError("cannot remove %s" % path, obj="netns %s" % name, errno=exc.errno) from None
+
+
+def pids_by_netns_inode() -> Dict[int, List[int]]:
+    """Map namespace inode -> pids whose network namespace it is (like lsns), one /proc scan."""
+    result: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            inode = os.stat("/proc/%s/ns/net" % entry).st_ino
+        except OSError:
+            continue
+        result.setdefault(inode, []).append(int(entry))
+    for pids in result.values():
+        pids.sort()
+    return result
+
+
+@contextlib.contextmanager
+def apply_lock(path: str = LOCK_PATH) -> Iterator[None]:
+    """Serialise every change this collection makes on a host; released when the holder dies."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_file_atomically(path: str, content: str, mode: int = 0o644) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, content.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+def is_regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False

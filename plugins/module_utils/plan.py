@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plans (lists of changes) and their execution: the one flow every caller goes through."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .errors import NetnsError
+from .kernel import Kernel
+
+# Objects are created in this order and removed in the reverse one.
+KIND_ORDER = ("netns", "sysctl", "dns", "link", "address", "route", "iptables")
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One step of a plan: ``action`` on the object ``kind``/``key``.
+
+    ``before``/``after`` are plain data for diff output; ``params`` is what the applier needs.
+    """
+
+    kind: str
+    action: str  # create | delete | update | replace | move
+    key: str
+    before: Optional[Dict[str, Any]] = None
+    after: Optional[Dict[str, Any]] = None
+    params: Dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def summary(self) -> str:
+        return "%s %s %s" % (self.action, self.kind, self.key)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "action": self.action, "object": self.key,
+                "before": self.before, "after": self.after}
+
+
+Applier = Callable[[Kernel, Change], None]
+_APPLIERS: Dict[Tuple[str, str], Applier] = {}
+
+
+def applier(kind: str, *actions: str) -> Callable[[Applier], Applier]:
+    """Register the function that carries out ``actions`` on objects of ``kind``."""
+
+    def register(func: Applier) -> Applier:
+        for action in actions:
+            _APPLIERS[(kind, action)] = func
+        return func
+
+    return register
+
+
+def apply_change(kernel: Kernel, change: Change) -> None:
+    func = _APPLIERS.get((change.kind, change.action))
+    if func is None:
+        raise NetnsError("no applier for %s" % change.summary())
+    func(kernel, change)
+
+
+def execute(kernel: Kernel, changes: List[Change], check_mode: bool) -> List[Change]:
+    """Apply ``changes`` in order unless in check mode; returns what was (or would be) done."""
+    if check_mode:
+        return list(changes)
+    done: List[Change] = []
+    try:
+        for change in changes:
+            if (change.kind, change.action) != ("netns", "delete"):
+                kernel.settle()
+            apply_change(kernel, change)
+            done.append(change)
+    finally:
+        kernel.settle()
+    return done
+
+
+def diff_of(changes: List[Change]) -> Dict[str, Any]:
+    """Ansible's diff: before and after of every object the plan touches, keyed by object."""
+    before = {c.kind + " " + c.key: c.before for c in changes if c.before is not None}
+    after = {c.kind + " " + c.key: c.after for c in changes if c.after is not None}
+    return {"before": before, "after": after}

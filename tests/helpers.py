@@ -1,0 +1,136 @@
+"""Test helpers: run modules as real processes, take kernel snapshots, clean up by prefix.
+
+Only the tests run ``ip -j``/``iptables-save``: to compare whole-machine state before and after,
+never to decide anything in the product.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO, "build", "collections")
+MODULES = os.path.join(REPO, "plugins", "modules")
+PYTHON = sys.executable
+
+
+def ensure_collection_path() -> str:
+    """build/collections/ansible_collections/linuxnet/netns -> the repository root."""
+    link = os.path.join(COLLECTIONS, "ansible_collections", "linuxnet", "netns")
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        try:
+            os.symlink(REPO, link)
+        except FileExistsError:
+            pass
+    return COLLECTIONS
+
+
+def run_module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = True) -> Dict[str, Any]:
+    """Run plugins/modules/NAME.py as Ansible would (a new process reading its arguments).
+
+    Returns the module's JSON result; ``failed`` is set when the module failed.
+    """
+    ensure_collection_path()
+    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_diff=diff)}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(payload, handle)
+        path = handle.name
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    try:
+        proc = subprocess.run(
+            [PYTHON, "-m", "ansible_collections.linuxnet.netns.plugins.modules.%s" % name, path],
+            capture_output=True, text=True, env=env, check=False,
+        )
+    finally:
+        os.unlink(path)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("module %s printed no JSON (rc=%d)\nstdout:%s\nstderr:%s"
+                             % (name, proc.returncode, proc.stdout, proc.stderr)) from None
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in result.get("msg", ""), result
+    result["_rc"] = proc.returncode
+    return result
+
+
+def run(argv: List[str], ns: Optional[str] = None, check: bool = True, stdin: Optional[str] = None) -> str:
+    if ns is not None:
+        argv = ["ip", "netns", "exec", ns] + argv
+    proc = subprocess.run(argv, capture_output=True, text=True, input=stdin, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (%d): %s" % (" ".join(argv), proc.returncode, proc.stderr))
+    return proc.stdout
+
+
+def netns_list() -> List[str]:
+    try:
+        return sorted(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return []
+
+
+def _ip_json(args: List[str], ns: Optional[str]) -> Any:
+    base = ["ip"] + (["-n", ns] if ns else []) + ["-d", "-j"]
+    out = run(base + args, check=False)
+    return json.loads(out) if out.strip() else []
+
+
+def _scrub(value: Any) -> Any:
+    """Drop fields that change on their own (counters, lifetimes, timers)."""
+    volatile = {"stats", "stats64", "valid_life_time", "preferred_life_time", "expires", "used", "age"}
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k not in volatile}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def snapshot(namespaces: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Everything observable of the root namespace and the given (default: all) namespaces:
+    links, addresses, routes (all tables), iptables rules, the names under /run/netns and the
+    files under /etc/netns."""
+    names = netns_list() if namespaces is None else namespaces
+    state: Dict[str, Any] = {"netns": netns_list(), "etc_netns": _tree("/etc/netns")}
+    for ns in [None] + [n for n in names if n in netns_list()]:
+        entry = {
+            "links": _scrub(_ip_json(["link", "show"], ns)),
+            "addrs": _scrub(_ip_json(["addr", "show"], ns)),
+            "routes": _scrub(_ip_json(["route", "show", "table", "all"], ns)),
+            "routes6": _scrub(_ip_json(["-6", "route", "show", "table", "all"], ns)),
+        }
+        for tool in ("iptables-save", "ip6tables-save"):
+            out = run([tool], ns=ns, check=False)
+            entry[tool] = [line for line in out.splitlines() if not line.startswith("#")]
+        state[ns or "<root>"] = entry
+    return state
+
+
+def _tree(top: str) -> Dict[str, str]:
+    files = {}
+    for dirpath, _dirs, filenames in os.walk(top):
+        for filename in filenames:
+            path = os.path.join(dirpath, filename)
+            with open(path, "rb") as handle:
+                files[path] = handle.read().decode("utf-8", "replace")
+    return files
+
+
+def cleanup(prefix: str) -> None:
+    """Remove every namespace and root link whose name starts with ``prefix``: only our own."""
+    for ns in netns_list():
+        if ns.startswith(prefix):
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+            etc = os.path.join("/etc/netns", ns)
+            if os.path.isdir(etc):
+                subprocess.run(["rm", "-rf", "--", etc], check=False)
+    for link in _ip_json(["link", "show"], None):
+        name = link.get("ifname", "")
+        if name.startswith(prefix):
+            subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)

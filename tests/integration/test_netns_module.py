@@ -1,0 +1,158 @@
+"""The netns module against the real kernel: check -> apply -> re-apply -> check, every option."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from helpers import netns_list, run, run_module, snapshot
+
+
+def converge(module: str, args: dict) -> dict:
+    """The community.crypto cycle: check reports a change and makes none, apply makes it,
+    re-apply and a final check report none. Returns the apply result."""
+    before = snapshot()
+    checked = run_module(module, args, check=True)
+    assert not checked.get("failed"), checked
+    assert checked["changed"] is True
+    assert snapshot() == before, "check mode changed the machine"
+    applied = run_module(module, args)
+    assert not applied.get("failed"), applied
+    assert applied["changed"] is True
+    assert [c["object"] for c in applied["changes"]] == [c["object"] for c in checked["changes"]]
+    again = run_module(module, args)
+    assert again["changed"] is False, again["changes"]
+    assert run_module(module, args, check=True)["changed"] is False
+    return applied
+
+
+def test_create_and_delete(prefix: str) -> None:
+    name = prefix + "a"
+    applied = converge("netns", {"name": name})
+    assert name in netns_list()
+    info = applied["netns"]
+    assert info["exists"] and info["path"] == "/run/netns/" + name
+    assert info["id"] == os.stat("/run/netns/" + name).st_ino
+    assert info["pids"] == []
+    # lo comes up by default
+    assert "UP" in run(["ip", "-n", name, "-j", "link", "show", "lo"])
+    removed = converge("netns", {"name": name, "state": "absent"})
+    assert removed["netns"] == {"name": name, "exists": False, "nameservers": None}
+    assert name not in netns_list()
+
+
+def test_exact_name_match_not_substring(prefix: str) -> None:
+    """community.general.ip_netns bug: 'mario' counted as present when 'mario2' exists."""
+    run(["ip", "netns", "add", prefix + "mario2"])
+    result = run_module("netns", {"name": prefix + "mario"}, check=True)
+    assert result["changed"] is True
+    assert result["netns"]["exists"] is False
+
+
+def test_check_mode_never_creates(prefix: str) -> None:
+    name = prefix + "ghost"
+    result = run_module("netns", {"name": name, "sysctls": {"net.ipv4.ip_forward": 1}}, check=True)
+    assert result["changed"] is True
+    assert name not in netns_list()
+    assert not os.path.exists("/run/netns/" + name)
+
+
+def test_sysctls_and_nameservers(prefix: str) -> None:
+    name = prefix + "s"
+    args = {"name": name, "sysctls": {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": "1"},
+            "nameservers": ["192.0.2.53", "2001:db8::53"]}
+    applied = converge("netns", args)
+    assert run(["sysctl", "-n", "net.ipv4.ip_forward"], ns=name).strip() == "1"
+    assert applied["netns"]["sysctls"] == {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
+    with open("/etc/netns/%s/resolv.conf" % name) as handle:
+        text = handle.read()
+    assert "nameserver 192.0.2.53\nnameserver 2001:db8::53\n" in text
+    assert applied["diff"]["after"]["sysctl net.ipv4.ip_forward in netns %s" % name] == {"value": "1"}
+    # change one value: only that sysctl changes
+    args["sysctls"]["net.ipv4.ip_forward"] = 0
+    changed = run_module("netns", args)
+    assert [c["kind"] for c in changed["changes"]] == ["sysctl"]
+    assert changed["diff"]["before"] == {"sysctl net.ipv4.ip_forward in netns %s" % name: {"value": "1"}}
+    # an empty list removes our resolv.conf
+    converge("netns", {"name": name, "nameservers": []})
+    assert not os.path.exists("/etc/netns/%s" % name)
+
+
+def test_lo_down_and_unmanaged(prefix: str) -> None:
+    name = prefix + "l"
+    run(["ip", "netns", "add", name])
+    assert run_module("netns", {"name": name, "loopback": "unmanaged"})["changed"] is False
+    converge("netns", {"name": name, "loopback": "up"})
+    assert run_module("netns", {"name": name, "loopback": "unmanaged"})["changed"] is False
+    converge("netns", {"name": name, "loopback": "down"})
+
+
+def test_absent_waits_for_veth_peer(prefix: str) -> None:
+    """Deleting a namespace removes its veth ends asynchronously: an immediate re-create of the
+    same veth must work (EEXIST otherwise)."""
+    for _ in range(3):
+        name = prefix + "w"
+        run(["ip", "netns", "add", name])
+        run(["ip", "link", "add", prefix + "v0", "type", "veth", "peer", "name", prefix + "v1",
+             "netns", name])
+        result = run_module("netns", {"name": name, "state": "absent"})
+        assert result["changed"] is True
+        subprocess.run(["ip", "link", "add", prefix + "v0", "type", "veth", "peer", "name", prefix + "v1"],
+                       check=True)
+        run(["ip", "link", "delete", prefix + "v0"])
+
+
+def test_held_namespace_reports_pids(prefix: str) -> None:
+    name = prefix + "p"
+    run(["ip", "netns", "add", name])
+    holder = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "30"])
+    try:
+        for _ in range(100):
+            result = run_module("netns", {"name": name})
+            if result["netns"]["pids"]:
+                break
+        assert result["changed"] in (True, False)
+        assert holder.pid in result["netns"]["pids"] or result["netns"]["pids"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+BAD_INPUTS = [
+    ({"name": ""}, "non-empty"),
+    ({"name": "../etc"}, "not allowed"),
+    ({"name": "a/b"}, "not allowed"),
+    ({"name": ".."}, "not allowed"),
+    ({"name": "a\x00b"}, "not allowed"),
+    ({"name": "-x"}, "must not start"),
+    ({"name": "a b"}, "whitespace"),
+    ({"name": "x" * 256}, "longer than"),
+    ({"name": "ok", "sysctls": {"kernel.hostname": "x"}}, "only net.* keys"),
+    ({"name": "ok", "sysctls": {"net.ipv4.../x": "1"}}, "only net.* keys"),
+    ({"name": "ok", "nameservers": ["not-an-ip"]}, "not a valid IP"),
+    ({"name": "ok", "state": "gone"}, "value of state must be one of"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_bad_input_fails_cleanly_and_changes_nothing(prefix: str, args: dict, message: str) -> None:
+    args = dict(args)
+    if args["name"] == "ok":
+        args["name"] = prefix + "ok"
+    before = snapshot()
+    result = run_module("netns", args)
+    assert result.get("failed") is True
+    assert message in result["msg"]
+    assert snapshot() == before
+
+
+def test_unknown_sysctl_fails_before_change(prefix: str) -> None:
+    name = prefix + "u"
+    run(["ip", "netns", "add", name])
+    before = snapshot()
+    result = run_module("netns", {"name": name, "sysctls": {"net.ipv4.ip_forward": 1,
+                                                           "net.ipv4.no_such_thing": 1}})
+    assert result["failed"] and "no such sysctl" in result["msg"]
+    assert snapshot() == before
