@@ -92,18 +92,34 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def snapshot(namespaces: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Everything observable of the root namespace and the given (default: all) namespaces:
-    links, addresses, routes (all tables), iptables rules, the names under /run/netns and the
-    files under /etc/netns."""
-    names = netns_list() if namespaces is None else namespaces
-    state: Dict[str, Any] = {"netns": netns_list(), "etc_netns": _tree("/etc/netns")}
-    for ns in [None] + [n for n in names if n in netns_list()]:
+TEST_NAME_PREFIX = "ln"  # every test name starts with it (see conftest.RUN_PREFIX)
+
+
+def snapshot(prefix: str) -> Dict[str, Any]:
+    """Everything observable that a test with ``prefix`` could have changed: the root namespace's
+    links, addresses, routes (all tables) and iptables rules, every namespace whose name starts with
+    ``prefix`` with the same, the names under /run/netns and the files under /etc/netns.
+
+    Objects of concurrently running test runs (other ``ln*`` names) are left out so that parallel
+    runs do not disturb each other's comparisons; everything else on the host is included."""
+
+    def ours(name: str) -> bool:
+        return not name.startswith(TEST_NAME_PREFIX) or name.startswith(prefix)
+
+    names = [n for n in netns_list() if ours(n)]
+    state: Dict[str, Any] = {"netns": names,
+                             "etc_netns": {k: v for k, v in _tree("/etc/netns").items()
+                                           if ours(k.split("/")[3])}}
+    for ns in [None] + [n for n in names if n.startswith(prefix)]:
+        links = [l for l in _ip_json(["link", "show"], ns) if ours(l.get("ifname", ""))]
+        devs = {l.get("ifname") for l in links}
         entry = {
-            "links": _scrub(_ip_json(["link", "show"], ns)),
-            "addrs": _scrub(_ip_json(["addr", "show"], ns)),
-            "routes": _scrub(_ip_json(["route", "show", "table", "all"], ns)),
-            "routes6": _scrub(_ip_json(["-6", "route", "show", "table", "all"], ns)),
+            "links": _scrub(links),
+            "addrs": _scrub([a for a in _ip_json(["addr", "show"], ns) if a.get("ifname") in devs]),
+            "routes": _scrub([r for r in _ip_json(["route", "show", "table", "all"], ns)
+                              if r.get("dev") in devs or "dev" not in r]),
+            "routes6": _scrub([r for r in _ip_json(["-6", "route", "show", "table", "all"], ns)
+                               if r.get("dev") in devs or "dev" not in r]),
         }
         for tool in ("iptables-save", "ip6tables-save"):
             out = run([tool], ns=ns, check=False)
@@ -134,3 +150,21 @@ def cleanup(prefix: str) -> None:
         name = link.get("ifname", "")
         if name.startswith(prefix):
             subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
+
+
+def converge(module: str, args: dict, prefix: str) -> dict:
+    """The community.crypto cycle: check reports a change and makes none, apply makes it,
+    re-apply and a final check report none. Returns the apply result."""
+    before = snapshot(prefix)
+    checked = run_module(module, args, check=True)
+    assert not checked.get("failed"), checked
+    assert checked["changed"] is True
+    assert snapshot(prefix) == before, "check mode changed the machine"
+    applied = run_module(module, args)
+    assert not applied.get("failed"), applied
+    assert applied["changed"] is True
+    assert [c["object"] for c in applied["changes"]] == [c["object"] for c in checked["changes"]]
+    again = run_module(module, args)
+    assert again["changed"] is False, again["changes"]
+    assert run_module(module, args, check=True)["changed"] is False
+    return applied

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import NetnsError
 from .kernel import Kernel
@@ -35,6 +35,22 @@ class Change:
     def as_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "action": self.action, "object": self.key,
                 "before": self.before, "after": self.after}
+
+
+@dataclasses.dataclass
+class Pending:
+    """Objects that earlier changes of the same plan will create. Planning for a whole topology
+    happens before anything is applied, so a later planner must accept, say, an address on a veth
+    that does not exist yet (it reads as empty) instead of refusing it as missing."""
+
+    namespaces: Set[str] = dataclasses.field(default_factory=set)
+    links: Set[Tuple[Optional[str], str]] = dataclasses.field(default_factory=set)  # (netns, ifname)
+
+    def has_namespace(self, ns: Optional[str]) -> bool:
+        return ns is not None and ns in self.namespaces
+
+    def has_link(self, ns: Optional[str], name: str) -> bool:
+        return (ns, name) in self.links
 
 
 Applier = Callable[[Kernel, Change], None]

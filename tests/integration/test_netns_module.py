@@ -7,30 +7,12 @@ import subprocess
 
 import pytest
 
-from helpers import netns_list, run, run_module, snapshot
-
-
-def converge(module: str, args: dict) -> dict:
-    """The community.crypto cycle: check reports a change and makes none, apply makes it,
-    re-apply and a final check report none. Returns the apply result."""
-    before = snapshot()
-    checked = run_module(module, args, check=True)
-    assert not checked.get("failed"), checked
-    assert checked["changed"] is True
-    assert snapshot() == before, "check mode changed the machine"
-    applied = run_module(module, args)
-    assert not applied.get("failed"), applied
-    assert applied["changed"] is True
-    assert [c["object"] for c in applied["changes"]] == [c["object"] for c in checked["changes"]]
-    again = run_module(module, args)
-    assert again["changed"] is False, again["changes"]
-    assert run_module(module, args, check=True)["changed"] is False
-    return applied
+from helpers import converge, netns_list, run, run_module, snapshot
 
 
 def test_create_and_delete(prefix: str) -> None:
     name = prefix + "a"
-    applied = converge("netns", {"name": name})
+    applied = converge("netns", {"name": name}, prefix)
     assert name in netns_list()
     info = applied["netns"]
     assert info["exists"] and info["path"] == "/run/netns/" + name
@@ -38,7 +20,7 @@ def test_create_and_delete(prefix: str) -> None:
     assert info["pids"] == []
     # lo comes up by default
     assert "UP" in run(["ip", "-n", name, "-j", "link", "show", "lo"])
-    removed = converge("netns", {"name": name, "state": "absent"})
+    removed = converge("netns", {"name": name, "state": "absent"}, prefix)
     assert removed["netns"] == {"name": name, "exists": False, "nameservers": None}
     assert name not in netns_list()
 
@@ -63,7 +45,7 @@ def test_sysctls_and_nameservers(prefix: str) -> None:
     name = prefix + "s"
     args = {"name": name, "sysctls": {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": "1"},
             "nameservers": ["192.0.2.53", "2001:db8::53"]}
-    applied = converge("netns", args)
+    applied = converge("netns", args, prefix)
     assert run(["sysctl", "-n", "net.ipv4.ip_forward"], ns=name).strip() == "1"
     assert applied["netns"]["sysctls"] == {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
     with open("/etc/netns/%s/resolv.conf" % name) as handle:
@@ -76,7 +58,7 @@ def test_sysctls_and_nameservers(prefix: str) -> None:
     assert [c["kind"] for c in changed["changes"]] == ["sysctl"]
     assert changed["diff"]["before"] == {"sysctl net.ipv4.ip_forward in netns %s" % name: {"value": "1"}}
     # an empty list removes our resolv.conf
-    converge("netns", {"name": name, "nameservers": []})
+    converge("netns", {"name": name, "nameservers": []}, prefix)
     assert not os.path.exists("/etc/netns/%s" % name)
 
 
@@ -84,9 +66,9 @@ def test_lo_down_and_unmanaged(prefix: str) -> None:
     name = prefix + "l"
     run(["ip", "netns", "add", name])
     assert run_module("netns", {"name": name, "loopback": "unmanaged"})["changed"] is False
-    converge("netns", {"name": name, "loopback": "up"})
+    converge("netns", {"name": name, "loopback": "up"}, prefix)
     assert run_module("netns", {"name": name, "loopback": "unmanaged"})["changed"] is False
-    converge("netns", {"name": name, "loopback": "down"})
+    converge("netns", {"name": name, "loopback": "down"}, prefix)
 
 
 def test_absent_waits_for_veth_peer(prefix: str) -> None:
@@ -141,18 +123,18 @@ def test_bad_input_fails_cleanly_and_changes_nothing(prefix: str, args: dict, me
     args = dict(args)
     if args["name"] == "ok":
         args["name"] = prefix + "ok"
-    before = snapshot()
+    before = snapshot(prefix)
     result = run_module("netns", args)
     assert result.get("failed") is True
     assert message in result["msg"]
-    assert snapshot() == before
+    assert snapshot(prefix) == before
 
 
 def test_unknown_sysctl_fails_before_change(prefix: str) -> None:
     name = prefix + "u"
     run(["ip", "netns", "add", name])
-    before = snapshot()
+    before = snapshot(prefix)
     result = run_module("netns", {"name": name, "sysctls": {"net.ipv4.ip_forward": 1,
                                                            "net.ipv4.no_such_thing": 1}})
     assert result["failed"] and "no such sysctl" in result["msg"]
-    assert snapshot() == before
+    assert snapshot(prefix) == before
