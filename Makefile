@@ -1,0 +1,49 @@
+# linuxnet.netns — everything runs as root on a Debian/Ubuntu machine.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+COLLECTIONS := $(CURDIR)/build/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_LOCALHOST_WARNING := false
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
+export PATH := $(VENV)/bin:$(PATH)
+APT_PACKAGES := python3-venv iproute2 iptables kmod
+
+.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests clean
+
+help:
+	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
+	@echo "make test   - run every test (root, real kernel)"
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+# The collection is installed by linking the repository root into an ansible_collections tree.
+collection:
+	@mkdir -p $(COLLECTIONS)/ansible_collections/linuxnet
+	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/linuxnet/netns
+
+demo: venv collection
+	ansible-playbook -i playbooks/localhost.yml playbooks/demo.yml
+	ansible-playbook -i playbooks/localhost.yml playbooks/demo.yml -e state=absent
+
+unit: venv collection
+	$(PY) -m pytest -q tests/unit
+
+integration: venv collection
+	$(PY) -m pytest -q tests/integration
+
+test: venv collection
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf build $(VENV) .pytest_cache
