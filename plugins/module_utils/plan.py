@@ -54,22 +54,24 @@ class Pending:
 
 
 Applier = Callable[[Kernel, Change], None]
-_APPLIERS: Dict[Tuple[str, str], Applier] = {}
+_APPLIERS: Dict[Tuple[str, str, Optional[str]], Applier] = {}
 
 
-def applier(kind: str, *actions: str) -> Callable[[Applier], Applier]:
-    """Register the function that carries out ``actions`` on objects of ``kind``."""
+def applier(kind: str, *actions: str, link_type: Optional[str] = None) -> Callable[[Applier], Applier]:
+    """Register the function that carries out ``actions`` on objects of ``kind``; with
+    ``link_type`` only for changes whose ``params['link_type']`` is that (bridge, vlan, ...)."""
 
     def register(func: Applier) -> Applier:
         for action in actions:
-            _APPLIERS[(kind, action)] = func
+            _APPLIERS[(kind, action, link_type)] = func
         return func
 
     return register
 
 
 def apply_change(kernel: Kernel, change: Change) -> None:
-    func = _APPLIERS.get((change.kind, change.action))
+    func = _APPLIERS.get((change.kind, change.action, change.params.get("link_type"))) \
+        or _APPLIERS.get((change.kind, change.action, None))
     if func is None:
         raise NetnsError("no applier for %s" % change.summary())
     func(kernel, change)
@@ -93,6 +95,11 @@ def execute(kernel: Kernel, changes: List[Change], check_mode: bool) -> List[Cha
 
 def diff_of(changes: List[Change]) -> Dict[str, Any]:
     """Ansible's diff: before and after of every object the plan touches, keyed by object."""
-    before = {c.kind + " " + c.key: c.before for c in changes if c.before is not None}
-    after = {c.kind + " " + c.key: c.after for c in changes if c.after is not None}
+    before: Dict[str, Any] = {}
+    after: Dict[str, Any] = {}
+    for change in changes:
+        name = change.kind + " " + change.key
+        for side, value in ((before, change.before), (after, change.after)):
+            if value is not None:
+                side[name] = dict(side.get(name) or {}, **value) if isinstance(value, dict) else value
     return {"before": before, "after": after}

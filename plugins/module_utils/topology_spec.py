@@ -1,0 +1,306 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The topology format (version 1): parsing and whole-spec validation, before anything changes.
+
+Every error names its path in the spec, e.g. ``namespaces[1].routes[0].via``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from .errors import NetnsError
+from .validation import (
+    check_ifname,
+    check_mac,
+    check_mtu,
+    check_netns_name,
+    check_sysctl_key,
+    parse_address,
+    parse_destination,
+    parse_interface,
+)
+
+FORMAT_VERSION = 1
+TOPOLOGY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+LINK_TYPES = ("veth", "bridge", "vlan", "macvlan")
+MACVLAN_MODES = ("private", "vepa", "bridge", "passthru", "source")
+
+_KEYS = {
+    "topology": {"name", "version", "namespaces", "links", "host"},
+    "namespace": {"name", "sysctls", "nameservers", "loopback", "addresses", "routes", "iptables"},
+    "host": {"addresses", "routes", "iptables"},
+    "address": {"dev", "address", "nodad"},
+    "route": {"dst", "via", "dev", "metric", "table", "scope", "onlink", "src"},
+    "iptables": {"table", "ip_version", "chains"},
+    "veth": {"type", "name", "netns", "peer", "peer_netns", "mtu", "peer_mtu", "mac", "peer_mac",
+             "up", "peer_up"},
+    "bridge": {"type", "name", "netns", "ports", "mtu", "mac", "up"},
+    "vlan": {"type", "name", "netns", "parent", "parent_netns", "id", "mtu", "mac", "up"},
+    "macvlan": {"type", "name", "netns", "parent", "parent_netns", "mode", "mtu", "mac", "up"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A link as it sits in one namespace (None: root)."""
+
+    netns: Optional[str]
+    name: str
+
+
+@dataclasses.dataclass
+class Topology:
+    """A validated spec: the raw (normalised) data plus indexes the planners need."""
+
+    name: str
+    namespaces: List[Dict[str, Any]]
+    links: List[Dict[str, Any]]
+    host: Dict[str, Any]
+    endpoints: Set[Endpoint]
+
+    def scopes(self) -> List[Tuple[Optional[str], Dict[str, Any], str]]:
+        """(netns, section, path) for the host section and every namespace, in spec order."""
+        result: List[Tuple[Optional[str], Dict[str, Any], str]] = [(None, self.host, "host")]
+        result += [(ns["name"], ns, "namespaces[%d]" % i) for i, ns in enumerate(self.namespaces)]
+        return result
+
+
+def _fail(path: str, message: str) -> NetnsError:
+    return NetnsError(message, obj=path)
+
+
+def _mapping(value: Any, path: str, kind: str) -> Dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(path, "must be a mapping, not %s" % type(value).__name__)
+    unknown = sorted(set(value) - _KEYS[kind])
+    if unknown:
+        raise _fail(path, "unknown key(s) %s; allowed: %s" % (", ".join(map(str, unknown)),
+                                                             ", ".join(sorted(_KEYS[kind]))))
+    return value
+
+
+def _list(value: Any, path: str) -> List[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(path, "must be a list, not %s" % type(value).__name__)
+    return value
+
+
+def _bool(value: Any, path: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _fail(path, "must be true or false, not %r" % (value,))
+    return value
+
+
+def _int(value: Any, path: str, low: int, high: int) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(path, "must be an integer from %d to %d, not %r" % (low, high, value))
+    return value
+
+
+def parse_topology(data: Any) -> Topology:
+    """Validate a whole topology; raises NetnsError naming the offending path."""
+    spec = _mapping(data, "topology", "topology")
+    name = spec.get("name")
+    if not isinstance(name, str) or not TOPOLOGY_NAME.match(name):
+        raise _fail("name", "topology name must match %s, not %r" % (TOPOLOGY_NAME.pattern, name))
+    version = spec.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise _fail("version", "unsupported format version %r (this collection reads %d)"
+                    % (version, FORMAT_VERSION))
+    namespaces = [_parse_namespace(ns, "namespaces[%d]" % i)
+                  for i, ns in enumerate(_list(spec.get("namespaces"), "namespaces"))]
+    _no_duplicates([ns["name"] for ns in namespaces], "namespaces", "namespace")
+    declared = {ns["name"] for ns in namespaces}
+    links = [_parse_link(link, "links[%d]" % i, declared)
+             for i, link in enumerate(_list(spec.get("links"), "links"))]
+    endpoints = _endpoints(links)
+    _check_bridge_ports(links, endpoints)
+    host = _parse_section(_mapping(spec.get("host") or {}, "host", "host"), "host", None)
+    topology = Topology(name, namespaces, links, host, endpoints)
+    for netns, section, path in topology.scopes():
+        _check_section_refs(netns, section, path, endpoints)
+    return topology
+
+
+def _parse_namespace(value: Any, path: str) -> Dict[str, Any]:
+    ns = _mapping(value, path, "namespace")
+    check_netns_name(ns.get("name"), path + ".name")
+    sysctls = ns.get("sysctls") or {}
+    if not isinstance(sysctls, dict):
+        raise _fail(path + ".sysctls", "must be a mapping of net.* keys to values")
+    for key, val in sysctls.items():
+        check_sysctl_key(key, "%s.sysctls.%s" % (path, key))
+        if val is None or isinstance(val, (dict, list)):
+            raise _fail("%s.sysctls.%s" % (path, key), "needs a scalar value")
+    servers = ns.get("nameservers")
+    if servers is not None:
+        for i, server in enumerate(_list(servers, path + ".nameservers")):
+            parse_address(server, "%s.nameservers[%d]" % (path, i))
+    loopback = ns.get("loopback", "up")
+    if loopback not in ("up", "down", "unmanaged"):
+        raise _fail(path + ".loopback", "must be up, down or unmanaged, not %r" % (loopback,))
+    parsed = dict(ns, sysctls=dict(sysctls), loopback=loopback)
+    parsed.update(_parse_section(ns, path, ns["name"]))
+    return parsed
+
+
+def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> Dict[str, Any]:
+    addresses = []
+    seen_ips: Dict[str, str] = {}
+    for i, raw in enumerate(_list(section.get("addresses"), path + ".addresses")):
+        where = "%s.addresses[%d]" % (path, i)
+        item = _mapping(raw, where, "address")
+        check_ifname(item.get("dev"), where + ".dev")
+        iface = parse_interface(item.get("address"), where + ".address")
+        ip = str(iface.ip)
+        if ip in seen_ips:
+            raise _fail(where + ".address", "%s is declared twice in %s (also at %s)"
+                        % (ip, "the host" if netns is None else "namespace " + netns, seen_ips[ip]))
+        seen_ips[ip] = where
+        addresses.append({"dev": item["dev"], "address": str(iface), "nodad": _bool(item.get("nodad"), where + ".nodad", False)})
+    routes = [_parse_route(raw, "%s.routes[%d]" % (path, i))
+              for i, raw in enumerate(_list(section.get("routes"), path + ".routes"))]
+    _no_duplicates([(r["dst"], r["table"], r["metric"]) for r in routes], path + ".routes", "route (dst, table, metric)")
+    iptables = []
+    for i, raw in enumerate(_list(section.get("iptables"), path + ".iptables")):
+        where = "%s.iptables[%d]" % (path, i)
+        item = _mapping(raw, where, "iptables")
+        if item.get("table", "filter") not in ("filter", "nat", "mangle", "raw"):
+            raise _fail(where + ".table", "must be filter, nat, mangle or raw, not %r" % (item.get("table"),))
+        if item.get("ip_version", "ipv4") not in ("ipv4", "ipv6"):
+            raise _fail(where + ".ip_version", "must be ipv4 or ipv6, not %r" % (item.get("ip_version"),))
+        chains = _list(item.get("chains"), where + ".chains")
+        iptables.append({"table": item.get("table", "filter"), "ip_version": item.get("ip_version", "ipv4"),
+                         "chains": chains, "path": where})
+    _no_duplicates([(t["ip_version"], t["table"]) for t in iptables], path + ".iptables", "table")
+    return {"addresses": addresses, "routes": routes, "iptables": iptables}
+
+
+def _parse_route(raw: Any, where: str) -> Dict[str, Any]:
+    item = _mapping(raw, where, "route")
+    via = None if item.get("via") is None else parse_address(item["via"], where + ".via")
+    family = None if via is None else via.version
+    dst = parse_destination(item.get("dst", "default"), where + ".dst", family)
+    if via is not None and via.version != dst.version:
+        raise _fail(where + ".via", "gateway %s is IPv%d but the destination %s is IPv%d"
+                    % (via, via.version, dst, dst.version))
+    if item.get("dev") is not None:
+        check_ifname(item["dev"], where + ".dev")
+    if via is None and item.get("dev") is None:
+        raise _fail(where, "a route needs a gateway (via) or a device (dev)")
+    src = None if item.get("src") is None else parse_address(item["src"], where + ".src")
+    return {
+        "dst": str(dst), "via": None if via is None else str(via), "dev": item.get("dev"),
+        "metric": _int(item.get("metric"), where + ".metric", 0, 2 ** 32 - 1),
+        "table": _int(item.get("table"), where + ".table", 1, 2 ** 32 - 1) or 254,
+        "scope": item.get("scope"), "onlink": _bool(item.get("onlink"), where + ".onlink", False),
+        "src": None if src is None else str(src), "path": where,
+    }
+
+
+def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in LINK_TYPES:
+        raise _fail(where + ".type", "must be one of %s, not %r" % (", ".join(LINK_TYPES), kind))
+    item = dict(_mapping(raw, where, kind))
+    for field in ("netns", "peer_netns", "parent_netns"):
+        value = item.get(field)
+        if value is not None and value != "":
+            check_netns_name(value, "%s.%s" % (where, field))
+            if value not in declared:
+                raise _fail("%s.%s" % (where, field), "namespace %r is not declared under namespaces" % value)
+        else:
+            item[field] = None
+    check_ifname(item.get("name"), where + ".name")
+    check_mtu(item.get("mtu"), where + ".mtu")
+    item["mac"] = check_mac(item.get("mac"), where + ".mac")
+    item["up"] = _bool(item.get("up"), where + ".up", True)
+    if kind == "veth":
+        check_ifname(item.get("peer"), where + ".peer")
+        check_mtu(item.get("peer_mtu"), where + ".peer_mtu")
+        item["peer_mac"] = check_mac(item.get("peer_mac"), where + ".peer_mac")
+        item["peer_up"] = _bool(item.get("peer_up"), where + ".peer_up", True)
+        if item["peer"] == item["name"] and item["peer_netns"] == item["netns"]:
+            raise _fail(where + ".peer", "both ends are %r in the same namespace" % item["name"])
+    elif kind == "bridge":
+        item["ports"] = [check_ifname(p, "%s.ports[%d]" % (where, i))
+                         for i, p in enumerate(_list(item.get("ports"), where + ".ports"))]
+    else:
+        check_ifname(item.get("parent"), where + ".parent")
+        if kind == "vlan":
+            item["id"] = _int(item.get("id"), where + ".id", 1, 4094)
+            if item["id"] is None:
+                raise _fail(where + ".id", "a vlan needs an id (1..4094)")
+        else:
+            item["mode"] = item.get("mode") or "bridge"
+            if item["mode"] not in MACVLAN_MODES:
+                raise _fail(where + ".mode", "must be one of %s" % ", ".join(MACVLAN_MODES))
+    item["path"] = where
+    return item
+
+
+def _endpoints(links: List[Dict[str, Any]]) -> Set[Endpoint]:
+    seen: Dict[Endpoint, str] = {}
+    for link in links:
+        ends = [(Endpoint(link["netns"], link["name"]), link["path"] + ".name")]
+        if link["type"] == "veth":
+            ends.append((Endpoint(link["peer_netns"], link["peer"]), link["path"] + ".peer"))
+        for end, where in ends:
+            if end in seen:
+                raise _fail(where, "link %s in %s is declared twice (also at %s)"
+                            % (end.name, "the root namespace" if end.netns is None else "namespace " + end.netns,
+                               seen[end]))
+            seen[end] = where
+    return set(seen)
+
+
+def _check_bridge_ports(links: List[Dict[str, Any]], endpoints: Set[Endpoint]) -> None:
+    owners: Dict[Endpoint, str] = {}
+    for link in links:
+        if link["type"] != "bridge":
+            continue
+        for i, port in enumerate(link["ports"]):
+            end = Endpoint(link["netns"], port)
+            where = "%s.ports[%d]" % (link["path"], i)
+            if end not in endpoints or port == link["name"]:
+                raise _fail(where, "port %s is not a link declared in the bridge's namespace" % port)
+            if end in owners:
+                raise _fail(where, "port %s is already a port of %s" % (port, owners[end]))
+            owners[end] = link["path"]
+
+
+def _check_section_refs(netns: Optional[str], section: Dict[str, Any], path: str, endpoints: Set[Endpoint]) -> None:
+    """Addresses on declared links (or lo, or the host's own devices), gateways on declared subnets."""
+    subnets = [ipaddress.ip_interface(a["address"]).network for a in section["addresses"]]
+    for i, address in enumerate(section["addresses"]):
+        if netns is not None and address["dev"] != "lo" and Endpoint(netns, address["dev"]) not in endpoints:
+            raise _fail("%s.addresses[%d].dev" % (path, i),
+                        "link %s is not declared in namespace %s" % (address["dev"], netns))
+    for route in section["routes"]:
+        if netns is not None and route["dev"] not in (None, "lo") and Endpoint(netns, route["dev"]) not in endpoints:
+            raise _fail(route["path"] + ".dev", "link %s is not declared in namespace %s" % (route["dev"], netns))
+        if route["via"] is not None and not route["onlink"] and netns is not None:
+            gateway = ipaddress.ip_address(route["via"])
+            if not gateway.is_link_local and not any(gateway in subnet for subnet in subnets):
+                raise _fail(route["path"] + ".via", "gateway %s is on no subnet declared in namespace %s "
+                            "(declare an address there, or set onlink)" % (gateway, netns))
+
+
+def _no_duplicates(values: List[Any], path: str, what: str) -> None:
+    seen: Set[Any] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise _fail("%s[%d]" % (path, i), "duplicate %s %s" % (what, value if not isinstance(value, tuple)
+                                                                   else "/".join(str(v) for v in value)))
+        seen.add(value)

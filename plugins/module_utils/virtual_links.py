@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bridges (with ports), vlans and macvlans in any namespace.
+
+A vlan or macvlan is created on its parent's socket with IFLA_NET_NS_FD, so it appears directly in
+its target namespace (one request, never create-then-move).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+from .errors import NetnsError
+from .kernel import Kernel, ns_label
+from .links import Link, index_of, link_key, links, plan_link_attributes
+from .plan import Change, Pending, applier
+
+
+@dataclasses.dataclass(frozen=True)
+class VirtualLinkSpec:
+    link_type: str  # bridge | vlan | macvlan
+    netns: Optional[str]
+    name: str
+    parent: Optional[str] = None  # vlan/macvlan: the lower device
+    parent_netns: Optional[str] = None
+    vlan_id: Optional[int] = None
+    macvlan_mode: Optional[str] = None
+    ports: tuple = ()  # bridge: names of links in the bridge's namespace
+    mtu: Optional[int] = None
+    mac: Optional[str] = None
+    up: Optional[bool] = True
+    state: str = "present"
+
+
+def virtual_link_spec(item: Dict[str, Any]) -> VirtualLinkSpec:
+    """From a validated topology link entry (see topology_spec)."""
+    return VirtualLinkSpec(
+        link_type=item["type"], netns=item.get("netns"), name=item["name"],
+        parent=item.get("parent"), parent_netns=item.get("parent_netns"), vlan_id=item.get("id"),
+        macvlan_mode=item.get("mode"), ports=tuple(item.get("ports") or ()), mtu=item.get("mtu"),
+        mac=item.get("mac"), up=item.get("up", True),
+    )
+
+
+def _mismatch(spec: VirtualLinkSpec, current: Link) -> Optional[str]:
+    if current.kind != spec.link_type:
+        return "exists as a %s link, not a %s" % (current.kind or "physical/loopback", spec.link_type)
+    return None
+
+
+def plan_virtual_link(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -> List[Change]:
+    key = link_key(spec.netns, spec.name)
+    if spec.state == "absent":
+        return plan_virtual_link_absent(kernel, spec)
+    if not kernel.exists(spec.netns) and not pending.has_namespace(spec.netns):
+        raise NetnsError("namespace %s does not exist" % spec.netns, obj="link " + key)
+    current = links(kernel, spec.netns).get(spec.name)
+    changes: List[Change] = []
+    if current is not None:
+        problem = _mismatch(spec, current)
+        if problem:
+            raise NetnsError(problem + "; refusing to change it", obj="link " + key)
+    else:
+        changes.append(_plan_create(kernel, spec, pending))
+        pending.links.add((spec.netns, spec.name))
+    changes += plan_link_attributes(spec.netns, spec.name, current, spec.mtu, spec.mac, spec.up)
+    if spec.link_type == "bridge":
+        changes += _plan_ports(kernel, spec, current)
+    return changes
+
+
+def _plan_create(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -> Change:
+    params: Dict[str, Any] = {"link_type": spec.link_type, "ns": spec.netns, "name": spec.name,
+                              "mtu": spec.mtu, "mac": spec.mac}
+    after: Dict[str, Any] = {"type": spec.link_type}
+    if spec.link_type in ("vlan", "macvlan"):
+        parent_ns = spec.parent_netns
+        have_parent = spec.parent in links(kernel, parent_ns) if kernel.exists(parent_ns) else False
+        if not have_parent and not pending.has_link(parent_ns, spec.parent):
+            raise NetnsError("parent device %s does not exist in the %s" % (spec.parent, ns_label(parent_ns)),
+                             obj="link " + link_key(spec.netns, spec.name))
+        params.update(parent=spec.parent, parent_ns=parent_ns, vlan_id=spec.vlan_id, mode=spec.macvlan_mode)
+        after.update(parent=spec.parent, id=spec.vlan_id, mode=spec.macvlan_mode)
+    return Change("link", "create", link_key(spec.netns, spec.name), None,
+                  {k: v for k, v in after.items() if v is not None}, params=params)
+
+
+def _plan_ports(kernel: Kernel, spec: VirtualLinkSpec, bridge: Optional[Link]) -> List[Change]:
+    present = links(kernel, spec.netns) if kernel.exists(spec.netns) else {}
+    changes = []
+    for port in spec.ports:
+        current = present.get(port)
+        if bridge is not None and current is not None and current.master == bridge.index:
+            continue
+        changes.append(Change("link", "update", link_key(spec.netns, port),
+                              {"master": None if current is None or current.master is None else current.master},
+                              {"master": spec.name},
+                              params={"link_type": "bridge-port", "ns": spec.netns, "name": port,
+                                      "master": spec.name}))
+    return changes
+
+
+def plan_virtual_link_absent(kernel: Kernel, spec: VirtualLinkSpec) -> List[Change]:
+    current = links(kernel, spec.netns).get(spec.name) if kernel.exists(spec.netns) else None
+    if current is None:
+        return []
+    problem = _mismatch(spec, current)
+    if problem:
+        raise NetnsError(problem + "; refusing to delete it", obj="link " + link_key(spec.netns, spec.name))
+    return [Change("link", "delete", link_key(spec.netns, spec.name), current.as_dict(), None,
+                   params={"link_type": spec.link_type, "ns": spec.netns, "name": spec.name})]
+
+
+@applier("link", "create", link_type="bridge")
+@applier("link", "create", link_type="vlan")
+@applier("link", "create", link_type="macvlan")
+def _apply_create(kernel: Kernel, change: Change) -> None:
+    p = change.params
+    attrs: Dict[str, Any] = {"ifname": p["name"], "kind": p["link_type"]}
+    if p.get("mtu"):
+        attrs["mtu"] = p["mtu"]
+    if p.get("mac"):
+        attrs["address"] = p["mac"]
+    socket_ns = p["ns"]
+    if p["link_type"] in ("vlan", "macvlan"):
+        socket_ns = p["parent_ns"]
+        attrs["link"] = index_of(kernel, socket_ns, p["parent"])
+        if p["link_type"] == "vlan":
+            attrs["vlan_id"] = p["vlan_id"]
+        else:
+            attrs["macvlan_mode"] = p["mode"]
+        if socket_ns != p["ns"]:
+            attrs["net_ns_fd"] = kernel.fd(p["ns"])
+    with kernel.netlink("create %s" % p["link_type"], "link " + change.key):
+        kernel.ipr(socket_ns).link("add", **attrs)
+    kernel.invalidate(p["ns"], "links")
+
+
+@applier("link", "update", link_type="bridge-port")
+def _apply_port(kernel: Kernel, change: Change) -> None:
+    p = change.params
+    with kernel.netlink("attach to bridge %s" % p["master"], "link " + change.key):
+        kernel.ipr(p["ns"]).link("set", index=index_of(kernel, p["ns"], p["name"]),
+                                 master=index_of(kernel, p["ns"], p["master"]))
+    kernel.invalidate(p["ns"], "links")
+
+
+@applier("link", "delete", link_type="bridge")
+@applier("link", "delete", link_type="vlan")
+@applier("link", "delete", link_type="macvlan")
+def _apply_delete(kernel: Kernel, change: Change) -> None:
+    p = change.params
+    with kernel.netlink("delete", "link " + change.key):
+        kernel.ipr(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
+    kernel.invalidate(p["ns"], "links")

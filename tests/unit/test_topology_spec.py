@@ -1,0 +1,117 @@
+"""Table-driven tests of the topology format's validation: every error names its path."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict
+
+import pytest
+
+from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+
+REFERENCE: Dict[str, Any] = {
+    "name": "demo",
+    "namespaces": [{
+        "name": "msb",
+        "sysctls": {"net.ipv4.ip_forward": 1},
+        "addresses": [{"dev": "veth1", "address": "192.168.50.2/24"}],
+        "routes": [{"dst": "default", "via": "192.168.50.3"}],
+        "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}],
+    }],
+    "links": [{"type": "veth", "name": "veth0", "peer": "veth1", "peer_netns": "msb"}],
+    "host": {"addresses": [{"dev": "veth0", "address": "192.168.50.3/24"}]},
+}
+
+
+def with_change(path: str, value: Any) -> Dict[str, Any]:
+    """A copy of REFERENCE with the value at a dotted path ('namespaces.0.name') replaced."""
+    spec = copy.deepcopy(REFERENCE)
+    *parents, last = path.split(".")
+    node: Any = spec
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return spec
+
+
+def test_reference_topology_parses() -> None:
+    topology = parse_topology(REFERENCE)
+    assert topology.name == "demo"
+    assert topology.namespaces[0]["routes"][0]["dst"] == "0.0.0.0/0"
+    assert {(e.netns, e.name) for e in topology.endpoints} == {(None, "veth0"), ("msb", "veth1")}
+
+
+BAD = [
+    ("name", "bad name!", "name", "topology name"),
+    ("version", 2, "version", "unsupported format version"),
+    ("colour", "blue", "topology", "unknown key(s) colour"),
+    ("namespaces.0.name", "../etc", "namespaces[0].name", "not allowed"),
+    ("namespaces.0.name", "", "namespaces[0].name", "non-empty"),
+    ("namespaces.0.sysctls", {"kernel.pid_max": 1}, "namespaces[0].sysctls.kernel.pid_max", "only net.*"),
+    ("namespaces.0.loopback", "sideways", "namespaces[0].loopback", "up, down or unmanaged"),
+    ("namespaces.0.nameservers", ["dns.example"], "namespaces[0].nameservers[0]", "not a valid IP"),
+    ("namespaces.0.addresses.0.address", "192.168.50.300/24", "namespaces[0].addresses[0].address", "not a valid"),
+    ("namespaces.0.addresses.0.address", "192.168.50.2", "namespaces[0].addresses[0].address", "CIDR"),
+    ("namespaces.0.addresses.0.dev", "eth7", "namespaces[0].addresses[0].dev", "not declared"),
+    ("namespaces.0.addresses.0.dev", "x" * 16, "namespaces[0].addresses[0].dev", "at most 15"),
+    ("namespaces.0.routes.0.via", "10.9.9.9", "namespaces[0].routes[0].via", "on no subnet declared"),
+    ("namespaces.0.routes.0", {"dst": "10.0.0.0/8", "via": "fe80::1"}, "namespaces[0].routes[0].via",
+     "IPv6 but the destination"),
+    ("namespaces.0.routes.0", {"dst": "10.0.0.0/8"}, "namespaces[0].routes[0]", "needs a gateway"),
+    ("namespaces.0.routes.0", {"dst": "10.0.0.1/8", "dev": "veth1"}, "namespaces[0].routes[0].dst", "host bits"),
+    ("namespaces.0.routes.0", {"dst": "default", "via": "192.168.50.3", "metric": -1}, "namespaces[0].routes[0].metric", "integer"),
+    ("namespaces.0.iptables.0.table", "nope", "namespaces[0].iptables[0].table", "filter, nat"),
+    ("namespaces.0.iptables.0.ip_version", 4, "namespaces[0].iptables[0].ip_version", "ipv4 or ipv6"),
+    ("links.0.type", "tunnel", "links[0].type", "must be one of"),
+    ("links.0.peer_netns", "nowhere", "links[0].peer_netns", "not declared"),
+    ("links.0.peer", "veth0", "links[0].peer", None),
+    ("links.0.mtu", 10, "links[0].mtu", "out of range"),
+    ("links.0.mac", "01:00:5e:00:00:01", "links[0].mac", "multicast"),
+    ("links.0.up", "yes", "links[0].up", "true or false"),
+    ("links.0.extra", 1, "links[0]", "unknown key(s) extra"),
+    ("host.addresses.0", "veth0 192.168.50.3/24", "host.addresses[0]", "must be a mapping"),
+    ("namespaces", {"name": "msb"}, "namespaces", "must be a list"),
+]
+
+
+@pytest.mark.parametrize("path,value,where,message", BAD)
+def test_bad_spec_names_its_path(path: str, value: Any, where: str, message: Any) -> None:
+    spec = with_change(path, value)
+    if path == "links.0.peer":  # same name, same namespace on both ends
+        spec["links"][0]["peer_netns"] = None
+        spec["namespaces"][0]["addresses"] = []
+        spec["namespaces"][0]["routes"] = []
+    with pytest.raises(NetnsError) as caught:
+        parse_topology(spec)
+    assert caught.value.obj == where
+    if message:
+        assert message in str(caught.value)
+
+
+def test_duplicates_are_refused() -> None:
+    spec = copy.deepcopy(REFERENCE)
+    spec["namespaces"].append({"name": "msb"})
+    with pytest.raises(NetnsError, match="duplicate namespace msb"):
+        parse_topology(spec)
+    spec = copy.deepcopy(REFERENCE)
+    spec["links"].append({"type": "bridge", "name": "veth1", "netns": "msb"})
+    with pytest.raises(NetnsError, match="declared twice"):
+        parse_topology(spec)
+    spec = copy.deepcopy(REFERENCE)
+    spec["namespaces"][0]["addresses"].append({"dev": "veth1", "address": "192.168.50.2/25"})
+    with pytest.raises(NetnsError, match="declared twice"):
+        parse_topology(spec)
+
+
+def test_bridge_ports_must_be_declared_in_its_namespace() -> None:
+    spec = copy.deepcopy(REFERENCE)
+    spec["links"].append({"type": "bridge", "name": "br0", "netns": "msb", "ports": ["veth0"]})
+    with pytest.raises(NetnsError) as caught:
+        parse_topology(spec)
+    assert caught.value.obj == "links[1].ports[0]"
+    spec["links"][1]["ports"] = ["veth1"]
+    parse_topology(spec)
