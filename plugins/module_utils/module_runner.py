@@ -37,11 +37,19 @@ def converge(kernel: Kernel, planner: Planner, check_mode: bool) -> List[Change]
 
 
 def run_module(module: Any, planner: Planner, reporter: Reporter, missing_library_msg: str) -> None:
+    """Run a module whose whole job is one plan (every per-object module)."""
+    run_converger(module, lambda kernel, check_mode: converge(kernel, planner, check_mode),
+                  reporter, missing_library_msg)
+
+
+def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]], reporter: Reporter,
+                  missing_library_msg: str) -> None:
+    """Run ``converger(kernel, check_mode)`` and report; engine errors become fail_json here only."""
     if PYROUTE2_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_library_msg, exception=PYROUTE2_IMPORT_ERROR)
     try:
         with Kernel() as kernel:
-            changes = converge(kernel, planner, module.check_mode)
+            changes = converger(kernel, module.check_mode)
             kernel.invalidate()
             state = reporter(kernel)
     except NetnsError as exc:
