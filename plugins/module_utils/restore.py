@@ -1,0 +1,107 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``linuxnet-netns``: the boot-time program. Same engine as the modules, no Ansible on the host.
+
+    linuxnet-netns apply FILE      converge the kernel to FILE (what the unit runs at boot)
+    linuxnet-netns check FILE      exit 0 when the kernel matches FILE, 1 when it differs
+    linuxnet-netns show FILE       print the plan that apply would carry out, per object
+    linuxnet-netns teardown FILE   remove what FILE declares (and this topology created)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from .errors import NetnsError
+from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
+from .links import links
+from .ownership import STATE_DIR
+from .plan import Change
+from .topology import converge_topology, summary
+from .topology_spec import parse_topology
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+
+def load_spec(path: str) -> Dict[str, Any]:
+    """The saved topology (JSON). A missing or corrupt file is an error that touches nothing."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise NetnsError("topology file does not exist", obj=path) from None
+    except (OSError, ValueError) as exc:
+        raise NetnsError("topology file is unreadable or not valid JSON: %s" % exc, obj=path) from None
+    parse_topology(data)  # validates in full before anything else happens
+    return data
+
+
+def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> None:
+    """Wait (bounded) for the root-namespace parent devices of vlans/macvlans, e.g. a NIC that udev
+    is still bringing up at boot. Fails loudly naming the device when it does not appear."""
+    parents = sorted({item["parent"] for item in data.get("links") or []
+                      if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns")})
+    deadline = time.monotonic() + timeout
+    while True:
+        kernel.invalidate(None, "links")
+        missing = [name for name in parents if name not in links(kernel, None)]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise NetnsError("parent device(s) %s did not appear within %gs" % (", ".join(missing), timeout),
+                             obj="root namespace")
+        time.sleep(0.2)
+
+
+def _print_changes(changes: List[Change], stream: Any) -> None:
+    for change in changes:
+        stream.write("%-7s %-8s %s\n" % (change.action, change.kind, change.key))
+        if change.before is not None or change.after is not None:
+            stream.write("        before: %s\n        after:  %s\n"
+                         % (json.dumps(change.before, sort_keys=True), json.dumps(change.after, sort_keys=True)))
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="linuxnet-netns", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["apply", "check", "show", "teardown"])
+    parser.add_argument("file", help="saved topology (JSON), e.g. /etc/linuxnet-netns/NAME.json")
+    parser.add_argument("--state-dir", default=STATE_DIR, help="where ownership records live")
+    parser.add_argument("--purge", action="store_true", help="apply: also remove what the topology no longer declares")
+    parser.add_argument("--wait-parents", type=float, default=30.0, metavar="SECONDS",
+                        help="apply: how long to wait for physical parent devices (default 30)")
+    parser.add_argument("--json", action="store_true", help="print changes as JSON")
+    args = parser.parse_args(argv)
+    if PYROUTE2_IMPORT_ERROR is not None:
+        sys.stderr.write("linuxnet-netns: the Python library pyroute2 is not installed\n")
+        return EXIT_ERROR
+    try:
+        data = load_spec(args.file)
+        with Kernel() as kernel:
+            if args.command == "apply":
+                wait_for_parents(kernel, data, args.wait_parents)
+            changes = converge_topology(
+                kernel, data, state="absent" if args.command == "teardown" else "present",
+                purge=args.purge, check_mode=args.command in ("check", "show"), state_dir=args.state_dir)
+    except NetnsError as exc:
+        sys.stderr.write("linuxnet-netns: %s\n" % exc)
+        return EXIT_ERROR
+    if args.json:
+        json.dump({"changed": bool(changes), "summary": summary(changes),
+                   "changes": [c.as_dict() for c in changes]}, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        _print_changes(changes, sys.stdout)
+        verb = {"apply": "applied", "teardown": "removed", "check": "differ", "show": "would change"}[args.command]
+        sys.stdout.write("%d change(s) %s: %s\n" % (len(changes), verb, json.dumps(summary(changes), sort_keys=True)))
+    if args.command == "check" and changes:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def main() -> None:
+    sys.exit(run())

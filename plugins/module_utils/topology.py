@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A whole topology through the engine: namespaces -> links -> addresses -> routes -> rules.
+
+Everything is planned before anything is applied (later planners see what earlier changes will
+create through ``Pending``), so check mode predicts a whole topology on an empty host.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import ownership
+from .addresses import address_spec, plan_addresses
+from .iptables import canonicalise, iptables_spec, plan_iptables
+from .kernel import Kernel
+from .namespaces import namespace_spec, plan_namespace
+from .plan import Change, Pending
+from .routes import plan_routes, route_spec
+from .topology_spec import Topology, parse_topology
+from .veth import plan_veth, veth_spec
+from .virtual_links import plan_virtual_link, virtual_link_spec
+
+LOOPBACK = {"up": True, "down": False, "unmanaged": None}
+
+
+# -- specs for the per-kind planners ---------------------------------------------------------
+def _namespace(ns: Dict[str, Any], state: str = "present") -> Any:
+    return namespace_spec(ns["name"], state, ns.get("sysctls"), ns.get("nameservers"),
+                          LOOPBACK[ns.get("loopback", "up")])
+
+
+def _link(item: Dict[str, Any], state: str = "present") -> Any:
+    if item["type"] == "veth":
+        return veth_spec(item["name"], item["peer"], netns=item.get("netns"), peer_netns=item.get("peer_netns"),
+                         mtu=item.get("mtu"), peer_mtu=item.get("peer_mtu"), mac=item.get("mac"),
+                         peer_mac=item.get("peer_mac"), up=item.get("up", True),
+                         peer_up=item.get("peer_up", True), state=state, field=item.get("path", "links"))
+    spec = virtual_link_spec(item)
+    return spec if state == "present" else type(spec)(**dict(spec.__dict__, state="absent"))
+
+
+def _plan_link(kernel: Kernel, spec: Any, pending: Pending) -> List[Change]:
+    if hasattr(spec, "link_type"):
+        return plan_virtual_link(kernel, spec, pending)
+    return plan_veth(kernel, spec, pending)
+
+
+def _address_specs(netns: Optional[str], section: Dict[str, Any], state: str = "present") -> List[Any]:
+    by_dev: Dict[Tuple[str, bool], List[str]] = {}
+    for item in section.get("addresses", []):
+        by_dev.setdefault((item["dev"], item.get("nodad", False)), []).append(item["address"])
+    return [address_spec(netns, dev, addresses, state=state, nodad=nodad)
+            for (dev, nodad), addresses in by_dev.items()]
+
+
+def _route_specs(netns: Optional[str], section: Dict[str, Any], state: str = "present") -> List[Any]:
+    routes = [{k: v for k, v in r.items() if k != "path"} for r in section.get("routes", [])]
+    return [route_spec(netns, routes, state=state)] if routes else []
+
+
+def _iptables_specs(netns: Optional[str], section: Dict[str, Any], state: str = "present") -> List[Any]:
+    return [iptables_spec(netns, t["ip_version"], t["table"], t["chains"], state=state, field=t.get("path", "iptables"))
+            for t in section.get("iptables", [])]
+
+
+# -- planning ------------------------------------------------------------------------------
+def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
+                  owned: Optional[ownership.Record] = None) -> List[Change]:
+    """Every change that brings the kernel to ``topology`` (and, with ``purge``, removes what this
+    topology created earlier and no longer declares), in dependency order."""
+    pending = Pending()
+    changes: List[Change] = []
+    if purge and owned is not None:
+        changes += plan_purge(kernel, ownership.undeclared(owned, topology))
+    for ns in topology.namespaces:
+        planned = plan_namespace(kernel, _namespace(ns))
+        if any(c.kind == "netns" and c.action == "create" for c in planned):
+            pending.namespaces.add(ns["name"])
+        changes += planned
+    for item in topology.links:
+        changes += _plan_link(kernel, _link(item), pending)
+    scopes = topology.scopes()
+    for netns, section, _path in scopes:
+        for spec in _address_specs(netns, section):
+            changes += plan_addresses(kernel, spec, pending)
+    for netns, section, _path in scopes:
+        for spec in _route_specs(netns, section):
+            changes += plan_routes(kernel, spec, pending)
+    rule_specs = [spec for netns, section, _path in scopes for spec in _iptables_specs(netns, section)]
+    if rule_specs:
+        canonicalise(kernel, rule_specs)
+        for spec in rule_specs:
+            changes += plan_iptables(kernel, spec, pending)
+    return changes
+
+
+def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.Record] = None) -> List[Change]:
+    """Remove ``topology`` in reverse order, except namespaces and links that existed before it
+    (``owned.foreign_*``): of those only the declared addresses, routes and rules go.
+
+    Namespaces go before root-namespace links: deleting a namespace takes its veth ends with it,
+    and many namespace deletions settle together far faster than one link deletion after another."""
+    foreign_ns = owned.foreign_namespaces if owned else set()
+    foreign_links = owned.foreign_links if owned else set()
+    doomed = {ns["name"] for ns in topology.namespaces} - foreign_ns
+    changes: List[Change] = []
+    for netns, section, _path in reversed(topology.scopes()):
+        if netns in doomed:
+            continue
+        specs = _iptables_specs(netns, section, "absent")
+        if specs:
+            canonicalise(kernel, specs)
+        for spec in specs:
+            changes += plan_iptables(kernel, spec, Pending())
+        for spec in _route_specs(netns, section, "absent"):
+            changes += plan_routes(kernel, spec, Pending())
+        for spec in _address_specs(netns, section, "absent"):
+            changes += plan_addresses(kernel, spec, Pending())
+    for ns in reversed(topology.namespaces):
+        if ns["name"] in doomed:
+            changes += plan_namespace(kernel, _namespace(ns, "absent"))
+    for item in reversed(topology.links):
+        if _lives_only_in(item, doomed) or (item.get("netns"), item["name"]) in foreign_links:
+            continue
+        changes += _plan_link(kernel, _link(item, "absent"), Pending())
+    return changes
+
+
+def _lives_only_in(item: Dict[str, Any], namespaces: set) -> bool:
+    """True when deleting ``namespaces`` removes this link anyway (an end of it lives in one)."""
+    ends = [item.get("netns")] + ([item.get("peer_netns")] if item["type"] == "veth" else [])
+    return any(ns is not None and ns in namespaces for ns in ends)
+
+
+def plan_purge(kernel: Kernel, leftovers: Dict[str, List[Any]]) -> List[Change]:
+    """Remove objects this topology created before and no longer declares, rules first."""
+    changes: List[Change] = []
+    for netns, table in leftovers.get("iptables", []):
+        spec = iptables_spec(netns, table["ip_version"], table["table"], table["chains"], state="absent")
+        canonicalise(kernel, [spec])
+        changes += plan_iptables(kernel, spec, Pending())
+    for netns, route in leftovers.get("routes", []):
+        changes += plan_routes(kernel, route_spec(netns, [route], state="absent"), Pending())
+    for netns, item in leftovers.get("addresses", []):
+        changes += plan_addresses(kernel, address_spec(netns, item["dev"], [item["address"]], state="absent"), Pending())
+    for name in leftovers.get("namespaces", []):
+        changes += plan_namespace(kernel, namespace_spec(name, "absent"))
+    for item in leftovers.get("links", []):
+        if not _lives_only_in(item, set(leftovers.get("namespaces", []))):
+            changes += _plan_link(kernel, _link(item, "absent"), Pending())
+    return changes
+
+
+# -- the one entry point of the topology module and the restore program -----------------------
+def summary(changes: List[Change]) -> Dict[str, Dict[str, int]]:
+    """{kind: {action: count}} of a plan."""
+    result: Dict[str, Dict[str, int]] = {}
+    for change in changes:
+        per_kind = result.setdefault(change.kind, {})
+        per_kind[change.action] = per_kind.get(change.action, 0) + 1
+    return result
+
+
+def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "present", purge: bool = False,
+                      check_mode: bool = False, state_dir: str = ownership.STATE_DIR) -> List[Change]:
+    """Validate ``data`` in full, then bring the kernel to it (or tear it down) under the host lock;
+    records ownership after a real run."""
+    from .module_runner import converge
+
+    topology = parse_topology(data)
+    record = ownership.load(topology.name, state_dir)
+    if state == "absent":
+        changes = converge(kernel, lambda k: plan_teardown(k, topology, record), check_mode)
+        if not check_mode:
+            ownership.remove(topology.name, state_dir)
+        return changes
+    changes = converge(kernel, lambda k: plan_topology(k, topology, purge, record), check_mode)
+    if not check_mode:
+        ownership.save(topology.name, ownership.updated(record, data, topology, changes), state_dir)
+    return changes

@@ -1,0 +1,126 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: topology
+short_description: Apply a whole network-namespace topology in one call
+version_added: 0.1.0
+description:
+  - Validates a complete topology (format version 1, see C(docs/topology-format.md) in the collection)
+    before changing anything, then brings the kernel to it in one pass through the engine:
+    namespaces, links, addresses, routes, iptables rules; the reverse order for removal.
+  - Everything is planned before anything is applied, so check mode predicts a whole topology on a
+    host where none of it exists yet. The kernel is read back after applying; a difference is an error.
+  - Records which objects the topology manages under I(state_dir); I(purge) removes objects this
+    topology created earlier but no longer declares. Namespaces and links that existed before the
+    topology first declared them are never removed, not by purge and not by I(state=absent).
+author:
+  - linuxnet.netns developers
+requirements:
+  - pyroute2 >= 0.7.2, iptables (for rules) on the managed host
+  - root privileges on the managed host
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  topology:
+    description:
+      - The topology. Keys C(name) (required), C(version) (1), C(namespaces), C(links) and C(host).
+      - C(namespaces) is a list of C(name), C(sysctls), C(nameservers), C(loopback), C(addresses),
+        C(routes) and C(iptables); C(host) has C(addresses), C(routes) and C(iptables) for the root namespace.
+      - C(links) is a list of veth pairs (C(type=veth), C(name), C(netns), C(peer), C(peer_netns), ...),
+        bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)) and macvlans
+        (C(type=macvlan), C(parent), C(mode)); C(netns) null means the root namespace.
+    type: dict
+    required: true
+  state:
+    description:
+      - C(present) applies the topology; C(absent) tears it down (namespaces first, which removes
+        their veth ends fastest).
+    type: str
+    choices: [present, absent]
+    default: present
+  purge:
+    description:
+      - Remove objects that this topology created before and no longer declares.
+    type: bool
+    default: false
+  state_dir:
+    description:
+      - Where ownership records are kept.
+    type: path
+    default: /var/lib/linuxnet-netns
+seealso:
+  - module: linuxnet.netns.netns
+  - module: linuxnet.netns.veth
+"""
+
+EXAMPLES = r"""
+- name: The reference topology in one task
+  linuxnet.netns.topology:
+    topology:
+      name: demo
+      namespaces:
+        - name: msb
+          sysctls: {net.ipv4.ip_forward: 1}
+          addresses: [{dev: veth1, address: 192.168.50.2/24}]
+          routes: [{dst: default, via: 192.168.50.3}]
+          iptables:
+            - table: filter
+              chains: [{name: INPUT, rules: ["-p tcp --dport 22 -j ACCEPT"]}]
+      links:
+        - {type: veth, name: veth0, peer: veth1, peer_netns: msb}
+      host:
+        addresses: [{dev: veth0, address: 192.168.50.3/24}]
+"""
+
+RETURN = r"""
+summary:
+  description: Number of changes per kind and action.
+  returned: always
+  type: dict
+  sample: {"netns": {"create": 1}, "link": {"create": 1, "update": 2}, "address": {"create": 2}}
+changes:
+  description: Each change made (or that would be made in check mode), in order.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "netns", "action": "create", "object": "msb", "before": null, "after": {"name": "msb"}}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_converger
+from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology, summary
+
+ARGUMENT_SPEC = dict(
+    topology=dict(type="dict", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    purge=dict(type="bool", default=False),
+    state_dir=dict(type="path", default="/var/lib/linuxnet-netns"),
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    result = {}
+
+    def converger(kernel, check_mode):
+        changes = converge_topology(kernel, params["topology"], params["state"], params["purge"],
+                                    check_mode, params["state_dir"])
+        result["summary"] = summary(changes)
+        return changes
+
+    run_converger(module, converger, lambda kernel: result, missing_required_lib("pyroute2"))
+
+
+if __name__ == "__main__":
+    main()
