@@ -9,27 +9,27 @@ so the engine stays free of Ansible imports.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from . import nsfs
 from .errors import NetnsError
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
-from .plan import Change, diff_of, execute
+from .plan import Change, Pending, diff_of, execute
 
-Planner = Callable[[Kernel], List[Change]]
+Planner = Callable[[Kernel, Pending], List[Change]]
 Reporter = Callable[[Kernel], Dict[str, Any]]
 
 
-def converge(kernel: Kernel, planner: Planner, check_mode: bool) -> List[Change]:
+def converge(kernel: Kernel, planner: Planner, check_mode: bool, pending: Optional[Pending] = None) -> List[Change]:
     """Plan and apply under the host lock, then re-plan: anything left over is an error."""
     if check_mode:
-        return planner(kernel)
+        return planner(kernel, pending or Pending())
     with nsfs.apply_lock():
-        changes = planner(kernel)
+        changes = planner(kernel, Pending())
         if changes:
             execute(kernel, changes, check_mode=False)
             kernel.invalidate()
-            remaining = planner(kernel)
+            remaining = planner(kernel, Pending())
             if remaining:
                 raise NetnsError("the kernel did not reach the declared state; still differing: %s"
                                  % "; ".join(c.summary() for c in remaining))
@@ -37,9 +37,17 @@ def converge(kernel: Kernel, planner: Planner, check_mode: bool) -> List[Change]
 
 
 def run_module(module: Any, planner: Planner, reporter: Reporter, missing_library_msg: str) -> None:
-    """Run a module whose whole job is one plan (every per-object module)."""
-    run_converger(module, lambda kernel, check_mode: converge(kernel, planner, check_mode),
-                  reporter, missing_library_msg)
+    """Run a module whose whole job is one plan (every per-object module). In check mode a
+    namespace or link that is missing is assumed to come from an earlier task, with a warning."""
+    pending = Pending(assume_missing=True)
+
+    def converger(kernel: Kernel, check_mode: bool) -> List[Change]:
+        changes = converge(kernel, planner, check_mode, pending)
+        for thing in sorted(pending.assumed):
+            module.warn("check mode: %s does not exist yet; assuming an earlier task creates it" % thing)
+        return changes
+
+    run_converger(module, converger, reporter, missing_library_msg)
 
 
 def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]], reporter: Reporter,

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import nsfs
 from .errors import NetnsError
+from .links import link_key
 from .plan import Change
 from .topology_spec import Topology, parse_topology
 
@@ -78,15 +79,14 @@ def updated(previous: Optional[Record], spec: Dict[str, Any], topology: Topology
     old_links = {(e.netns, e.name) for e in old.endpoints} - previous.foreign_links if old else set()
     foreign_ns = {ns["name"] for ns in topology.namespaces
                   if ns["name"] not in created_ns and ns["name"] not in old_ns}
-    foreign_links = {(e.netns, e.name) for e in topology.endpoints
-                     if not any(k.startswith(e.name + " in ") and _key_ns(k) == e.netns for k in created_links)
-                     and (e.netns, e.name) not in old_links and e.netns not in created_ns}
+    foreign_links: Set[Tuple[Optional[str], str]] = set()
+    for item in topology.links:
+        ends = [(item.get("netns"), item["name"])]
+        if item["type"] == "veth":
+            ends.append((item.get("peer_netns"), item["peer"]))
+        created = any(link_key(ns, name) in created_links or ns in created_ns for ns, name in ends)
+        foreign_links |= {end for end in ends if not created and end not in old_links}
     return Record(spec, foreign_ns, foreign_links)
-
-
-def _key_ns(key: str) -> Optional[str]:
-    where = key.split(" in ", 1)[1]
-    return None if where == "root namespace" else where[len("netns "):]
 
 
 def undeclared(record: Record, topology: Topology) -> Dict[str, List[Any]]:

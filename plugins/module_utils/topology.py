@@ -172,11 +172,11 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
     topology = parse_topology(data)
     record = ownership.load(topology.name, state_dir)
     if state == "absent":
-        changes = converge(kernel, lambda k: plan_teardown(k, topology, record), check_mode)
+        changes = converge(kernel, lambda k, _pending: plan_teardown(k, topology, record), check_mode)
         if not check_mode:
             ownership.remove(topology.name, state_dir)
         return changes
-    changes = converge(kernel, lambda k: plan_topology(k, topology, purge, record), check_mode)
+    changes = converge(kernel, lambda k, _pending: plan_topology(k, topology, purge, record), check_mode)
     if not check_mode:
         ownership.save(topology.name, ownership.updated(record, data, topology, changes), state_dir)
     return changes

@@ -163,7 +163,7 @@ def main() -> None:
     params = module.params
     run_module(
         module,
-        planner=lambda kernel: plan_namespace(kernel, namespace_spec(
+        planner=lambda kernel, _pending: plan_namespace(kernel, namespace_spec(
             params["name"], params["state"], params["sysctls"], params["nameservers"],
             LOOPBACK_STATES[params["loopback"]])),
         reporter=lambda kernel: {"netns": namespace_report(kernel, params["name"], params["sysctls"])},

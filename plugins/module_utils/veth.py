@@ -1,0 +1,212 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Veth pairs with each end in any namespace.
+
+The pair is created in one request with the peer placed directly in its namespace. Ends are
+identified across namespaces by peer ifindex plus IFLA_LINK_NETNSID, never by name alone, so a
+same-named link that is not this pair's end is refused instead of broken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple
+
+from .errors import NetnsError
+from .kernel import Kernel, ns_label
+from .links import Link, index_of, link_key, links, plan_link_attributes
+from .plan import Change, Pending, applier
+from .validation import check_ifname, check_mac, check_mtu, check_optional_netns
+
+
+@dataclasses.dataclass(frozen=True)
+class VethEnd:
+    netns: Optional[str]
+    name: str
+    mtu: Optional[int] = None
+    mac: Optional[str] = None
+    up: Optional[bool] = True
+
+
+@dataclasses.dataclass(frozen=True)
+class VethSpec:
+    end: VethEnd
+    peer: VethEnd
+    state: str = "present"
+
+
+def veth_spec(name: str, peer: str, netns: Optional[str] = None, peer_netns: Optional[str] = None,
+              mtu: Optional[int] = None, peer_mtu: Optional[int] = None, mac: Optional[str] = None,
+              peer_mac: Optional[str] = None, up: Optional[bool] = True, peer_up: Optional[bool] = True,
+              state: str = "present", field: str = "veth") -> VethSpec:
+    """Validate raw input into a spec; raises NetnsError naming the field."""
+    end = VethEnd(check_optional_netns(netns, field + ".netns"), check_ifname(name, field + ".name"),
+                  check_mtu(mtu, field + ".mtu"), check_mac(mac, field + ".mac"), up)
+    other = VethEnd(check_optional_netns(peer_netns, field + ".peer_netns"), check_ifname(peer, field + ".peer"),
+                    check_mtu(peer_mtu, field + ".peer_mtu"), check_mac(peer_mac, field + ".peer_mac"), peer_up)
+    if (end.netns, end.name) == (other.netns, other.name):
+        raise NetnsError("both ends are %r in the %s" % (name, ns_label(end.netns)), obj=field + ".peer")
+    if state not in ("present", "absent"):
+        raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj=field + ".state")
+    return VethSpec(end, other, state)
+
+
+# -- reading -------------------------------------------------------------------------------
+Located = Tuple[Optional[str], Link]  # (namespace, link)
+
+
+def _find(kernel: Kernel, end: VethEnd) -> Optional[Link]:
+    return links(kernel, end.netns).get(end.name) if kernel.exists(end.netns) else None
+
+
+def peer_of(kernel: Kernel, ns: Optional[str], link: Link, prefer: List[Optional[str]]) -> Optional[Located]:
+    """Where the other end of veth ``link`` (in ``ns``) really is: by IFLA_LINK_NETNSID and ifindex.
+
+    ``prefer`` is searched first; the other named namespaces only if needed (a moved end)."""
+    if link.kind != "veth" or link.peer_index is None:
+        return None
+    candidates = [ns] if link.peer_nsid is None else \
+        list(dict.fromkeys(prefer + [None] + sorted(kernel.namespaces())))
+    for candidate in candidates:
+        if not kernel.exists(candidate):
+            continue
+        if link.peer_nsid is not None and (candidate == ns or kernel.nsid(ns, candidate) != link.peer_nsid):
+            continue
+        for other in links(kernel, candidate).values():
+            if other.index == link.peer_index:
+                return candidate, other
+    return None
+
+
+def _is_pair(kernel: Kernel, end: VethEnd, link: Link, other_end: VethEnd, other: Link) -> bool:
+    if link.kind != "veth" or other.kind != "veth" or link.peer_index != other.index:
+        return False
+    if end.netns == other_end.netns:
+        return link.peer_nsid is None
+    return link.peer_nsid is not None and kernel.nsid(end.netns, other_end.netns) == link.peer_nsid
+
+
+def _describe(ns: Optional[str], link: Link) -> str:
+    return "%s link %s in the %s" % (link.kind or "physical", link.name, ns_label(ns))
+
+
+# -- planning ------------------------------------------------------------------------------
+def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
+    if spec.state == "absent":
+        return _plan_absent(kernel, spec)
+    for end in (spec.end, spec.peer):
+        if not kernel.exists(end.netns) and not pending.has_namespace(end.netns):
+            raise NetnsError("namespace %s does not exist" % end.netns, obj="veth " + link_key(end.netns, end.name))
+    a, b = _find(kernel, spec.end), _find(kernel, spec.peer)
+    if a is not None and b is not None:
+        if not _is_pair(kernel, spec.end, a, spec.peer, b):
+            raise NetnsError("%s and %s exist but are not the two ends of one veth pair; refusing to change them"
+                             % (_describe(spec.end.netns, a), _describe(spec.peer.netns, b)),
+                             obj="veth " + link_key(spec.end.netns, spec.end.name))
+        return _plan_attributes(spec, a, b)
+    if a is None and b is None:
+        pending.links.update({(spec.end.netns, spec.end.name), (spec.peer.netns, spec.peer.name)})
+        created = dataclasses.replace(spec, end=dataclasses.replace(spec.end, mtu=None, mac=None),
+                                      peer=dataclasses.replace(spec.peer, mtu=None, mac=None))
+        return [_create(spec)] + _plan_attributes(created, None, None)  # MTU and MAC come with the create
+    present, missing, link = (spec.end, spec.peer, a) if a is not None else (spec.peer, spec.end, b)
+    moved, current = _plan_move(kernel, present, link, missing)
+    return [moved] + (_plan_attributes(spec, a, current) if a is not None else _plan_attributes(spec, current, b))
+
+
+def _plan_attributes(spec: VethSpec, a: Optional[Link], b: Optional[Link]) -> List[Change]:
+    return (plan_link_attributes(spec.end.netns, spec.end.name, a, spec.end.mtu, spec.end.mac, spec.end.up)
+            + plan_link_attributes(spec.peer.netns, spec.peer.name, b, spec.peer.mtu, spec.peer.mac, spec.peer.up))
+
+
+def _create(spec: VethSpec) -> Change:
+    def attrs(end: VethEnd) -> Dict[str, Any]:
+        return {k: v for k, v in (("netns", end.netns), ("mtu", end.mtu), ("mac", end.mac)) if v is not None}
+
+    return Change("link", "create", link_key(spec.end.netns, spec.end.name), None,
+                  {"type": "veth", "peer": spec.peer.name, "peer_netns": spec.peer.netns,
+                   **attrs(spec.end), **{"peer_" + k: v for k, v in attrs(spec.peer).items() if k != "netns"}},
+                  params={"end": spec.end, "peer": spec.peer})
+
+
+def _plan_move(kernel: Kernel, present: VethEnd, link: Link, missing: VethEnd) -> Tuple[Change, Link]:
+    """``missing`` is not where declared: if the far end of ``present`` is it, move it back."""
+    obj = "veth " + link_key(present.netns, present.name)
+    if link.kind != "veth":
+        raise NetnsError("%s exists and is not a veth; refusing to change it" % _describe(present.netns, link), obj=obj)
+    found = peer_of(kernel, present.netns, link, [missing.netns])
+    if found is None:
+        raise NetnsError("its peer is in a namespace without a name; cannot bring %s to the %s"
+                         % (missing.name, ns_label(missing.netns)), obj=obj)
+    where, peer = found
+    if peer.name != missing.name:
+        raise NetnsError("it is paired with %s, not %s; refusing to change it" % (_describe(where, peer), missing.name),
+                         obj=obj)
+    change = Change("link", "move", link_key(missing.netns, missing.name), {"netns": where}, {"netns": missing.netns},
+                    params={"name": missing.name, "from_ns": where, "to_ns": missing.netns})
+    return change, dataclasses.replace(peer, up=False)  # a link moved to another namespace goes down
+
+
+def _plan_absent(kernel: Kernel, spec: VethSpec) -> List[Change]:
+    for end, other in ((spec.end, spec.peer), (spec.peer, spec.end)):
+        link = _find(kernel, end)
+        if link is None:
+            continue
+        obj = "veth " + link_key(end.netns, end.name)
+        found = peer_of(kernel, end.netns, link, [other.netns])
+        if link.kind != "veth" or found is None or found[1].name != other.name:
+            raise NetnsError("%s is not paired with %s; refusing to delete it" % (_describe(end.netns, link), other.name),
+                             obj=obj)
+        return [Change("link", "delete", link_key(end.netns, end.name), link.as_dict(), None,
+                       params={"ns": end.netns, "name": end.name, "peer_ns": found[0]})]
+    return []
+
+
+# -- applying ------------------------------------------------------------------------------
+@applier("link", "create")
+def _apply_create(kernel: Kernel, change: Change) -> None:
+    end, peer = change.params["end"], change.params["peer"]
+    peer_attrs: Dict[str, Any] = {"ifname": peer.name}
+    if peer.netns != end.netns:
+        peer_attrs["net_ns_fd"] = kernel.fd(peer.netns)
+    attrs: Dict[str, Any] = {"ifname": end.name, "kind": "veth", "peer": peer_attrs}
+    for target, item in ((attrs, end), (peer_attrs, peer)):
+        if item.mtu is not None:
+            target["mtu"] = item.mtu
+        if item.mac is not None:
+            target["address"] = item.mac
+    with kernel.netlink("create veth pair", "veth " + change.key):
+        kernel.ipr(end.netns).link("add", **attrs)
+    kernel.invalidate(end.netns, "links")
+    kernel.invalidate(peer.netns, "links")
+
+
+@applier("link", "move")
+def _apply_move(kernel: Kernel, change: Change) -> None:
+    p = change.params
+    with kernel.netlink("move to the %s" % ns_label(p["to_ns"]), "veth " + change.key):
+        kernel.ipr(p["from_ns"]).link("set", index=index_of(kernel, p["from_ns"], p["name"]),
+                                      net_ns_fd=kernel.fd(p["to_ns"]))
+    kernel.invalidate(p["from_ns"], "links")
+    kernel.invalidate(p["to_ns"], "links")
+
+
+@applier("link", "delete")
+def _apply_delete(kernel: Kernel, change: Change) -> None:
+    p = change.params
+    with kernel.netlink("delete veth pair", "veth " + change.key):
+        kernel.ipr(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
+    kernel.invalidate(p["ns"], "links")
+    kernel.invalidate(p["peer_ns"], "links")
+
+
+def veth_report(kernel: Kernel, spec: VethSpec) -> Dict[str, Any]:
+    """The veth module's return value: both ends as they are now."""
+    def end_state(end: VethEnd) -> Dict[str, Any]:
+        link = _find(kernel, end)
+        if link is None:
+            return {"name": end.name, "netns": end.netns, "exists": False}
+        return dict(link.as_dict(), netns=end.netns, ifindex=link.index, exists=True)
+
+    return {"end": end_state(spec.end), "peer": end_state(spec.peer)}
