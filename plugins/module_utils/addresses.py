@@ -1,0 +1,190 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""IPv4/IPv6 addresses on a device in a namespace, keyed by (device, IP)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from typing import Any, Dict, List, Optional, Tuple
+
+from .errors import NetnsError
+from .kernel import Kernel, as_list, ns_label
+from .links import index_of, links, plan_link_attributes
+from .plan import Change, Pending, applier
+from .validation import IPInterface, check_ifname, check_optional_netns, parse_interface
+
+IFA_F_NODAD = 0x02
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    dev: str
+    interface: IPInterface
+    flags: int = 0
+
+    @property
+    def tentative(self) -> bool:
+        return bool(self.flags & IFA_F_TENTATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class AddressSpec:
+    netns: Optional[str]
+    dev: str
+    addresses: Tuple[IPInterface, ...]
+    state: str = "present"
+    exclusive: bool = False
+    purge_link_local: bool = False
+    nodad: bool = False
+    dev_up: Optional[bool] = None
+    lo_up: Optional[bool] = None
+
+
+def address_spec(netns: Optional[str], dev: str, addresses: List[str], state: str = "present",
+                 exclusive: bool = False, purge_link_local: bool = False, nodad: bool = False,
+                 dev_up: Optional[bool] = None, lo_up: Optional[bool] = None, field: str = "addresses") -> AddressSpec:
+    """Validate raw input into a spec; raises NetnsError naming the field."""
+    check_optional_netns(netns, "netns")
+    check_ifname(dev, "dev")
+    if state not in ("present", "absent"):
+        raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj="state")
+    if not isinstance(addresses, (list, tuple)):
+        raise NetnsError("must be a list of addresses in CIDR notation", obj=field)
+    parsed = [parse_interface(a, "%s[%d]" % (field, i)) for i, a in enumerate(addresses)]
+    seen: Dict[str, int] = {}
+    for i, iface in enumerate(parsed):
+        if str(iface.ip) in seen:
+            raise NetnsError("%s is listed twice (also at %s[%d])" % (iface.ip, field, seen[str(iface.ip)]),
+                             obj="%s[%d]" % (field, i))
+        seen[str(iface.ip)] = i
+    return AddressSpec(netns or None, dev, tuple(parsed), state, exclusive, purge_link_local, nodad, dev_up, lo_up)
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
+    """Every address of ``ns``: one dump."""
+    if not kernel.exists(ns):
+        return []
+    names = {link.index: name for name, link in links(kernel, ns).items()}
+    with kernel.netlink("dump addresses", ns_label(ns)):
+        messages = as_list(kernel.ipr(ns).get_addr())
+    result = []
+    for msg in messages:
+        text = msg.get_attr("IFA_ADDRESS") or msg.get_attr("IFA_LOCAL")
+        if text is None or msg["index"] not in names:
+            continue
+        flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
+        result.append(Address(names[msg["index"]], ipaddress.ip_interface("%s/%d" % (text, msg["prefixlen"])), flags))
+    return result
+
+
+def addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
+    return kernel.cached(ns, "addresses", read_addresses)
+
+
+# -- planning ------------------------------------------------------------------------------
+def address_key(ns: Optional[str], dev: str, iface: IPInterface) -> str:
+    return "%s on %s in %s" % (iface.with_prefixlen, dev, ns_label(ns))
+
+
+def plan_address_set(spec: AddressSpec, current: List[Address]) -> List[Change]:
+    """Pure: the changes that bring the addresses of ``spec.dev`` (``current``) to ``spec``."""
+    on_dev = {str(a.interface.ip): a for a in current if a.dev == spec.dev}
+    wanted = {str(iface.ip): iface for iface in spec.addresses}
+    changes: List[Change] = []
+    if spec.state == "absent":
+        for ip in wanted:
+            if ip in on_dev:
+                changes.append(_change("delete", spec, on_dev[ip].interface, None))
+        return changes
+    # Removals first: deleting a primary IPv4 address also drops the secondaries of its subnet
+    # (unless net.ipv4.conf.*.promote_secondaries), which would take a just-added address with it.
+    if spec.exclusive:
+        for ip, have in on_dev.items():
+            if ip in wanted:
+                continue
+            if have.interface.ip.version == 6 and have.interface.ip.is_link_local and not spec.purge_link_local:
+                continue
+            changes.append(_change("delete", spec, have.interface, None))
+    for ip, iface in wanted.items():
+        have = on_dev.get(ip)
+        if have is None:
+            changes.append(_change("create", spec, None, iface))
+        elif have.interface.network.prefixlen != iface.network.prefixlen:
+            changes.append(_change("replace", spec, have.interface, iface))
+    return changes
+
+
+def _change(action: str, spec: AddressSpec, old: Optional[IPInterface], new: Optional[IPInterface]) -> Change:
+    return Change("address", action, address_key(spec.netns, spec.dev, new or old),
+                  None if old is None else {"address": old.with_prefixlen},
+                  None if new is None else {"address": new.with_prefixlen},
+                  params={"ns": spec.netns, "dev": spec.dev, "old": old, "new": new,
+                          "nodad": spec.nodad and new is not None and new.version == 6})
+
+
+def plan_addresses(kernel: Kernel, spec: AddressSpec, pending: Pending) -> List[Change]:
+    ns_missing = not kernel.exists(spec.netns)
+    if spec.state == "absent":
+        return [] if ns_missing else plan_address_set(spec, addresses(kernel, spec.netns))
+    if ns_missing and not pending.has_namespace(spec.netns):
+        raise NetnsError("namespace %s does not exist" % spec.netns, obj="dev %s" % spec.dev)
+    present = links(kernel, spec.netns) if not ns_missing else {}
+    dev = present.get(spec.dev)
+    if dev is None and not pending.has_link(spec.netns, spec.dev) and not ns_missing:
+        raise NetnsError("device does not exist", obj="dev %s in %s" % (spec.dev, ns_label(spec.netns)))
+    changes = plan_address_set(spec, addresses(kernel, spec.netns))
+    if spec.dev_up is not None:
+        changes += plan_link_attributes(spec.netns, spec.dev, dev, up=spec.dev_up)
+    if spec.lo_up is not None and spec.dev != "lo":
+        changes += plan_link_attributes(spec.netns, "lo", present.get("lo"), up=spec.lo_up)
+    return changes
+
+
+# -- applying ------------------------------------------------------------------------------
+def _add(kernel: Kernel, change: Change, iface: IPInterface) -> None:
+    p = change.params
+    extra: Dict[str, Any] = {"flags": IFA_F_NODAD} if p["nodad"] else {}
+    with kernel.netlink("add address", "address " + change.key):
+        kernel.ipr(p["ns"]).addr("add", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
+                                 prefixlen=iface.network.prefixlen, **extra)
+
+
+def _delete(kernel: Kernel, change: Change, iface: IPInterface) -> None:
+    p = change.params
+    with kernel.netlink("delete address", "address " + change.key):
+        kernel.ipr(p["ns"]).addr("del", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
+                                 prefixlen=iface.network.prefixlen)
+
+
+@applier("address", "create")
+def _apply_create(kernel: Kernel, change: Change) -> None:
+    _add(kernel, change, change.params["new"])
+    kernel.invalidate(change.params["ns"], "addresses")
+
+
+@applier("address", "delete")
+def _apply_delete(kernel: Kernel, change: Change) -> None:
+    _delete(kernel, change, change.params["old"])
+    kernel.invalidate(change.params["ns"], "addresses")
+
+
+@applier("address", "replace")
+def _apply_replace(kernel: Kernel, change: Change) -> None:
+    _delete(kernel, change, change.params["old"])
+    _add(kernel, change, change.params["new"])
+    kernel.invalidate(change.params["ns"], "addresses")
+
+
+def address_report(kernel: Kernel, spec: AddressSpec) -> Dict[str, Any]:
+    """The netns_addr module's return value: the device's addresses now."""
+    if not kernel.exists(spec.netns):
+        return {"addresses": [], "exists": False}
+    return {"exists": spec.dev in links(kernel, spec.netns),
+            "addresses": [{"address": a.interface.with_prefixlen, "tentative": a.tentative,
+                           "dadfailed": bool(a.flags & IFA_F_DADFAILED)}
+                          for a in addresses(kernel, spec.netns) if a.dev == spec.dev]}
