@@ -168,3 +168,28 @@ def converge(module: str, args: dict, prefix: str) -> dict:
     assert again["changed"] is False, again["changes"]
     assert run_module(module, args, check=True)["changed"] is False
     return applied
+
+
+def wait_settled(namespaces: List[str], timeout: float = 10.0) -> None:
+    """Wait until links brought up by hand have carrier and no IPv6 address is tentative, so that
+    the kernel's own asynchronous work (linkwatch, link-local addresses, DAD) does not show up as a
+    difference between two snapshots."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for ns in namespaces:
+            for link in _ip_json(["link", "show"], ns):
+                if "UP" in link.get("flags", []) and link.get("operstate") not in ("UP", "UNKNOWN"):
+                    busy = True
+            if run(["ip", "-n", ns, "-6", "addr", "show", "tentative"], check=False).strip():
+                busy = True
+            for link in _ip_json(["addr", "show"], ns):
+                if "UP" in link.get("flags", []) and link.get("operstate") == "UP" and link.get("link_type") == "ether" \
+                        and not any(a.get("scope") == "link" and a.get("family") == "inet6" for a in link.get("addr_info", [])):
+                    busy = True
+        if not busy:
+            return
+        time.sleep(0.05)
+    raise AssertionError("links in %s did not settle within %ss" % (namespaces, timeout))

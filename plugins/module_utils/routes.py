@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routes in a namespace, keyed by (family, dst, table, metric): another gateway replaces in place."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+from typing import Any, Dict, List, Optional, Tuple
+
+from .addresses import addresses
+from .errors import NetnsError
+from .kernel import Kernel, as_list, ns_label
+from .links import index_of, links
+from .plan import Change, Pending, applier
+from .validation import IPAddress, IPNetwork, check_ifname, check_optional_netns, parse_address, parse_destination
+
+MAIN_TABLE, LOCAL_TABLE = 254, 255
+RTPROT_KERNEL = 2
+RTN_UNICAST = 1
+RTNH_F_ONLINK = 4
+SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+TABLE_NAMES = {"main": 254, "default": 253}
+DEFAULT_METRIC = {4: 0, 6: 1024}
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    dst: IPNetwork
+    table: int
+    metric: int
+    via: Optional[IPAddress] = None
+    dev: Optional[str] = None
+    scope: Optional[int] = None
+    onlink: bool = False
+    src: Optional[IPAddress] = None
+    proto: Optional[int] = None
+
+    @property
+    def identity(self) -> Tuple[int, str, int, int]:
+        return (self.dst.version, str(self.dst), self.table, self.metric)
+
+    def as_dict(self) -> Dict[str, Any]:
+        data = {"dst": "default" if self.dst.prefixlen == 0 else str(self.dst), "table": self.table,
+                "metric": self.metric, "via": None if self.via is None else str(self.via), "dev": self.dev,
+                "scope": self.scope, "onlink": self.onlink, "src": None if self.src is None else str(self.src)}
+        return {k: v for k, v in data.items() if v not in (None, False)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteSpec:
+    netns: Optional[str]
+    routes: Tuple[Route, ...]
+    state: str = "present"
+    exclusive: bool = False
+
+
+def _scope(value: Any, field: str) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, str) and value in SCOPES:
+        return SCOPES[value]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+        return value
+    raise NetnsError("scope must be one of %s or 0..255, not %r" % (", ".join(SCOPES), value), obj=field)
+
+
+def _table(value: Any, field: str) -> int:
+    if value is None:
+        return MAIN_TABLE
+    if value in TABLE_NAMES:
+        return TABLE_NAMES[value]
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2 ** 32 and value != LOCAL_TABLE:
+        return value
+    raise NetnsError("table must be main, default or a number 1..4294967295 (not local), not %r" % (value,), obj=field)
+
+
+def parse_route(item: Any, field: str) -> Route:
+    if not isinstance(item, dict):
+        raise NetnsError("a route must be a mapping", obj=field)
+    unknown = set(item) - {"dst", "via", "dev", "metric", "table", "scope", "onlink", "src", "path"}
+    if unknown:
+        raise NetnsError("unknown key(s) %s" % ", ".join(sorted(unknown)), obj=field)
+    via = None if item.get("via") is None else parse_address(item["via"], field + ".via")
+    dst = parse_destination(item.get("dst") or "default", field + ".dst", None if via is None else via.version)
+    if via is not None and via.version != dst.version:
+        raise NetnsError("gateway %s is IPv%d but the destination %s is IPv%d" % (via, via.version, dst, dst.version),
+                         obj=field + ".via")
+    dev = None if item.get("dev") is None else check_ifname(item["dev"], field + ".dev")
+    if via is None and dev is None:
+        raise NetnsError("a route needs a gateway (via) or a device (dev)", obj=field)
+    src = None if item.get("src") is None else parse_address(item["src"], field + ".src")
+    if src is not None and src.version != dst.version:
+        raise NetnsError("src %s is not of the destination's family" % src, obj=field + ".src")
+    metric = item.get("metric")
+    if metric is None:
+        metric = DEFAULT_METRIC[dst.version]
+    elif isinstance(metric, bool) or not isinstance(metric, int) or not 0 <= metric < 2 ** 32:
+        raise NetnsError("metric must be an integer 0..4294967295, not %r" % (metric,), obj=field + ".metric")
+    onlink = item.get("onlink") or False
+    if not isinstance(onlink, bool):
+        raise NetnsError("onlink must be true or false", obj=field + ".onlink")
+    return Route(dst, _table(item.get("table"), field + ".table"), metric, via, dev,
+                 _scope(item.get("scope"), field + ".scope"), onlink, src)
+
+
+def route_spec(netns: Optional[str], routes: List[Dict[str, Any]], state: str = "present",
+               exclusive: bool = False, field: str = "routes") -> RouteSpec:
+    """Validate raw input into a spec; raises NetnsError naming the field."""
+    check_optional_netns(netns, "netns")
+    if state not in ("present", "absent"):
+        raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj="state")
+    if not isinstance(routes, (list, tuple)):
+        raise NetnsError("must be a list of routes", obj=field)
+    parsed = [parse_route(item, "%s[%d]" % (field, i)) for i, item in enumerate(routes)]
+    seen: Dict[Tuple[int, str, int, int], int] = {}
+    for i, route in enumerate(parsed):
+        if route.identity in seen:
+            raise NetnsError("duplicate route %s table %d metric %d (also at %s[%d])"
+                             % (route.dst, route.table, route.metric, field, seen[route.identity]),
+                             obj="%s[%d]" % (field, i))
+        seen[route.identity] = i
+    return RouteSpec(netns or None, tuple(parsed), state, exclusive)
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_routes(kernel: Kernel, ns: Optional[str]) -> List[Route]:
+    """Unicast routes of every table but ``local``, both families: one dump each."""
+    if not kernel.exists(ns):
+        return []
+    names = {link.index: name for name, link in links(kernel, ns).items()}
+    result = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        with kernel.netlink("dump routes", ns_label(ns)):
+            messages = as_list(kernel.ipr(ns).get_routes(family=family))
+        for msg in messages:
+            table = msg.get_attr("RTA_TABLE") or msg["table"]
+            if table == LOCAL_TABLE or msg["type"] != RTN_UNICAST:
+                continue
+            version = 4 if family == socket.AF_INET else 6
+            dst = ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"),
+                                                  msg["dst_len"]))
+            via, src = msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
+            metric = msg.get_attr("RTA_PRIORITY")
+            result.append(Route(dst, table, DEFAULT_METRIC[4] if metric is None else metric,
+                                None if via is None else ipaddress.ip_address(via),
+                                names.get(msg.get_attr("RTA_OIF")), msg["scope"],
+                                bool(msg["flags"] & RTNH_F_ONLINK),
+                                None if src is None else ipaddress.ip_address(src), msg["proto"]))
+    return result
+
+
+def routes(kernel: Kernel, ns: Optional[str]) -> List[Route]:
+    return kernel.cached(ns, "routes", read_routes)
+
+
+# -- planning ------------------------------------------------------------------------------
+def route_key(ns: Optional[str], route: Route) -> str:
+    return "%s table %d metric %d in %s" % ("default" if route.dst.prefixlen == 0 else route.dst,
+                                            route.table, route.metric, ns_label(ns))
+
+
+def _differs(want: Route, have: Route) -> bool:
+    """Only what the declaration states is compared (an unstated dev or scope is the kernel's choice)."""
+    return ((want.via != have.via) or (want.dev is not None and want.dev != have.dev)
+            or (want.scope is not None and want.scope != have.scope) or (want.onlink != have.onlink)
+            or (want.src is not None and want.src != have.src))
+
+
+def _protected(route: Route) -> bool:
+    return route.proto == RTPROT_KERNEL or (route.dst.version == 6 and (route.dst.is_link_local or route.dst.is_multicast))
+
+
+def plan_route_set(spec: RouteSpec, current: List[Route]) -> List[Change]:
+    """Pure: the changes that bring the routes of ``current`` to ``spec``."""
+    by_id = {r.identity: r for r in current}
+    changes: List[Change] = []
+    for want in spec.routes:
+        have = by_id.get(want.identity)
+        if spec.state == "absent":
+            if have is not None:
+                changes.append(_change("delete", spec.netns, have, None))
+        elif have is None:
+            changes.append(_change("create", spec.netns, None, want))
+        elif _differs(want, have):
+            changes.append(_change("update", spec.netns, have, want))
+    if spec.exclusive and spec.state == "present":
+        scopes = {(r.table, r.dst.version) for r in spec.routes}
+        wanted = {r.identity for r in spec.routes}
+        for have in current:
+            if (have.table, have.dst.version) in scopes and have.identity not in wanted and not _protected(have):
+                changes.insert(0, _change("delete", spec.netns, have, None))
+    return changes
+
+
+def _change(action: str, ns: Optional[str], old: Optional[Route], new: Optional[Route]) -> Change:
+    return Change("route", action, route_key(ns, new or old), None if old is None else old.as_dict(),
+                  None if new is None else new.as_dict(), params={"ns": ns, "route": new or old})
+
+
+def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Change]:
+    ns_missing = not kernel.exists(spec.netns)
+    if spec.state == "absent":
+        return [] if ns_missing else plan_route_set(spec, routes(kernel, spec.netns))
+    if ns_missing and not pending.has_namespace(spec.netns):
+        raise NetnsError("namespace %s does not exist" % spec.netns, obj="routes")
+    if not ns_missing:
+        _check_reachable(kernel, spec, pending)
+    return plan_route_set(spec, routes(kernel, spec.netns))
+
+
+def _check_reachable(kernel: Kernel, spec: RouteSpec, pending: Pending) -> None:
+    present = links(kernel, spec.netns)
+    connected = [a.interface.network for a in addresses(kernel, spec.netns)]
+    for route in spec.routes:
+        obj = "route " + route_key(spec.netns, route)
+        if route.dev is not None and route.dev not in present:
+            if pending.has_link(spec.netns, route.dev):
+                continue
+            raise NetnsError("device %s does not exist" % route.dev, obj=obj)
+        if route.via is None or route.onlink or route.via.is_link_local:
+            continue
+        if not any(route.via in network for network in connected):
+            if pending.assume_missing:
+                pending.assumed.add("an address on the subnet of gateway %s in the %s" % (route.via, ns_label(spec.netns)))
+                continue
+            raise NetnsError("gateway %s is on no subnet of the %s (add an address there first, or set onlink)"
+                             % (route.via, ns_label(spec.netns)), obj=obj)
+
+
+# -- applying ------------------------------------------------------------------------------
+def _request(kernel: Kernel, ns: Optional[str], route: Route, full: bool) -> Dict[str, Any]:
+    request: Dict[str, Any] = {"family": socket.AF_INET if route.dst.version == 4 else socket.AF_INET6,
+                               "dst": str(route.dst.network_address), "dst_len": route.dst.prefixlen,
+                               "table": route.table, "priority": route.metric}
+    if not full:
+        request["scope"] = SCOPES["nowhere"]  # as `ip route del`: match the route whatever its scope
+    else:
+        if route.via is not None:
+            request["gateway"] = str(route.via)
+        if route.dev is not None:
+            request["oif"] = index_of(kernel, ns, route.dev)
+        if route.scope is not None:
+            request["scope"] = route.scope
+        if route.src is not None:
+            request["prefsrc"] = str(route.src)
+        if route.onlink:
+            request["flags"] = RTNH_F_ONLINK
+    return request
+
+
+@applier("route", "create", "update", "delete")
+def _apply(kernel: Kernel, change: Change) -> None:
+    ns, route = change.params["ns"], change.params["route"]
+    command = {"create": "add", "update": "replace", "delete": "del"}[change.action]
+    with kernel.netlink("%s route" % command, "route " + change.key):
+        kernel.ipr(ns).route(command, **_request(kernel, ns, route, change.action != "delete"))
+    kernel.invalidate(ns, "routes")
+
+
+def route_report(kernel: Kernel, spec: RouteSpec) -> Dict[str, Any]:
+    """The netns_route module's return value: the routes of the tables the task names."""
+    tables = {r.table for r in spec.routes}
+    return {"routes": [r.as_dict() for r in routes(kernel, spec.netns) if r.table in tables]
+            if kernel.exists(spec.netns) else []}
