@@ -226,3 +226,18 @@ def is_regular_file(path: str) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except FileNotFoundError:
         return False
+
+
+@contextlib.contextmanager
+def scratch_namespace() -> Iterator[None]:
+    """Run the body (this thread) in a new, anonymous network namespace that nothing else sees;
+    the kernel frees it when the body ends. Nothing is bound under /run/netns."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)", obj="scratch namespace")
+        try:
+            yield
+        finally:
+            setns(home)
+    finally:
+        os.close(home)

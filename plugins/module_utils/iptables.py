@@ -1,0 +1,240 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""iptables rules, chains and policies inside a namespace, one table at a time, atomically.
+
+Declared rules are canonicalised by iptables itself (restored into a throw-away anonymous
+namespace and saved back), so ``-p tcp --dport 22`` compares equal to the saved
+``-p tcp -m tcp --dport 22``, and an invalid rule is refused before anything changes. A table is
+changed with one iptables-restore of its whole new content (counters kept): never half-applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import nsfs
+from .errors import NetnsError
+from .iptables_rules import (BUILTIN_CHAINS, POLICIES, Chain, Table, empty_table, merge_rules, parse_save,
+                             references, render_restore, rule_text, rule_words)
+from .kernel import Kernel, ns_label
+from .plan import Change, Pending, applier
+from .validation import check_optional_netns
+
+TOOLS = {"ipv4": ("iptables-save", "iptables-restore"), "ipv6": ("ip6tables-save", "ip6tables-restore")}
+CHAIN_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,28}$")
+# (ip_version, table, chain, user text) -> canonical text; iptables' canonical form never changes
+# within one process, so one canonicalisation serves every later plan.
+_CANONICAL: Dict[Tuple[str, str, str, str], str] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainSpec:
+    name: str
+    policy: Optional[str]
+    rules: Tuple[str, ...]  # user text, normalised word-quoting
+    exclusive: bool
+    field: str
+
+
+@dataclasses.dataclass(frozen=True)
+class IptablesSpec:
+    netns: Optional[str]
+    ip_version: str
+    table: str
+    chains: Tuple[ChainSpec, ...]
+    state: str = "present"
+
+    def is_builtin(self, chain: str) -> bool:
+        return chain in BUILTIN_CHAINS[self.table]
+
+    def canonical(self, chain: ChainSpec) -> List[str]:
+        return [_CANONICAL[(self.ip_version, self.table, chain.name, rule)] for rule in chain.rules]
+
+
+def iptables_spec(netns: Optional[str], ip_version: str, table: str, chains: Any, state: str = "present",
+                  field: str = "iptables") -> IptablesSpec:
+    """Validate raw input into a spec; raises NetnsError naming the field."""
+    check_optional_netns(netns, "netns")
+    if ip_version not in TOOLS:
+        raise NetnsError("ip_version must be ipv4 or ipv6, not %r" % (ip_version,), obj=field + ".ip_version")
+    if table not in BUILTIN_CHAINS:
+        raise NetnsError("table must be one of %s, not %r" % (", ".join(BUILTIN_CHAINS), table), obj=field + ".table")
+    if state not in ("present", "absent"):
+        raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj=field + ".state")
+    if not isinstance(chains, (list, tuple)) or not chains:
+        raise NetnsError("must be a non-empty list of chains", obj=field + ".chains")
+    parsed = [_chain_spec(chain, ip_version, table, "%s.chains[%d]" % (field, i)) for i, chain in enumerate(chains)]
+    names = [c.name for c in parsed]
+    if len(set(names)) != len(names):
+        raise NetnsError("a chain is listed twice", obj=field + ".chains")
+    return IptablesSpec(netns or None, ip_version, table, tuple(parsed), state)
+
+
+def _chain_spec(raw: Any, ip_version: str, table: str, field: str) -> ChainSpec:
+    if not isinstance(raw, dict):
+        raise NetnsError("a chain is a mapping with name, policy, rules, exclusive", obj=field)
+    unknown = set(raw) - {"name", "policy", "rules", "exclusive"}
+    if unknown:
+        raise NetnsError("unknown key(s) %s" % ", ".join(sorted(unknown)), obj=field)
+    name = raw.get("name")
+    if not isinstance(name, str) or not CHAIN_NAME.match(name):
+        raise NetnsError("chain name %r is not valid (1..28 of A-Z a-z 0-9 _ . -)" % (name,), obj=field + ".name")
+    policy = raw.get("policy")
+    if policy is not None:
+        if name not in BUILTIN_CHAINS[table]:
+            raise NetnsError("a policy is only for built-in chains (%s), not %s"
+                             % (", ".join(BUILTIN_CHAINS[table]), name), obj=field + ".policy")
+        if policy not in POLICIES:
+            raise NetnsError("policy must be ACCEPT or DROP, not %r" % (policy,), obj=field + ".policy")
+    rules = raw.get("rules") or []
+    if not isinstance(rules, list):
+        raise NetnsError("rules must be a list", obj=field + ".rules")
+    texts = tuple(rule_text(rule_words(rule, ip_version, "%s.rules[%d]" % (field, i))) for i, rule in enumerate(rules))
+    exclusive = raw.get("exclusive", False)
+    if not isinstance(exclusive, bool):
+        raise NetnsError("exclusive must be true or false", obj=field + ".exclusive")
+    return ChainSpec(name, policy, texts, exclusive, field)
+
+
+# -- canonical forms -------------------------------------------------------------------------
+def canonicalise(kernel: Kernel, specs: List[IptablesSpec]) -> None:
+    """Let iptables canonicalise every declared rule of ``specs``: one restore and one save per
+    (ip_version, table) in a throw-away namespace. Invalid rules fail here, before any change."""
+    groups: Dict[Tuple[str, str], List[Tuple[ChainSpec, str]]] = {}
+    user_chains: Dict[Tuple[str, str], set] = {}
+    for spec in specs:
+        group = (spec.ip_version, spec.table)
+        for chain in spec.chains:
+            if not spec.is_builtin(chain.name):
+                user_chains.setdefault(group, set()).add(chain.name)
+            for rule in chain.rules:
+                if (spec.ip_version, spec.table, chain.name, rule) not in _CANONICAL:
+                    groups.setdefault(group, [])
+                    if (chain, rule) not in groups[group]:
+                        groups[group].append((chain, rule))
+    if not groups:
+        return
+    with nsfs.scratch_namespace():
+        for (ip_version, table), rules in groups.items():
+            _canonicalise_group(ip_version, table, rules, user_chains.get((ip_version, table), set()))
+
+
+def _canonicalise_group(ip_version: str, table: str, rules: List[Tuple[ChainSpec, str]], user_chains: set) -> None:
+    save, restore = TOOLS[ip_version]
+    chains = list(BUILTIN_CHAINS[table]) + sorted(user_chains)
+    lines = ["*" + table] + [":%s %s [0:0]" % (c, "ACCEPT" if c in BUILTIN_CHAINS[table] else "-") for c in chains]
+    lines += ["-A %s %s" % (chain.name, rule) for chain, rule in rules]
+    text = "\n".join(lines + ["COMMIT", ""])
+    proc = subprocess.run([restore], input=text, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise _invalid_rule(proc.stderr, lines, rules, len(chains) + 1)
+    saved = parse_save(subprocess.run([save, "-t", table], capture_output=True, text=True, check=True).stdout)[table]
+    seen: Dict[str, int] = {}
+    for chain, rule in rules:
+        position = seen.get(chain.name, 0)
+        seen[chain.name] = position + 1
+        _CANONICAL[(ip_version, table, chain.name, rule)] = saved.chains[chain.name].rules[position][1]
+
+
+def _invalid_rule(stderr: str, lines: List[str], rules: List[Tuple[ChainSpec, str]], header: int) -> NetnsError:
+    match = re.search(r"line:? (\d+)", stderr)
+    message = stderr.strip().splitlines()[0] if stderr.strip() else "iptables-restore failed"
+    if match and header < int(match.group(1)) <= header + len(rules):
+        chain, rule = rules[int(match.group(1)) - header - 1]
+        index = chain.rules.index(rule)
+        return NetnsError("iptables refuses rule %r: %s" % (rule, message), obj="%s.rules[%d]" % (chain.field, index))
+    return NetnsError("iptables refuses the rules: %s" % message, obj="iptables")
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str, Table]:
+    """All tables of one family in ``ns``: one iptables-save (never -t, which would create the table)."""
+    if not kernel.exists(ns):
+        return {}
+    return parse_save(kernel.run(ns, [TOOLS[ip_version][0], "-c"]))
+
+
+def current_table(kernel: Kernel, ns: Optional[str], ip_version: str, table: str) -> Table:
+    tables = kernel.cached(ns, "iptables-" + ip_version, lambda k, n: read_tables(k, n, ip_version))
+    return tables[table].copy() if table in tables else empty_table(table)
+
+
+# -- planning ------------------------------------------------------------------------------
+def plan_table(spec: IptablesSpec, current: Table) -> Optional[Table]:
+    """Pure: the table after ``spec`` (None when nothing changes)."""
+    wanted = current.copy()
+    for chain in spec.chains:
+        have = wanted.chains.get(chain.name)
+        declared = spec.canonical(chain)
+        if spec.state == "absent":
+            if have is None:
+                continue
+            if chain.rules:
+                have.rules = [r for r in have.rules if r[1] not in declared]
+            elif not spec.is_builtin(chain.name):
+                users = references(wanted, chain.name)
+                if users:
+                    raise NetnsError("chain %s is still referenced by %s" % (chain.name, "; ".join(users)),
+                                     obj=chain.field)
+                del wanted.chains[chain.name]
+            continue
+        if have is None:
+            have = wanted.chains[chain.name] = Chain(chain.name, None)
+        if chain.policy is not None:
+            have.policy = chain.policy
+        counters = dict((text, c) for c, text in reversed(have.rules))
+        have.rules = [(counters.get(text, "[0:0]"), text) for text in merge_rules(have.texts(), declared, chain.exclusive)]
+    return None if _same(wanted, current) else wanted
+
+
+def _same(a: Table, b: Table) -> bool:
+    return ([(c.name, c.policy, c.texts()) for c in a.chains.values()]
+            == [(c.name, c.policy, c.texts()) for c in b.chains.values()])
+
+
+def _chain_view(table: Table, names: List[str]) -> Dict[str, Any]:
+    return {name: ({"policy": table.chains[name].policy, "rules": table.chains[name].texts()}
+                   if name in table.chains else None) for name in names}
+
+
+def iptables_key(spec: IptablesSpec) -> str:
+    return "%s %s in %s" % (spec.ip_version, spec.table, ns_label(spec.netns))
+
+
+def plan_iptables(kernel: Kernel, spec: IptablesSpec, pending: Pending) -> List[Change]:
+    if not kernel.exists(spec.netns):
+        if spec.state == "absent":
+            return []
+        if not pending.has_namespace(spec.netns):
+            raise NetnsError("namespace %s does not exist" % spec.netns, obj="iptables " + iptables_key(spec))
+    canonicalise(kernel, [spec])
+    current = current_table(kernel, spec.netns, spec.ip_version, spec.table)
+    wanted = plan_table(spec, current)
+    if wanted is None:
+        return []
+    names = [c.name for c in spec.chains]
+    return [Change("iptables", "update", iptables_key(spec), _chain_view(current, names), _chain_view(wanted, names),
+                   params={"spec": spec})]
+
+
+@applier("iptables", "update")
+def _apply(kernel: Kernel, change: Change) -> None:
+    """Recompute on the table as it is now (under the host lock) and restore it in one go."""
+    spec = change.params["spec"]
+    kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)
+    wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
+    if wanted is not None:
+        kernel.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"], stdin=render_restore(wanted))
+    kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)
+
+
+def iptables_report(kernel: Kernel, spec: IptablesSpec) -> Dict[str, Any]:
+    """The netns_iptables module's return value: the declared chains as they are now."""
+    if not kernel.exists(spec.netns):
+        return {"chains": {}}
+    table = current_table(kernel, spec.netns, spec.ip_version, spec.table)
+    return {"chains": _chain_view(table, [c.name for c in spec.chains])}
