@@ -86,7 +86,7 @@ def _scrub(value: Any) -> Any:
     """Drop fields that change on their own (counters, lifetimes, timers)."""
     volatile = {"stats", "stats64", "valid_life_time", "preferred_life_time", "expires", "used", "age"}
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if k not in volatile}
+        return {k: _scrub(v) for k, v in value.items() if k not in volatile and not k.endswith("_timer")}
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
@@ -155,6 +155,7 @@ def cleanup(prefix: str) -> None:
 def converge(module: str, args: dict, prefix: str) -> dict:
     """The community.crypto cycle: check reports a change and makes none, apply makes it,
     re-apply and a final check report none. Returns the apply result."""
+    wait_settled([None] + [ns for ns in netns_list() if ns.startswith(prefix)], only=prefix)
     before = snapshot(prefix)
     checked = run_module(module, args, check=True)
     assert not checked.get("failed"), checked
@@ -170,7 +171,7 @@ def converge(module: str, args: dict, prefix: str) -> dict:
     return applied
 
 
-def wait_settled(namespaces: List[str], timeout: float = 10.0) -> None:
+def wait_settled(namespaces: List[Optional[str]], timeout: float = 10.0, only: str = "") -> None:
     """Wait until links brought up by hand have carrier and no IPv6 address is tentative, so that
     the kernel's own asynchronous work (linkwatch, link-local addresses, DAD) does not show up as a
     difference between two snapshots."""
@@ -180,12 +181,13 @@ def wait_settled(namespaces: List[str], timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         busy = False
         for ns in namespaces:
-            for link in _ip_json(["link", "show"], ns):
+            mine = [l for l in _ip_json(["addr", "show"], ns) if ns is not None or l.get("ifname", "").startswith(only)]
+            for link in mine:
                 if "UP" in link.get("flags", []) and link.get("operstate") not in ("UP", "UNKNOWN"):
                     busy = True
-            if run(["ip", "-n", ns, "-6", "addr", "show", "tentative"], check=False).strip():
-                busy = True
-            for link in _ip_json(["addr", "show"], ns):
+                if any("tentative" in a for a in link.get("addr_info", [])):
+                    busy = True
+            for link in mine:
                 if "UP" in link.get("flags", []) and link.get("operstate") == "UP" and link.get("link_type") == "ether" \
                         and not any(a.get("scope") == "link" and a.get("family") == "inet6" for a in link.get("addr_info", [])):
                     busy = True
@@ -193,3 +195,37 @@ def wait_settled(namespaces: List[str], timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("links in %s did not settle within %ss" % (namespaces, timeout))
+
+
+def normalised(prefix: str) -> Dict[str, Any]:
+    """The topology-relevant state of the root namespace's ``prefix`` links and of the ``prefix``
+    namespaces, without what differs between two identical builds (ifindexes, random MACs,
+    IPv6 link-local addresses and their routes, counters): equal before a loss and after a restore."""
+    wait_settled([None] + [ns for ns in netns_list() if ns.startswith(prefix)], only=prefix)
+
+    def link_local(text: str) -> bool:
+        return text.startswith("fe80:") or text == "fe80::/64" or text.startswith("ff00::")
+
+    state: Dict[str, Any] = {"netns": [ns for ns in netns_list() if ns.startswith(prefix)],
+                             "etc_netns": {k: v for k, v in _tree("/etc/netns").items() if k.split("/")[3].startswith(prefix)}}
+    for ns in [None] + state["netns"]:
+        links = [l for l in _ip_json(["addr", "show"], ns) if ns is not None or l.get("ifname", "").startswith(prefix)]
+        names = {l["ifname"] for l in links}
+        entry: Dict[str, Any] = {"links": sorted(
+            (l["ifname"], (l.get("linkinfo") or {}).get("info_kind"), l["mtu"], "UP" in l.get("flags", []), l.get("master"),
+             sorted("%s/%s" % (a["local"], a["prefixlen"]) for a in l.get("addr_info", []) if not link_local(a["local"])))
+            for l in links)}
+        routes = []
+        for family in ("-4", "-6"):
+            for r in _ip_json([family, "route", "show", "table", "all"], ns):
+                if (ns is None and r.get("dev") not in names) or link_local(r.get("dst", "")):
+                    continue
+                routes.append((r.get("dst"), r.get("gateway"), r.get("dev"), r.get("table", "main"), r.get("metric"),
+                               r.get("protocol"), r.get("type")))
+        entry["routes"] = sorted(routes, key=str)
+        if ns is not None:
+            entry["sysctl"] = run(["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"], ns=ns)
+            entry["iptables"] = [line for tool in ("iptables-save", "ip6tables-save")
+                                 for line in run([tool], ns=ns).splitlines() if line[:1] in ("*", ":", "-")]
+        state[ns or "<root>"] = entry
+    return state

@@ -29,9 +29,11 @@ class Record:
     spec: Dict[str, Any]
     foreign_namespaces: Set[str] = dataclasses.field(default_factory=set)
     foreign_links: Set[Tuple[Optional[str], str]] = dataclasses.field(default_factory=set)
+    # Objects an earlier spec declared and the current one no longer does, kept until a purge.
+    retired: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
 
     def as_json(self) -> str:
-        return json.dumps({"version": RECORD_VERSION, "spec": self.spec,
+        return json.dumps({"version": RECORD_VERSION, "spec": self.spec, "retired": self.retired,
                            "foreign_namespaces": sorted(self.foreign_namespaces),
                            "foreign_links": sorted([list(k) for k in self.foreign_links], key=str)},
                           indent=1, sort_keys=True) + "\n"
@@ -53,7 +55,7 @@ def load(name: str, state_dir: str = STATE_DIR) -> Optional[Record]:
     if not isinstance(data, dict) or data.get("version") != RECORD_VERSION or "spec" not in data:
         raise NetnsError("ownership record has an unknown format", obj=path)
     return Record(data["spec"], set(data.get("foreign_namespaces", [])),
-                  {(k[0], k[1]) for k in data.get("foreign_links", [])})
+                  {(k[0], k[1]) for k in data.get("foreign_links", [])}, data.get("retired") or {})
 
 
 def save(name: str, record: Record, state_dir: str = STATE_DIR) -> None:
@@ -69,7 +71,7 @@ def remove(name: str, state_dir: str = STATE_DIR) -> None:
 
 
 def updated(previous: Optional[Record], spec: Dict[str, Any], topology: Topology,
-            changes: List[Change]) -> Record:
+            changes: List[Change], purged: bool = False) -> Record:
     """The record after applying ``changes``: objects that existed before and were not created by
     this topology (now or earlier) stay foreign."""
     created_ns = {c.key for c in changes if c.kind == "netns" and c.action == "create"}
@@ -86,7 +88,13 @@ def updated(previous: Optional[Record], spec: Dict[str, Any], topology: Topology
             ends.append((item.get("peer_netns"), item["peer"]))
         created = any(link_key(ns, name) in created_links or ns in created_ns for ns, name in ends)
         foreign_links |= {end for end in ends if not created and end not in old_links}
-    return Record(spec, foreign_ns, foreign_links)
+    retired = {} if purged or previous is None else _as_json_lists(undeclared(previous, topology))
+    return Record(spec, foreign_ns, foreign_links, retired)
+
+
+def _as_json_lists(leftovers: Dict[str, List[Any]]) -> Dict[str, List[Any]]:
+    return {kind: [list(item) if isinstance(item, tuple) else item for item in items]
+            for kind, items in leftovers.items() if items}
 
 
 def undeclared(record: Record, topology: Topology) -> Dict[str, List[Any]]:
@@ -112,7 +120,34 @@ def undeclared(record: Record, topology: Topology) -> Dict[str, List[Any]]:
         result["routes"] += [(netns, {k: v for k, v in r.items() if k != "path"})
                              for r in section["routes"] if _route_id(r) not in now_routes]
         result["iptables"] += [(netns, t) for t in _removed_rules(section["iptables"], now["iptables"])]
+    _add_retired(result, record.retired, topology, new_ns, new_links, new_scopes)
     return result
+
+
+def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], topology: Topology,
+                 new_ns: Set[str], new_links: Set[Tuple[Optional[str], str]], new_scopes: Dict[Any, Any]) -> None:
+    """Leftovers of earlier runs without purge, unless declared again (or already listed)."""
+    def declared_again(kind: str, netns: Optional[str], item: Any) -> bool:
+        now = new_scopes.get(netns)
+        if now is None:
+            return False
+        if kind == "addresses":
+            return any((a["dev"], a["address"]) == (item["dev"], item["address"]) for a in now["addresses"])
+        if kind == "routes":
+            return _route_id(item) in {_route_id(r) for r in now["routes"]}
+        return False
+
+    for name in retired.get("namespaces", []):
+        if name not in new_ns and name not in result["namespaces"]:
+            result["namespaces"].append(name)
+    for item in retired.get("links", []):
+        if (item.get("netns"), item["name"]) not in new_links and item not in result["links"]:
+            result["links"].append(item)
+    for kind in ("addresses", "routes", "iptables"):
+        for netns, item in retired.get(kind, []):
+            entry = (netns, item)
+            if netns not in result["namespaces"] and not declared_again(kind, netns, item) and entry not in result[kind]:
+                result[kind].append(entry)
 
 
 def _route_id(route: Dict[str, Any]) -> Tuple[Any, ...]:

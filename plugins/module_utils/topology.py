@@ -174,9 +174,11 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
     if state == "absent":
         changes = converge(kernel, lambda k, _pending: plan_teardown(k, topology, record), check_mode)
         if not check_mode:
-            ownership.remove(topology.name, state_dir)
+            # Keep remembering what existed before the topology, so a repeated teardown (or a later
+            # apply and teardown) still leaves those objects alone.
+            ownership.save(topology.name, ownership.updated(record, data, topology, changes, purged=True), state_dir)
         return changes
     changes = converge(kernel, lambda k, _pending: plan_topology(k, topology, purge, record), check_mode)
     if not check_mode:
-        ownership.save(topology.name, ownership.updated(record, data, topology, changes), state_dir)
+        ownership.save(topology.name, ownership.updated(record, data, topology, changes, purge), state_dir)
     return changes

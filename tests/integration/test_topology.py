@@ -1,0 +1,160 @@
+"""The topology module and the restore program on the real kernel."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from typing import Any, Dict
+
+import pytest
+
+from helpers import COLLECTIONS, PYTHON, converge, netns_list, normalised, run, run_module, snapshot
+
+
+def small_topology(prefix: str) -> Dict[str, Any]:
+    """root <-veth-> A (router, forwarding) <-veth-> B, a bridge in B with a dummy-free port,
+    sysctls, DNS, v4+v6 addresses, routes and rules."""
+    a, b = prefix + "a", prefix + "b"
+    return {
+        "name": prefix + "topo",
+        "namespaces": [
+            {"name": a, "sysctls": {"net.ipv4.ip_forward": 1},
+             "addresses": [{"dev": "r", "address": "10.231.1.2/30"},
+                           {"dev": "ab", "address": "10.231.2.1/30"},
+                           {"dev": "ab", "address": "fd31:2::1/64", "nodad": True}],
+             "routes": [{"dst": "default", "via": "10.231.1.1"}],
+             "iptables": [{"table": "filter", "chains": [
+                 {"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]},
+                 {"table": "nat", "chains": [
+                     {"name": "POSTROUTING", "rules": ["-s 10.231.2.0/30 -o r -j MASQUERADE"]}]}]},
+            {"name": b, "nameservers": ["192.0.2.53"],
+             "addresses": [{"dev": "br", "address": "10.231.2.2/30"},
+                           {"dev": "br", "address": "fd31:2::2/64", "nodad": True}],
+             "routes": [{"dst": "default", "via": "10.231.2.1"}]},
+        ],
+        "links": [
+            {"type": "veth", "name": prefix + "r", "peer": "r", "peer_netns": a},
+            {"type": "veth", "name": "ab", "netns": a, "peer": "ba", "peer_netns": b, "mtu": 1400, "peer_mtu": 1400},
+            {"type": "bridge", "name": "br", "netns": b, "ports": ["ba"]},
+        ],
+        "host": {"addresses": [{"dev": prefix + "r", "address": "10.231.1.1/30"}]},
+    }
+
+
+def test_apply_cycle_ping_and_teardown(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    spec = small_topology(prefix)
+    before = snapshot(prefix)
+    applied = converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
+    assert applied["summary"]["netns"] == {"create": 2}
+    a, b = prefix + "a", prefix + "b"
+    assert {a, b} <= set(netns_list())
+    run(["ping", "-c", "1", "-W", "2", "10.231.2.1"], ns=b)  # over the bridge
+    run(["ping", "-c", "1", "-W", "2", "10.231.1.1"], ns=b)  # routed and masqueraded by A
+    run(["ping", "-6", "-c", "1", "-W", "2", "fd31:2::1"], ns=b)
+    assert run(["sysctl", "-n", "net.ipv4.ip_forward"], ns=a).strip() == "1"
+    with open("/etc/netns/%s/resolv.conf" % b) as handle:
+        assert "nameserver 192.0.2.53" in handle.read()
+    removed = converge("topology", {"topology": spec, "state": "absent", "state_dir": state_dir}, prefix)
+    assert removed["summary"]["netns"] == {"delete": 2}
+    assert snapshot(prefix) == before
+
+
+def test_check_mode_predicts_whole_topology_on_empty_host(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    spec = small_topology(prefix)
+    before = snapshot(prefix)
+    checked = run_module("topology", {"topology": spec, "state_dir": state_dir}, check=True)
+    assert checked["changed"] and not checked.get("failed"), checked
+    assert snapshot(prefix) == before
+    assert not os.path.exists(state_dir)
+    applied = run_module("topology", {"topology": spec, "state_dir": state_dir})
+    assert [c["object"] for c in applied["changes"]] == [c["object"] for c in checked["changes"]]
+
+
+def test_bad_topology_changes_nothing(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    spec = small_topology(prefix)
+    spec["namespaces"][1]["routes"][0]["via"] = "10.99.99.99"
+    before = snapshot(prefix)
+    result = run_module("topology", {"topology": spec, "state_dir": state_dir})
+    assert result["failed"]
+    assert result["msg"].startswith("namespaces[1].routes[0].via: gateway 10.99.99.99")
+    assert snapshot(prefix) == before
+
+
+def test_purge_removes_only_what_it_created(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    foreign = prefix + "f"
+    run(["ip", "netns", "add", foreign])  # exists before the topology declares it
+    spec = {"name": prefix + "p", "namespaces": [{"name": prefix + "x"}, {"name": prefix + "y"}, {"name": foreign}],
+            "links": [{"type": "veth", "name": "xy", "netns": prefix + "x", "peer": "yx", "peer_netns": prefix + "y"}]}
+    run_module("topology", {"topology": spec, "state_dir": state_dir})
+    smaller = copy.deepcopy(spec)
+    smaller["namespaces"] = [{"name": prefix + "x"}]
+    smaller["links"] = []
+    kept = run_module("topology", {"topology": smaller, "state_dir": state_dir})
+    assert kept["changed"] is False  # without purge nothing is removed
+    assert {prefix + "y", foreign} <= set(netns_list())
+    purged = converge("topology", {"topology": smaller, "state_dir": state_dir, "purge": True}, prefix)
+    assert purged["summary"] == {"netns": {"delete": 1}}
+    assert prefix + "y" not in netns_list()
+    assert foreign in netns_list()  # never created by the topology: never removed
+    run_module("topology", {"topology": spec, "state_dir": state_dir})
+    converge("topology", {"topology": spec, "state": "absent", "state_dir": state_dir}, prefix)
+    assert foreign in netns_list()
+    assert not {prefix + "x", prefix + "y"} & set(netns_list())
+
+
+def restore(command: str, path: str, state_dir: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    return subprocess.run([PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
+                           "import main; main()", command, path, "--state-dir", state_dir],
+                          capture_output=True, text=True, env=env, check=False)
+
+
+def test_restore_program_recreates_after_loss(prefix: str, tmp_path: Any) -> None:
+    """Apply, destroy what the kernel holds (as a reboot would), restore: same state read back."""
+    spec = small_topology(prefix)
+    path = str(tmp_path / "topo.json")
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    state_dir = str(tmp_path / "state")
+    assert restore("check", path, state_dir).returncode == 1
+    applied = restore("apply", path, state_dir)
+    assert applied.returncode == 0, applied.stderr
+    assert restore("check", path, state_dir).returncode == 0
+    after_apply = normalised(prefix)
+    for ns in (prefix + "a", prefix + "b"):
+        run(["ip", "netns", "delete", ns])
+    subprocess.run(["rm", "-rf", "/etc/netns/%sb" % prefix], check=True)
+    drift = restore("check", path, state_dir)
+    assert drift.returncode == 1 and "netns" in drift.stdout
+    again = restore("apply", path, state_dir)
+    assert again.returncode == 0, again.stderr
+    assert normalised(prefix) == after_apply
+    assert restore("teardown", path, state_dir).returncode == 0
+    assert not {prefix + "a", prefix + "b"} & set(netns_list())
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "not valid JSON"),
+    ('{"name": "x", "namespaces": [{"name": "../etc"}]}', "namespaces[0].name"),
+    ('{"name": "x", "namespaces": [', "not valid JSON"),
+])
+def test_restore_refuses_corrupt_file(prefix: str, tmp_path: Any, content: str, message: str) -> None:
+    path = str(tmp_path / "topo.json")
+    with open(path, "w") as handle:
+        handle.write(content)
+    before = snapshot(prefix)
+    result = restore("apply", path, str(tmp_path / "state"))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(prefix) == before
+
+
+def test_restore_missing_file(tmp_path: Any) -> None:
+    result = restore("apply", str(tmp_path / "nope.json"), str(tmp_path / "state"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
