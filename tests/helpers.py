@@ -183,12 +183,14 @@ def wait_settled(namespaces: List[Optional[str]], timeout: float = 10.0, only: s
         for ns in namespaces:
             mine = [l for l in _ip_json(["addr", "show"], ns) if ns is not None or l.get("ifname", "").startswith(only)]
             for link in mine:
-                if "UP" in link.get("flags", []) and link.get("operstate") not in ("UP", "UNKNOWN"):
+                flags = link.get("flags", [])
+                # carrier is there but linkwatch has not yet made the link operationally up
+                if "UP" in flags and "LOWER_UP" in flags and link.get("operstate") not in ("UP", "UNKNOWN"):
                     busy = True
-                if any("tentative" in a for a in link.get("addr_info", [])):
-                    busy = True
+                if "LOWER_UP" in flags and any("tentative" in a for a in link.get("addr_info", [])):
+                    busy = True  # DAD runs only with carrier; without it an address stays tentative
             for link in mine:
-                if "UP" in link.get("flags", []) and link.get("operstate") == "UP" and link.get("link_type") == "ether" \
+                if "LOWER_UP" in link.get("flags", []) and link.get("operstate") == "UP" and link.get("link_type") == "ether" \
                         and not any(a.get("scope") == "link" and a.get("family") == "inet6" for a in link.get("addr_info", [])):
                     busy = True
         if not busy:
