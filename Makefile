@@ -27,6 +27,13 @@ $(VENV)/.installed: requirements.txt
 
 venv: deps $(VENV)/.installed
 
+# A managed host's Python as Debian 12 has it: pyroute2 0.7.2 (the controller venv has 0.9).
+VENV07 ?= $(CURDIR)/.venv-pyroute2-0.7
+$(VENV07)/.installed: requirements.txt
+	python3 -m venv $(VENV07)
+	$(VENV07)/bin/pip install -q 'pyroute2==0.7.2' "$$(grep '^ansible-core' requirements.txt)"
+	touch $@
+
 # The collection is installed by linking the repository root into an ansible_collections tree.
 collection:
 	@mkdir -p $(COLLECTIONS)/ansible_collections/linuxnet
@@ -42,8 +49,10 @@ unit: venv collection
 integration: venv collection
 	$(PY) -m pytest -q tests/integration
 
-test: venv collection
+# Every test with pyroute2 0.9, then the module and restore-program tests again with pyroute2 0.7.2.
+test: venv $(VENV07)/.installed collection
 	$(PY) -m pytest -q tests
+	LINUXNET_MODULE_PYTHON=$(VENV07)/bin/python $(PY) -m pytest -q tests/integration --ignore=tests/integration/test_playbooks.py
 
 clean:
-	rm -rf build $(VENV) .pytest_cache
+	rm -rf build $(VENV) $(VENV07) .pytest_cache

@@ -17,6 +17,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, "build", "collections")
 MODULES = os.path.join(REPO, "plugins", "modules")
 PYTHON = sys.executable
+# The interpreter modules and the restore program run with, as on a managed host: `make test` runs the
+# module tests a second time with Debian 12's pyroute2 0.7.2 through this (the controller has 0.9).
+MODULE_PYTHON = os.environ.get("LINUXNET_MODULE_PYTHON") or sys.executable
 
 
 def ensure_collection_path() -> str:
@@ -44,7 +47,7 @@ def run_module(name: str, args: Dict[str, Any], check: bool = False, diff: bool 
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
     try:
         proc = subprocess.run(
-            [PYTHON, "-m", "ansible_collections.linuxnet.netns.plugins.modules.%s" % name, path],
+            [MODULE_PYTHON, "-m", "ansible_collections.linuxnet.netns.plugins.modules.%s" % name, path],
             capture_output=True, text=True, env=env, check=False,
         )
     finally:
