@@ -34,7 +34,8 @@ def ensure_collection_path() -> str:
     return COLLECTIONS
 
 
-def run_module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = True) -> Dict[str, Any]:
+def run_module(name: str, args: Dict[str, Any], check: bool = False, diff: bool = True,
+               python_path: Optional[str] = None) -> Dict[str, Any]:
     """Run plugins/modules/NAME.py as Ansible would (a new process reading its arguments).
 
     Returns the module's JSON result; ``failed`` is set when the module failed.
@@ -44,7 +45,7 @@ def run_module(name: str, args: Dict[str, Any], check: bool = False, diff: bool 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(payload, handle)
         path = handle.name
-    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS if python_path is None else python_path + ":" + COLLECTIONS)
     try:
         proc = subprocess.run(
             [MODULE_PYTHON, "-m", "ansible_collections.linuxnet.netns.plugins.modules.%s" % name, path],

@@ -12,8 +12,8 @@ short_description: Apply a whole network-namespace topology in one call
 version_added: 0.1.0
 description:
   - Validates a complete topology (format version 1, see C(docs/topology-format.md) in the collection)
-    before changing anything, then brings the kernel to it in one pass through the engine:
-    namespaces, links, addresses, routes, iptables rules; the reverse order for removal.
+    before changing anything, then brings the kernel to it in one pass through the engine
+    (namespaces, links, addresses, routes, iptables rules; the reverse order for removal).
   - Everything is planned before anything is applied, so check mode predicts a whole topology on a
     host where none of it exists yet. The kernel is read back after applying; a difference is an error.
   - Records which objects the topology manages under I(state_dir); I(purge) removes objects this

@@ -138,3 +138,13 @@ def test_unknown_sysctl_fails_before_change(prefix: str) -> None:
                                                            "net.ipv4.no_such_thing": 1}})
     assert result["failed"] and "no such sysctl" in result["msg"]
     assert snapshot(prefix) == before
+
+
+def test_missing_pyroute2_gives_ansibles_missing_library_message(prefix: str, tmp_path) -> None:
+    """A host without pyroute2: the module fails with missing_required_lib's message, no traceback."""
+    shadow = tmp_path / "pyroute2"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('No module named pyroute2 (simulated)')\n")
+    result = run_module("netns", {"name": prefix + "lib"}, python_path=str(tmp_path))
+    assert result["failed"] and "Failed to import the required Python library (pyroute2)" in result["msg"]
+    assert prefix + "lib" not in netns_list()
