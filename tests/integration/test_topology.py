@@ -158,3 +158,65 @@ def test_restore_refuses_corrupt_file(prefix: str, tmp_path: Any, content: str, 
 def test_restore_missing_file(tmp_path: Any) -> None:
     result = restore("apply", str(tmp_path / "nope.json"), str(tmp_path / "state"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_foreign_objects_survive_apply_purge_and_teardown(prefix: str, tmp_path: Any) -> None:
+    """Objects the topology never declared — in the root and inside a managed namespace — stay."""
+    state_dir = str(tmp_path / "state")
+    spec = small_topology(prefix)
+    run_module("topology", {"topology": spec, "state_dir": state_dir})
+    a = prefix + "a"
+    # foreign objects inside a managed namespace and in the root namespace
+    run(["ip", "netns", "add", prefix + "other"])
+    run(["ip", "link", "add", prefix + "fx", "type", "veth", "peer", "name", prefix + "fy"])
+    run(["ip", "addr", "add", "10.236.0.1/30", "dev", prefix + "fx"])
+    run(["ip", "-n", a, "link", "add", "fa", "type", "veth", "peer", "name", "fb"])
+    run(["ip", "-n", a, "addr", "add", "10.236.1.1/24", "dev", "fa"])
+    run(["ip", "-n", a, "link", "set", "fa", "up"])
+    run(["ip", "-n", a, "route", "add", "10.236.9.0/24", "via", "10.231.1.1"])
+    run(["iptables", "-A", "INPUT", "-s", "10.236.0.0/16", "-j", "DROP"], ns=a)
+    run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "fa", "-j", "MASQUERADE"], ns=a)
+    foreign = normalised(prefix)
+    smaller = copy.deepcopy(spec)
+    smaller["namespaces"][0]["iptables"] = []
+    smaller["namespaces"][0]["routes"] = []
+    for step in ({"topology": spec}, {"topology": smaller, "purge": True}, {"topology": spec}):
+        result = run_module("topology", dict(step, state_dir=state_dir))
+        assert not result.get("failed"), result
+        after = normalised(prefix)
+        assert prefix + "other" in after["netns"]
+        assert [l for l in after[a]["links"] if l[0] in ("fa", "fb")] == [l for l in foreign[a]["links"] if l[0] in ("fa", "fb")]
+        assert any(r[:2] == ("10.236.9.0/24", "10.231.1.1") for r in after[a]["routes"])
+        assert "-A INPUT -s 10.236.0.0/16 -j DROP" in after[a]["iptables"]
+        assert "-A POSTROUTING -o fa -j MASQUERADE" in after[a]["iptables"]
+        assert [l for l in after["<root>"]["links"] if l[0].startswith(prefix + "f")] == \
+            [l for l in foreign["<root>"]["links"] if l[0].startswith(prefix + "f")]
+    run_module("topology", {"topology": spec, "state": "absent", "state_dir": state_dir})
+    after = normalised(prefix)
+    assert prefix + "other" in after["netns"] and a not in after["netns"]
+    assert [l for l in after["<root>"]["links"] if l[0].startswith(prefix + "f")] == \
+        [l for l in foreign["<root>"]["links"] if l[0].startswith(prefix + "f")]
+
+
+def test_macvlan_and_vlan_on_a_root_parent_moved_into_a_namespace(prefix: str, tmp_path: Any) -> None:
+    """macvlan/vlan are created on the root parent directly inside their namespace (one request)."""
+    parent = prefix + "p"
+    run(["ip", "link", "add", parent, "type", "veth", "peer", "name", prefix + "q"])
+    links = [{"type": "macvlan", "name": "mv0", "netns": prefix + "m", "parent": parent, "mode": "bridge"}]
+    vlan_supported = subprocess.run(["ip", "link", "add", "link", parent, "name", prefix + "vt", "type", "vlan", "id", "9"],
+                                    capture_output=True).returncode == 0
+    if vlan_supported:
+        run(["ip", "link", "del", prefix + "vt"])
+        links.append({"type": "vlan", "name": "v10", "netns": prefix + "m", "parent": parent, "id": 10})
+    spec = {"name": prefix + "mv", "namespaces": [{"name": prefix + "m", "addresses": [
+        {"dev": "mv0", "address": "10.237.0.2/24"}]}], "links": links}
+    state_dir = str(tmp_path / "state")
+    converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
+    inside = json.loads(run(["ip", "-n", prefix + "m", "-d", "-j", "link", "show", "mv0"]))[0]
+    assert inside["linkinfo"]["info_kind"] == "macvlan" and inside["linkinfo"]["info_data"]["mode"] == "bridge"
+    converge("topology", {"topology": spec, "state": "absent", "state_dir": state_dir}, prefix)
+    missing = dict(spec, links=[dict(links[0], parent=prefix + "nope")])
+    result = run_module("topology", {"topology": missing, "state_dir": state_dir})
+    assert result["failed"] and "parent device %snope does not exist" % prefix in result["msg"]
+    if not vlan_supported:
+        pytest.skip("this kernel has no 802.1q support: vlan part not run")
