@@ -138,6 +138,7 @@ def plan_addresses(kernel: Kernel, spec: AddressSpec, pending: Pending) -> List[
     if dev is None and not pending.has_link(spec.netns, spec.dev) and not ns_missing:
         raise NetnsError("device does not exist", obj="dev %s in %s" % (spec.dev, ns_label(spec.netns)))
     changes = plan_address_set(spec, addresses(kernel, spec.netns))
+    pending.networks.update((spec.netns, c.params["new"].network) for c in changes if c.params["new"] is not None)
     if spec.dev_up is not None:
         changes += plan_link_attributes(spec.netns, spec.dev, dev, up=spec.dev_up)
     if spec.lo_up is not None and spec.dev != "lo":

@@ -216,6 +216,7 @@ def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Chang
 def _check_reachable(kernel: Kernel, spec: RouteSpec, pending: Pending) -> None:
     present = links(kernel, spec.netns)
     connected = [a.interface.network for a in addresses(kernel, spec.netns)]
+    connected += [network for ns, network in pending.networks if ns == spec.netns]
     for route in spec.routes:
         obj = "route " + route_key(spec.netns, route)
         if route.dev is not None and route.dev not in present:

@@ -220,3 +220,20 @@ def test_macvlan_and_vlan_on_a_root_parent_moved_into_a_namespace(prefix: str, t
     assert result["failed"] and "parent device %snope does not exist" % prefix in result["msg"]
     if not vlan_supported:
         pytest.skip("this kernel has no 802.1q support: vlan part not run")
+
+
+def test_restore_completes_half_made_namespaces(prefix: str, tmp_path: Any) -> None:
+    """Namespaces that already exist but are empty (someone ran `ip netns add`, or an apply died
+    early): the routes' gateways are on subnets that the same run adds, and the apply completes."""
+    spec = small_topology(prefix)
+    path = str(tmp_path / "topo.json")
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    state_dir = str(tmp_path / "state")
+    for ns in (prefix + "a", prefix + "b"):
+        run(["ip", "netns", "add", ns])
+    applied = restore("apply", path, state_dir)
+    assert applied.returncode == 0, applied.stderr
+    assert restore("check", path, state_dir).returncode == 0
+    run(["ping", "-c", "1", "-W", "2", "10.231.1.1"], ns=prefix + "b")
+    assert restore("teardown", path, state_dir).returncode == 0
