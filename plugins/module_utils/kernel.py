@@ -126,6 +126,10 @@ class Kernel:
             self._cache[key] = reader(self, ns)
         return self._cache[key]
 
+    def peek(self, ns: Optional[str], what: str) -> Optional[Any]:
+        """A cached read if there is one, without reading."""
+        return self._cache.get((ns, what))
+
     def invalidate(self, ns: Optional[str] = None, what: Optional[str] = None) -> None:
         """Forget cached reads (of one namespace / one kind; everything when called bare)."""
         if ns is None and what is None:

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 from typing import Any, Dict, List, Optional
 
 from .errors import NetnsError
-from .kernel import Kernel, as_list, attr, ns_label
+from .kernel import Kernel, NetlinkError, as_list, attr, ns_label
 from .plan import Change, applier
 
 IFF_UP = 0x1
@@ -109,12 +110,19 @@ def _apply_link_update(kernel: Kernel, change: Change) -> None:
 
 
 def index_of(kernel: Kernel, ns: Optional[str], name: str) -> int:
-    """The ifindex of ``name`` in ``ns`` (re-reading once if the cache does not know it)."""
-    current = links(kernel, ns).get(name)
-    if current is None:
-        kernel.invalidate(ns, "links")
-        current = links(kernel, ns).get(name)
-    if current is None:
+    """The ifindex of ``name`` in ``ns``: from the cached dump when there is one, else one request
+    for that link alone (appliers invalidate the dump after each change; re-dumping every link of
+    a namespace for each change would make a whole topology quadratic)."""
+    cached = kernel.peek(ns, "links")
+    if cached is not None and name in cached:
+        return cached[name].index
+    with kernel.netlink("get link", link_key(ns, name)):
+        try:
+            found = as_list(kernel.ipr(ns).link("get", ifname=name))
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+            found = []
+    if not found:
         raise NetnsError("link does not exist", obj=link_key(ns, name))
-    return current.index
-
+    return found[0]["index"]
