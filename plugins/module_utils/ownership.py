@@ -18,7 +18,7 @@ from . import nsfs
 from .errors import NetnsError
 from .links import link_key
 from .plan import Change
-from .topology_spec import Topology, parse_topology
+from .topology_spec import Topology, link_ends, parse_topology
 
 STATE_DIR = "/var/lib/linuxnet-netns"
 RECORD_VERSION = 1
@@ -83,9 +83,7 @@ def updated(previous: Optional[Record], spec: Dict[str, Any], topology: Topology
                   if ns["name"] not in created_ns and ns["name"] not in old_ns}
     foreign_links: Set[Tuple[Optional[str], str]] = set()
     for item in topology.links:
-        ends = [(item.get("netns"), item["name"])]
-        if item["type"] == "veth":
-            ends.append((item.get("peer_netns"), item["peer"]))
+        ends = [(end.netns, end.name) for end in link_ends(item)]
         created = any(link_key(ns, name) in created_links or ns in created_ns for ns, name in ends)
         foreign_links |= {end for end in ends if not created and end not in old_links}
     retired = {} if purged or previous is None else _as_json_lists(undeclared(previous, topology))

@@ -18,7 +18,7 @@ from .kernel import Kernel
 from .namespaces import namespace_spec, plan_namespace
 from .plan import Change, Pending
 from .routes import plan_routes, route_spec
-from .topology_spec import Topology, parse_topology
+from .topology_spec import Endpoint, Topology, link_ends, parse_topology
 from .veth import plan_veth, veth_spec
 from .virtual_links import plan_virtual_link, virtual_link_spec
 
@@ -105,6 +105,8 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
     foreign_ns = owned.foreign_namespaces if owned else set()
     foreign_links = owned.foreign_links if owned else set()
     doomed = {ns["name"] for ns in topology.namespaces} - foreign_ns
+    # Addresses on links that the namespace deletions take along go with them.
+    dying = {end for item in topology.links if _lives_only_in(item, doomed) for end in link_ends(item)}
     changes: List[Change] = []
     for netns, section, _path in reversed(topology.scopes()):
         if netns in doomed:
@@ -117,7 +119,8 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
         for spec in _route_specs(netns, section, "absent"):
             changes += plan_routes(kernel, spec, Pending())
         for spec in _address_specs(netns, section, "absent"):
-            changes += plan_addresses(kernel, spec, Pending())
+            if Endpoint(netns, spec.dev) not in dying:
+                changes += plan_addresses(kernel, spec, Pending())
     for ns in reversed(topology.namespaces):
         if ns["name"] in doomed:
             changes += plan_namespace(kernel, _namespace(ns, "absent"))
@@ -130,8 +133,7 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
 
 def _lives_only_in(item: Dict[str, Any], namespaces: set) -> bool:
     """True when deleting ``namespaces`` removes this link anyway (an end of it lives in one)."""
-    ends = [item.get("netns")] + ([item.get("peer_netns")] if item["type"] == "veth" else [])
-    return any(ns is not None and ns in namespaces for ns in ends)
+    return any(end.netns is not None and end.netns in namespaces for end in link_ends(item))
 
 
 def plan_purge(kernel: Kernel, leftovers: Dict[str, List[Any]]) -> List[Change]:

@@ -250,13 +250,19 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
     return item
 
 
+def link_ends(link: Dict[str, Any]) -> List[Endpoint]:
+    """Where a declared link sits: both ends of a veth, the one end of any other kind."""
+    ends = [Endpoint(link.get("netns"), link["name"])]
+    if link["type"] == "veth":
+        ends.append(Endpoint(link.get("peer_netns"), link["peer"]))
+    return ends
+
+
 def _endpoints(links: List[Dict[str, Any]]) -> Set[Endpoint]:
     seen: Dict[Endpoint, str] = {}
     for link in links:
-        ends = [(Endpoint(link["netns"], link["name"]), link["path"] + ".name")]
-        if link["type"] == "veth":
-            ends.append((Endpoint(link["peer_netns"], link["peer"]), link["path"] + ".peer"))
-        for end, where in ends:
+        for end, field in zip(link_ends(link), ("name", "peer")):
+            where = link["path"] + "." + field
             if end in seen:
                 raise _fail(where, "link %s in %s is declared twice (also at %s)"
                             % (end.name, "the root namespace" if end.netns is None else "namespace " + end.netns,
