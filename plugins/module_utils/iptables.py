@@ -158,8 +158,12 @@ def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str,
     return parse_save(kernel.run(ns, [TOOLS[ip_version][0], "-c"]))
 
 
+def _tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str, Table]:
+    return kernel.cached(ns, "iptables-" + ip_version, lambda k, n: read_tables(k, n, ip_version))
+
+
 def current_table(kernel: Kernel, ns: Optional[str], ip_version: str, table: str) -> Table:
-    tables = kernel.cached(ns, "iptables-" + ip_version, lambda k, n: read_tables(k, n, ip_version))
+    tables = _tables(kernel, ns, ip_version)
     return tables[table].copy() if table in tables else empty_table(table)
 
 
@@ -223,13 +227,13 @@ def plan_iptables(kernel: Kernel, spec: IptablesSpec, pending: Pending) -> List[
 
 @applier("iptables", "update")
 def _apply(kernel: Kernel, change: Change) -> None:
-    """Recompute on the table as it is now (under the host lock) and restore it in one go."""
+    """Recompute on the table as this run last read or wrote it (under the host lock nothing else
+    changes it; an earlier change of the same plan may have) and restore it in one go."""
     spec = change.params["spec"]
-    kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)
     wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
     if wanted is not None:
         kernel.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"], stdin=render_restore(wanted))
-    kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)
+        _tables(kernel, spec.netns, spec.ip_version)[spec.table] = wanted
 
 
 def iptables_report(kernel: Kernel, spec: IptablesSpec) -> Dict[str, Any]:
