@@ -110,12 +110,20 @@ def _apply_link_update(kernel: Kernel, change: Change) -> None:
 
 
 def index_of(kernel: Kernel, ns: Optional[str], name: str) -> int:
-    """The ifindex of ``name`` in ``ns``: from the cached dump when there is one, else one request
-    for that link alone (appliers invalidate the dump after each change; re-dumping every link of
-    a namespace for each change would make a whole topology quadratic)."""
+    """The ifindex of ``name`` in ``ns``: from the cached dump when there is one, else from the
+    indexes this run already asked for, else one request for that link alone (appliers invalidate
+    the dump after each change; re-dumping every link of a namespace for each change would make a
+    whole topology quadratic)."""
     cached = kernel.peek(ns, "links")
     if cached is not None and name in cached:
         return cached[name].index
+    known: Dict[str, int] = kernel.cached(ns, "indexes", lambda _kernel, _ns: {})
+    if name not in known:
+        known[name] = _get_index(kernel, ns, name)
+    return known[name]
+
+
+def _get_index(kernel: Kernel, ns: Optional[str], name: str) -> int:
     with kernel.netlink("get link", link_key(ns, name)):
         try:
             found = as_list(kernel.ipr(ns).link("get", ifname=name))
@@ -126,3 +134,9 @@ def index_of(kernel: Kernel, ns: Optional[str], name: str) -> int:
     if not found:
         raise NetnsError("link does not exist", obj=link_key(ns, name))
     return found[0]["index"]
+
+
+def forget_indexes(kernel: Kernel) -> None:
+    """After a link is deleted or moved (or a namespace deleted, taking veth peers elsewhere along),
+    a remembered ifindex may name nothing, or a newer link: forget them all."""
+    kernel.invalidate(what="indexes")

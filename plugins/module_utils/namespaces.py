@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from . import nsfs
 from .errors import NetnsError
 from .kernel import Kernel, ns_label
-from .links import links, plan_link_attributes
+from .links import forget_indexes, links, plan_link_attributes
 from .plan import Change, applier
 from .validation import (
     check_netns_name,
@@ -186,6 +186,7 @@ def _apply_delete(kernel: Kernel, change: Change) -> None:
     holders = nsfs.pids_by_netns_inode().get(nsfs.namespace_inode(name), [])
     kernel.forget_namespace(name)
     nsfs.delete_namespace(name)
+    forget_indexes(kernel)
     if outside_peers and not holders:
         kernel.after_batch(lambda: _wait_links_gone(kernel, outside_peers, name))
 

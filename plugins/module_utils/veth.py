@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import NetnsError
 from .kernel import Kernel, ns_label
-from .links import Link, index_of, link_key, links, plan_link_attributes
+from .links import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
 from .plan import Change, Pending, applier
 from .validation import check_ifname, check_mac, check_mtu, check_optional_netns
 
@@ -188,6 +188,7 @@ def _apply_move(kernel: Kernel, change: Change) -> None:
     with kernel.netlink("move to the %s" % ns_label(p["to_ns"]), "veth " + change.key):
         kernel.ipr(p["from_ns"]).link("set", index=index_of(kernel, p["from_ns"], p["name"]),
                                       net_ns_fd=kernel.fd(p["to_ns"]))
+    forget_indexes(kernel)
     kernel.invalidate(p["from_ns"], "links")
     kernel.invalidate(p["to_ns"], "links")
 
@@ -197,6 +198,7 @@ def _apply_delete(kernel: Kernel, change: Change) -> None:
     p = change.params
     with kernel.netlink("delete veth pair", "veth " + change.key):
         kernel.ipr(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
+    forget_indexes(kernel)
     kernel.invalidate(p["ns"], "links")
     kernel.invalidate(p["peer_ns"], "links")
 

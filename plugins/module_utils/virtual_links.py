@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from .errors import NetnsError
 from .kernel import Kernel, ns_label
-from .links import Link, index_of, link_key, links, plan_link_attributes
+from .links import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
 from .plan import Change, Pending, applier
 
 
@@ -154,4 +154,5 @@ def _apply_delete(kernel: Kernel, change: Change) -> None:
     p = change.params
     with kernel.netlink("delete", "link " + change.key):
         kernel.ipr(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
+    forget_indexes(kernel)
     kernel.invalidate(p["ns"], "links")
