@@ -234,6 +234,9 @@ def _apply(kernel: Kernel, change: Change) -> None:
     if wanted is not None:
         kernel.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"], stdin=render_restore(wanted))
         _tables(kernel, spec.netns, spec.ip_version)[spec.table] = wanted
+        # iptables-restore replaced the whole table atomically with exactly this (already in
+        # iptables-save's canonical form): verification need not spawn iptables-save again.
+        kernel.written(spec.netns, "iptables-" + spec.ip_version)
 
 
 def iptables_report(kernel: Kernel, spec: IptablesSpec) -> Dict[str, Any]:

@@ -44,6 +44,9 @@ class Kernel:
         self._fds: Dict[Optional[str], int] = {}
         self._sockets: Dict[Optional[str], Any] = {}
         self._cache: Dict[Tuple[Optional[str], str], Any] = {}
+        # Cache entries this run wrote to the kernel itself (e.g. a restored iptables table): they
+        # describe the kernel as well as a fresh read would, and survive ``invalidate(keep_written=True)``.
+        self._written: set = set()
         self._existing: Optional[set] = None
         self._settlers: List[Callable[[], None]] = []
 
@@ -64,6 +67,7 @@ class Kernel:
         self._sockets.clear()
         self._fds.clear()
         self._cache.clear()
+        self._written.clear()
         self._existing = None
 
     # -- namespaces -----------------------------------------------------------------------
@@ -87,6 +91,7 @@ class Kernel:
                 os.close(fd)
         for key in [key for key in self._cache if key[0] == ns]:
             del self._cache[key]
+            self._written.discard(key)
         self._existing = None
 
     def fd(self, ns: Optional[str]) -> int:
@@ -130,13 +135,21 @@ class Kernel:
         """A cached read if there is one, without reading."""
         return self._cache.get((ns, what))
 
-    def invalidate(self, ns: Optional[str] = None, what: Optional[str] = None) -> None:
-        """Forget cached reads (of one namespace / one kind; everything when called bare)."""
+    def written(self, ns: Optional[str], what: str) -> None:
+        """Mark the cached ``what`` of ``ns`` as written to the kernel by this run."""
+        self._written.add((ns, what))
+
+    def invalidate(self, ns: Optional[str] = None, what: Optional[str] = None, keep_written: bool = False) -> None:
+        """Forget cached reads (of one namespace / one kind; everything when called bare); with
+        ``keep_written``, entries this run wrote itself stay."""
         if ns is None and what is None:
             self._existing = None
         for key in list(self._cache):
             if (ns is None or key[0] == ns) and (what is None or key[1] == what):
+                if keep_written and key in self._written:
+                    continue
                 del self._cache[key]
+                self._written.discard(key)
 
     # -- helpers ----------------------------------------------------------------------------
     @contextlib.contextmanager

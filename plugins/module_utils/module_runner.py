@@ -28,7 +28,8 @@ def converge(kernel: Kernel, planner: Planner, check_mode: bool, pending: Option
         changes = planner(kernel, Pending())
         if changes:
             execute(kernel, changes, check_mode=False)
-            kernel.invalidate()
+            # Re-read everything except what this run wrote whole (restored iptables tables).
+            kernel.invalidate(keep_written=True)
             remaining = planner(kernel, Pending())
             if remaining:
                 raise NetnsError("the kernel did not reach the declared state; still differing: %s"
