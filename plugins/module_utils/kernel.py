@@ -37,16 +37,20 @@ def ns_label(ns: Optional[str]) -> str:
     return "root namespace" if ns is None else "netns %s" % ns
 
 
+ALL = object()  # invalidate(): every namespace (None means the root namespace)
+
+
 class Kernel:
     """Reads and changes netlink objects per namespace; caches reads until told they are stale."""
 
     def __init__(self) -> None:
         self._fds: Dict[Optional[str], int] = {}
         self._sockets: Dict[Optional[str], Any] = {}
-        self._cache: Dict[Tuple[Optional[str], str], Any] = {}
+        self._cache: Dict[Optional[str], Dict[str, Any]] = {}  # namespace -> what -> value
         # Cache entries this run wrote to the kernel itself (e.g. a restored iptables table): they
         # describe the kernel as well as a fresh read would, and survive ``invalidate(keep_written=True)``.
         self._written: set = set()
+        self.indexes: Dict[Tuple[Optional[str], str], int] = {}  # (namespace, ifname) -> ifindex, see links.index_of
         self._existing: Optional[set] = None
         self._settlers: List[Callable[[], None]] = []
 
@@ -68,6 +72,7 @@ class Kernel:
         self._fds.clear()
         self._cache.clear()
         self._written.clear()
+        self.indexes.clear()
         self._existing = None
 
     # -- namespaces -----------------------------------------------------------------------
@@ -89,10 +94,13 @@ class Kernel:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        for key in [key for key in self._cache if key[0] == ns]:
-            del self._cache[key]
-            self._written.discard(key)
-        self._existing = None
+        for what in self._cache.pop(ns, {}):
+            self._written.discard((ns, what))
+        if self._existing is not None:  # one stat, not a new listing: N creations stay linear
+            if nsfs.namespace_exists(ns):
+                self._existing.add(ns)
+            else:
+                self._existing.discard(ns)
 
     def fd(self, ns: Optional[str]) -> int:
         if ns not in self._fds:
@@ -126,30 +134,31 @@ class Kernel:
 
     # -- cached reads ---------------------------------------------------------------------
     def cached(self, ns: Optional[str], what: str, reader: Callable[["Kernel", Optional[str]], T]) -> T:
-        key = (ns, what)
-        if key not in self._cache:
-            self._cache[key] = reader(self, ns)
-        return self._cache[key]
+        per_ns = self._cache.setdefault(ns, {})
+        if what not in per_ns:
+            per_ns[what] = reader(self, ns)
+        return per_ns[what]
 
     def peek(self, ns: Optional[str], what: str) -> Optional[Any]:
         """A cached read if there is one, without reading."""
-        return self._cache.get((ns, what))
+        return self._cache.get(ns, {}).get(what)
 
     def written(self, ns: Optional[str], what: str) -> None:
         """Mark the cached ``what`` of ``ns`` as written to the kernel by this run."""
         self._written.add((ns, what))
 
-    def invalidate(self, ns: Optional[str] = None, what: Optional[str] = None, keep_written: bool = False) -> None:
-        """Forget cached reads (of one namespace / one kind; everything when called bare); with
-        ``keep_written``, entries this run wrote itself stay."""
-        if ns is None and what is None:
+    def invalidate(self, ns: Any = ALL, what: Optional[str] = None, keep_written: bool = False) -> None:
+        """Forget cached reads: of one namespace (``None`` is the root) or of all, of one kind or
+        of every kind; with ``keep_written``, entries this run wrote itself stay."""
+        if ns is ALL and what is None:
             self._existing = None
-        for key in list(self._cache):
-            if (ns is None or key[0] == ns) and (what is None or key[1] == what):
-                if keep_written and key in self._written:
-                    continue
-                del self._cache[key]
-                self._written.discard(key)
+            self.indexes.clear()
+        for name in list(self._cache) if ns is ALL else [ns]:
+            per_ns = self._cache.get(name, {})
+            for kind in list(per_ns) if what is None else [what]:
+                if kind in per_ns and not (keep_written and (name, kind) in self._written):
+                    del per_ns[kind]
+                    self._written.discard((name, kind))
 
     # -- helpers ----------------------------------------------------------------------------
     @contextlib.contextmanager

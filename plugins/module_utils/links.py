@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import socket
 from typing import Any, Dict, List, Optional
 
 from .errors import NetnsError
-from .kernel import Kernel, NetlinkError, as_list, attr, ns_label
+from .kernel import Kernel, as_list, attr, ns_label
 from .plan import Change, applier
 
 IFF_UP = 0x1
@@ -111,32 +112,29 @@ def _apply_link_update(kernel: Kernel, change: Change) -> None:
 
 def index_of(kernel: Kernel, ns: Optional[str], name: str) -> int:
     """The ifindex of ``name`` in ``ns``: from the cached dump when there is one, else from the
-    indexes this run already asked for, else one request for that link alone (appliers invalidate
-    the dump after each change; re-dumping every link of a namespace for each change would make a
-    whole topology quadratic)."""
+    indexes this run already looked up, else if_nametoindex inside ``ns`` (one ioctl: appliers
+    invalidate the dump after each change, and re-dumping every link of a namespace, or even one
+    netlink request decoded by pyroute2, per change would dominate a whole topology)."""
     cached = kernel.peek(ns, "links")
     if cached is not None and name in cached:
         return cached[name].index
-    known: Dict[str, int] = kernel.cached(ns, "indexes", lambda _kernel, _ns: {})
-    if name not in known:
-        known[name] = _get_index(kernel, ns, name)
-    return known[name]
+    key = (ns, name)
+    if key not in kernel.indexes:
+        kernel.indexes[key] = _lookup_index(kernel, ns, name)
+    return kernel.indexes[key]
 
 
-def _get_index(kernel: Kernel, ns: Optional[str], name: str) -> int:
-    with kernel.netlink("get link", link_key(ns, name)):
-        try:
-            found = as_list(kernel.ipr(ns).link("get", ifname=name))
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:
-                raise
-            found = []
-    if not found:
-        raise NetnsError("link does not exist", obj=link_key(ns, name))
-    return found[0]["index"]
+def _lookup_index(kernel: Kernel, ns: Optional[str], name: str) -> int:
+    try:
+        with kernel.entered(ns):
+            return socket.if_nametoindex(name)
+    except OSError as exc:  # CPython reports a missing name without an errno
+        if exc.errno in (None, errno.ENODEV):
+            raise NetnsError("link does not exist", obj=link_key(ns, name), errno=errno.ENODEV) from None
+        raise NetnsError("cannot look up link: %s" % exc, obj=link_key(ns, name), errno=exc.errno) from None
 
 
 def forget_indexes(kernel: Kernel) -> None:
     """After a link is deleted or moved (or a namespace deleted, taking veth peers elsewhere along),
     a remembered ifindex may name nothing, or a newer link: forget them all."""
-    kernel.invalidate(what="indexes")
+    kernel.indexes.clear()

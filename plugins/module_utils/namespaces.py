@@ -183,9 +183,12 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
 def _apply_delete(kernel: Kernel, change: Change) -> None:
     name = change.params["name"]
     outside_peers = _veth_peers_outside(kernel, name)
-    holders = nsfs.pids_by_netns_inode().get(nsfs.namespace_inode(name), [])
-    kernel.forget_namespace(name)
+    # One /proc scan per run, not per deletion (a process entering a namespace that this run is
+    # deleting, under our lock, is not worth a scan of every process for every namespace).
+    holders = kernel.cached(None, "holders", lambda _k, _ns: nsfs.pids_by_netns_inode()).get(
+        nsfs.namespace_inode(name), [])
     nsfs.delete_namespace(name)
+    kernel.forget_namespace(name)  # closes what we held of it too: nothing of ours keeps it alive
     forget_indexes(kernel)
     if outside_peers and not holders:
         kernel.after_batch(lambda: _wait_links_gone(kernel, outside_peers, name))
