@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .addresses import addresses
 from .errors import NetnsError
@@ -128,34 +128,42 @@ def route_spec(netns: Optional[str], routes: List[Dict[str, Any]], state: str = 
 
 
 # -- reading -------------------------------------------------------------------------------
-def read_routes(kernel: Kernel, ns: Optional[str]) -> List[Route]:
-    """Unicast routes of every table but ``local``, both families: one dump each."""
+def read_routes(kernel: Kernel, ns: Optional[str], version: int) -> List[Route]:
+    """Unicast routes of one IP version, of every table but ``local``: one dump."""
     if not kernel.exists(ns):
         return []
     names = {link.index: name for name, link in links(kernel, ns).items()}
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    with kernel.netlink("dump routes", ns_label(ns)):
+        messages = as_list(kernel.ipr(ns).get_routes(family=family))
     result = []
-    for family in (socket.AF_INET, socket.AF_INET6):
-        with kernel.netlink("dump routes", ns_label(ns)):
-            messages = as_list(kernel.ipr(ns).get_routes(family=family))
-        for msg in messages:
-            table = msg.get_attr("RTA_TABLE") or msg["table"]
-            if table == LOCAL_TABLE or msg["type"] != RTN_UNICAST:
-                continue
-            version = 4 if family == socket.AF_INET else 6
-            dst = ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"),
-                                                  msg["dst_len"]))
-            via, src = msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
-            metric = msg.get_attr("RTA_PRIORITY")
-            result.append(Route(dst, table, DEFAULT_METRIC[4] if metric is None else metric,
-                                None if via is None else ipaddress.ip_address(via),
-                                names.get(msg.get_attr("RTA_OIF")), msg["scope"],
-                                bool(msg["flags"] & RTNH_F_ONLINK),
-                                None if src is None else ipaddress.ip_address(src), msg["proto"]))
+    for msg in messages:
+        table = msg.get_attr("RTA_TABLE") or msg["table"]
+        if table == LOCAL_TABLE or msg["type"] != RTN_UNICAST:
+            continue
+        dst = ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"),
+                                              msg["dst_len"]))
+        via, src = msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
+        metric = msg.get_attr("RTA_PRIORITY")
+        result.append(Route(dst, table, DEFAULT_METRIC[4] if metric is None else metric,
+                            None if via is None else ipaddress.ip_address(via),
+                            names.get(msg.get_attr("RTA_OIF")), msg["scope"],
+                            bool(msg["flags"] & RTNH_F_ONLINK),
+                            None if src is None else ipaddress.ip_address(src), msg["proto"]))
     return result
 
 
-def routes(kernel: Kernel, ns: Optional[str]) -> List[Route]:
-    return kernel.cached(ns, "routes", read_routes)
+def routes(kernel: Kernel, ns: Optional[str], versions: Iterable[int] = (4, 6)) -> List[Route]:
+    """Routes of ``ns`` of the given IP versions (each read once per run, until invalidated)."""
+    result: List[Route] = []
+    for version in versions:
+        result += kernel.cached(ns, "routes-%d" % version, lambda k, n: read_routes(k, n, version))
+    return result
+
+
+def invalidate_routes(kernel: Kernel, ns: Optional[str]) -> None:
+    for version in (4, 6):
+        kernel.invalidate(ns, "routes-%d" % version)
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -204,13 +212,15 @@ def _change(action: str, ns: Optional[str], old: Optional[Route], new: Optional[
 
 def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Change]:
     ns_missing = not kernel.exists(spec.netns)
+    # Declared routes and exclusivity are both per IP version: only those versions need reading.
+    versions = sorted({route.dst.version for route in spec.routes})
     if spec.state == "absent":
-        return [] if ns_missing else plan_route_set(spec, routes(kernel, spec.netns))
+        return [] if ns_missing else plan_route_set(spec, routes(kernel, spec.netns, versions))
     if ns_missing and not pending.has_namespace(spec.netns):
         raise NetnsError("namespace %s does not exist" % spec.netns, obj="routes")
     if not ns_missing:
         _check_reachable(kernel, spec, pending)
-    return plan_route_set(spec, routes(kernel, spec.netns))
+    return plan_route_set(spec, routes(kernel, spec.netns, versions))
 
 
 def _check_reachable(kernel: Kernel, spec: RouteSpec, pending: Pending) -> None:
@@ -260,7 +270,7 @@ def _apply(kernel: Kernel, change: Change) -> None:
     command = {"create": "add", "update": "replace", "delete": "del"}[change.action]
     with kernel.netlink("%s route" % command, "route " + change.key):
         kernel.ipr(ns).route(command, **_request(kernel, ns, route, change.action != "delete"))
-    kernel.invalidate(ns, "routes")
+    invalidate_routes(kernel, ns)
 
 
 def route_report(kernel: Kernel, spec: RouteSpec) -> Dict[str, Any]:
