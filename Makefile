@@ -9,11 +9,12 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(VENV)/bin:$(PATH)
 APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod
 
-.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests clean
+.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests bench clean
 
 help:
 	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
 	@echo "make test   - run every test (root, real kernel)"
+	@echo "make bench  - benchmarks against the floor and today's tools; writes bench/RESULTS.md (+ .png)"
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -54,5 +55,21 @@ test: venv $(VENV07)/.installed collection
 	$(PY) -m pytest -q tests
 	LINUXNET_MODULE_PYTHON=$(VENV07)/bin/python $(PY) -m pytest -q tests/integration --ignore=tests/integration/test_playbooks.py
 
+# Benchmarks (issue 5): W(N) for N=10..1000, every contender, median of 3; ~30 minutes on 2 cores.
+# The `ansible` package (for the community.general contender only) lives in its own virtualenv.
+BENCH_ANSIBLE ?= $(CURDIR)/.venv-bench-ansible
+$(BENCH_ANSIBLE)/.installed:
+	python3 -m venv $(BENCH_ANSIBLE)
+	$(BENCH_ANSIBLE)/bin/pip install -q 'ansible==10.7.0'
+	touch $@
+
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	touch $@
+
+BENCH_ARGS ?= --sizes 10,100,500,1000 --repeat 3
+bench: venv $(VENV)/.bench-installed $(BENCH_ANSIBLE)/.installed collection
+	$(PY) bench/run.py $(BENCH_ARGS) --output bench/RESULTS.md
+
 clean:
-	rm -rf build $(VENV) $(VENV07) .pytest_cache
+	rm -rf build $(VENV) $(VENV07) $(BENCH_ANSIBLE) .pytest_cache
