@@ -173,19 +173,27 @@ class Kernel:
 
     def run(self, ns: Optional[str], argv: Sequence[str], stdin: Optional[str] = None) -> str:
         """Run a program (never a shell) inside ``ns`` and return its standard output."""
+        return self.finish(ns, argv, self.start(ns, argv, stdin is not None), stdin)
+
+    def start(self, ns: Optional[str], argv: Sequence[str], with_stdin: bool = False) -> "subprocess.Popen[str]":
+        """Start a program (never a shell) inside ``ns`` (the child inherits the namespace of the
+        thread that forks it), so that several can run at once; ``finish`` collects it."""
         with self.entered(ns):
             try:
-                proc = subprocess.run(
-                    list(argv), input=stdin, capture_output=True, text=True, check=False
-                )
+                return subprocess.Popen(list(argv), stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             except OSError as exc:
                 raise NetnsError("cannot run %s" % argv[0], obj=ns_label(ns), errno=exc.errno) from None
+
+    @staticmethod
+    def finish(ns: Optional[str], argv: Sequence[str], proc: "subprocess.Popen[str]", stdin: Optional[str] = None) -> str:
+        stdout, stderr = proc.communicate(stdin)
         if proc.returncode != 0:
             raise NetnsError(
-                "%s exited with %d: %s" % (" ".join(argv[:2]), proc.returncode, proc.stderr.strip()),
+                "%s exited with %d: %s" % (" ".join(argv[:2]), proc.returncode, stderr.strip()),
                 obj=ns_label(ns),
             )
-        return proc.stdout
+        return stdout
 
     def nsid(self, ns_from: Optional[str], ns_target: Optional[str]) -> Optional[int]:
         """The id ``ns_from`` uses for ``ns_target`` (IFLA_LINK_NETNSID), or None if unassigned."""

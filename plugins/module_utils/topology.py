@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from . import ownership
 from .addresses import address_spec, plan_addresses
-from .iptables import canonicalise, iptables_spec, plan_iptables
+from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kernel import Kernel
 from .namespaces import namespace_spec, plan_namespace
 from .plan import Change, Pending
@@ -91,6 +91,7 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
     rule_specs = [spec for netns, section, _path in scopes for spec in _iptables_specs(netns, section)]
     if rule_specs:
         canonicalise(kernel, rule_specs)
+        prefetch_tables(kernel, [(spec.netns, spec.ip_version) for spec in rule_specs])
         for spec in rule_specs:
             changes += plan_iptables(kernel, spec, pending)
     return changes
