@@ -132,6 +132,22 @@ def snapshot(prefix: str) -> Dict[str, Any]:
     return state
 
 
+def difference(before: Dict[str, Any], after: Dict[str, Any]) -> str:
+    """Where two snapshots differ, compactly (pytest -q would truncate the dict comparison)."""
+    lines = []
+    for key in sorted(set(before) | set(after), key=str):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            for sub in sorted(set(old) | set(new), key=str):
+                if old.get(sub) != new.get(sub):
+                    lines.append("%s/%s: %r -> %r" % (key, sub, old.get(sub), new.get(sub)))
+        else:
+            lines.append("%s: %r -> %r" % (key, old, new))
+    return "\n".join(line[:2000] for line in lines)
+
+
 def _tree(top: str) -> Dict[str, str]:
     files = {}
     for dirpath, _dirs, filenames in os.walk(top):
@@ -164,7 +180,8 @@ def converge(module: str, args: dict, prefix: str) -> dict:
     checked = run_module(module, args, check=True)
     assert not checked.get("failed"), checked
     assert checked["changed"] is True
-    assert snapshot(prefix) == before, "check mode changed the machine"
+    after = snapshot(prefix)
+    assert after == before, "check mode changed the machine: " + difference(before, after)
     applied = run_module(module, args)
     assert not applied.get("failed"), applied
     assert applied["changed"] is True
