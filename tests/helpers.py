@@ -133,7 +133,8 @@ def snapshot(prefix: str) -> Dict[str, Any]:
 
 
 def difference(before: Dict[str, Any], after: Dict[str, Any]) -> str:
-    """Where two snapshots differ, compactly (pytest -q would truncate the dict comparison)."""
+    """Where two snapshots differ, compactly: per namespace and kind, the entries only before (-)
+    and only after (+) (pytest -q would truncate a whole-dict comparison before the difference)."""
     lines = []
     for key in sorted(set(before) | set(after), key=str):
         old, new = before.get(key), after.get(key)
@@ -142,10 +143,20 @@ def difference(before: Dict[str, Any], after: Dict[str, Any]) -> str:
         if isinstance(old, dict) and isinstance(new, dict):
             for sub in sorted(set(old) | set(new), key=str):
                 if old.get(sub) != new.get(sub):
-                    lines.append("%s/%s: %r -> %r" % (key, sub, old.get(sub), new.get(sub)))
+                    lines.extend(_list_difference("%s/%s" % (key, sub), old.get(sub), new.get(sub)))
         else:
-            lines.append("%s: %r -> %r" % (key, old, new))
+            lines.extend(_list_difference(str(key), old, new))
     return "\n".join(line[:2000] for line in lines)
+
+
+def _list_difference(where: str, old: Any, new: Any) -> List[str]:
+    if not (isinstance(old, list) and isinstance(new, list)):
+        return ["%s: %r -> %r" % (where, old, new)]
+    old_items = [json.dumps(item, sort_keys=True) for item in old]
+    new_items = [json.dumps(item, sort_keys=True) for item in new]
+    return (["%s: - %s" % (where, item) for item in old_items if item not in new_items]
+            + ["%s: + %s" % (where, item) for item in new_items if item not in old_items]
+            or ["%s: same entries, other order" % where])
 
 
 def _tree(top: str) -> Dict[str, str]:
@@ -199,6 +210,7 @@ def wait_settled(namespaces: List[Optional[str]], timeout: float = 10.0, only: s
     import time
 
     deadline = time.monotonic() + timeout
+    carrierless_dad_deadline = time.monotonic() + 3.0
     while time.monotonic() < deadline:
         busy = False
         for ns in namespaces:
@@ -208,8 +220,11 @@ def wait_settled(namespaces: List[Optional[str]], timeout: float = 10.0, only: s
                 # carrier is there but linkwatch has not yet made the link operationally up
                 if "UP" in flags and "LOWER_UP" in flags and link.get("operstate") not in ("UP", "UNKNOWN"):
                     busy = True
-                if "LOWER_UP" in flags and any("tentative" in a for a in link.get("addr_info", [])):
-                    busy = True  # DAD runs only with carrier; without it an address stays tentative
+                if any("tentative" in a for a in link.get("addr_info", [])):
+                    # DAD needs carrier to start, but once started it finishes even after the carrier
+                    # is lost (the peer set down): give it DAD's few seconds, then accept it as stable
+                    if "LOWER_UP" in flags or time.monotonic() < carrierless_dad_deadline:
+                        busy = True
             for link in mine:
                 if "LOWER_UP" in link.get("flags", []) and link.get("operstate") == "UP" and link.get("link_type") == "ether" \
                         and not any(a.get("scope") == "link" and a.get("family") == "inet6" for a in link.get("addr_info", [])):
