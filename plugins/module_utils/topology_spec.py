@@ -127,7 +127,7 @@ def parse_topology(data: Any) -> Topology:
     endpoints = _endpoints(links)
     _check_bridge_ports(links, endpoints)
     host = _parse_section(_mapping(spec.get("host") or {}, "host", "host"), "host", None)
-    topology = Topology(name, namespaces, links, host, endpoints)
+    topology = Topology(name, namespaces, dependency_order(links), host, endpoints)
     for netns, section, path in topology.scopes():
         _check_section_refs(netns, section, path, endpoints)
     return topology
@@ -256,6 +256,36 @@ def link_ends(link: Dict[str, Any]) -> List[Endpoint]:
     if link["type"] == "veth":
         ends.append(Endpoint(link.get("peer_netns"), link["peer"]))
     return ends
+
+
+def _needs(link: Dict[str, Any]) -> List[Endpoint]:
+    """The links that must exist before ``link``: a bridge's ports, a vlan's or macvlan's parent."""
+    if link["type"] == "bridge":
+        return [Endpoint(link.get("netns"), port) for port in link.get("ports") or []]
+    if link.get("parent"):
+        return [Endpoint(link.get("parent_netns"), link["parent"])]
+    return []
+
+
+def dependency_order(links: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``links`` in declaration order, except that each comes after the declared links it needs,
+    so a bridge may be declared before its ports (removal runs this order backwards)."""
+    provider = {end: i for i, link in enumerate(links) for end in link_ends(link)}
+    ordered: List[Dict[str, Any]] = []
+    placed: Set[int] = set()
+
+    def place(i: int, visiting: Set[int]) -> None:
+        if i in placed or i in visiting:
+            return
+        for end in _needs(links[i]):
+            if end in provider:
+                place(provider[end], visiting | {i})
+        placed.add(i)
+        ordered.append(links[i])
+
+    for i in range(len(links)):
+        place(i, set())
+    return ordered
 
 
 def _endpoints(links: List[Dict[str, Any]]) -> Set[Endpoint]:

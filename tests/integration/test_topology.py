@@ -62,6 +62,25 @@ def test_apply_cycle_ping_and_teardown(prefix: str, tmp_path: Any) -> None:
     assert snapshot(prefix) == before
 
 
+def test_bridge_declared_before_its_ports(prefix: str, tmp_path: Any) -> None:
+    """A switch: a bridge in one namespace joining three others, declared before its ports."""
+    sw = prefix + "sw"
+    hosts = [prefix + "h%d" % i for i in (1, 2, 3)]
+    spec = {
+        "name": prefix + "switch",
+        "namespaces": [{"name": sw}] + [{"name": h, "addresses": [{"dev": "e", "address": "10.231.9.%d/24" % i}]}
+                                        for i, h in enumerate(hosts, 1)],
+        "links": [{"type": "bridge", "name": "br0", "netns": sw, "ports": ["p1", "p2", "p3"]}]
+        + [{"type": "veth", "name": "p%d" % i, "netns": sw, "peer": "e", "peer_netns": h} for i, h in enumerate(hosts, 1)],
+    }
+    state_dir = str(tmp_path / "state")
+    converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
+    for i, h in enumerate(hosts, 1):
+        run(["ping", "-c", "1", "-W", "2", "10.231.9.%d" % (i % 3 + 1)], ns=h)
+    converge("topology", {"topology": spec, "state": "absent", "state_dir": state_dir}, prefix)
+    assert not set(netns_list()) & {sw, *hosts}
+
+
 def test_check_mode_predicts_whole_topology_on_empty_host(prefix: str, tmp_path: Any) -> None:
     state_dir = str(tmp_path / "state")
     spec = small_topology(prefix)

@@ -115,3 +115,27 @@ def test_bridge_ports_must_be_declared_in_its_namespace() -> None:
     assert caught.value.obj == "links[1].ports[0]"
     spec["links"][1]["ports"] = ["veth1"]
     parse_topology(spec)
+
+
+def _veth(name: str, peer: str, netns: str = "a") -> Dict[str, Any]:
+    return {"type": "veth", "name": name, "peer": peer, "netns": netns, "peer_netns": "b"}
+
+
+ORDER = [
+    # (declared links, expected order of names): dependencies first, otherwise declaration order
+    ([_veth("p1", "e1"), _veth("p2", "e2")], ["p1", "p2"]),
+    ([{"type": "bridge", "name": "br0", "netns": "a", "ports": ["p1", "p2"]}, _veth("p1", "e1"), _veth("p2", "e2")],
+     ["p1", "p2", "br0"]),
+    ([_veth("p2", "e2"), {"type": "bridge", "name": "br0", "netns": "a", "ports": ["p1", "p2"]}, _veth("p1", "e1")],
+     ["p2", "p1", "br0"]),
+    ([{"type": "vlan", "name": "br0.5", "netns": "a", "parent": "br0", "parent_netns": "a", "id": 5},
+      {"type": "bridge", "name": "br0", "netns": "a", "ports": ["p1"]}, _veth("p1", "e1")],
+     ["p1", "br0", "br0.5"]),
+    ([{"type": "macvlan", "name": "mv0", "netns": "a", "parent": "eth0", "mode": "bridge"}], ["mv0"]),  # undeclared parent
+]
+
+
+@pytest.mark.parametrize("links,expected", ORDER)
+def test_links_are_applied_after_the_links_they_need(links: Any, expected: Any) -> None:
+    spec = {"name": "order", "namespaces": [{"name": "a"}, {"name": "b"}], "links": links}
+    assert [link["name"] for link in parse_topology(spec).links] == expected
