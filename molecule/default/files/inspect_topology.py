@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""Runs on a Molecule instance, independently of the collection's engine (iproute2's JSON output,
+sysctl, iptables, ping).
+
+    inspect_topology.py verify SPEC.json PINGS.json   check every declared object, then reachability
+    inspect_topology.py dump                          the host's namespace state, normalised
+
+``verify`` prints a JSON report {"checks": N, "failures": [...]} and exits 1 on any failure.
+``dump`` prints what must be equal before and after a reboot: without ifindexes, random MACs,
+IPv6 link-local addresses and routes, counters.
+"""
+
+import json
+import subprocess
+import sys
+from typing import Any, Dict, List, Optional
+
+SYSCTLS = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.all.disable_ipv6"]
+
+
+def run(argv: List[str], ns: Optional[str] = None) -> subprocess.CompletedProcess:
+    prefix = ["ip", "netns", "exec", ns] if ns else []
+    return subprocess.run(prefix + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+
+
+def ip_json(args: List[str], ns: Optional[str] = None) -> Any:
+    out = run(["ip"] + (["-n", ns] if ns else []) + ["-d", "-j"] + args).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def namespaces() -> List[str]:
+    return sorted(entry["name"] for entry in ip_json(["netns", "list"]))
+
+
+def link_local(text: str) -> bool:
+    return text.startswith("fe80:") or text.startswith("ff00:")
+
+
+def sysctl(ns: Optional[str], key: str) -> str:
+    return run(["sysctl", "-n", key], ns).stdout.strip()
+
+
+def iptables_lines(ns: Optional[str]) -> List[str]:
+    lines = []
+    for tool in ("iptables-save", "ip6tables-save"):
+        for line in run([tool], ns).stdout.splitlines():
+            if line.startswith(":"):
+                line = line.split(" [")[0]  # chain policy without its counters
+            if line[:1] in ("*", ":", "-"):
+                lines.append(line)
+    return lines
+
+
+def dump() -> Dict[str, Any]:
+    state: Dict[str, Any] = {"netns": namespaces()}
+    for ns in [None] + state["netns"]:
+        links = []
+        for link in ip_json(["addr", "show"], ns):
+            links.append({
+                "name": link["ifname"], "kind": (link.get("linkinfo") or {}).get("info_kind"), "mtu": link["mtu"],
+                "up": "UP" in link.get("flags", []), "master": link.get("master"),
+                "addresses": sorted("%s/%s" % (a["local"], a["prefixlen"])
+                                    for a in link.get("addr_info", []) if not link_local(a["local"]))})
+        routes = []
+        for family in ("-4", "-6"):
+            for route in ip_json([family, "route", "show", "table", "all"], ns):
+                if link_local(route.get("dst", "")):
+                    continue
+                routes.append([route.get("dst"), route.get("gateway"), route.get("dev"), route.get("table", "main"),
+                               route.get("metric"), route.get("protocol"), route.get("type"), route.get("prefsrc")])
+        state[ns or "<root>"] = {
+            "links": sorted(links, key=lambda l: l["name"]),
+            "routes": sorted(routes, key=str),
+            "sysctls": {key: sysctl(ns, key) for key in SYSCTLS},
+            "iptables": iptables_lines(ns),
+        }
+    return state
+
+
+class Verifier:
+    def __init__(self) -> None:
+        self.checks = 0
+        self.failures: List[str] = []
+
+    def expect(self, ok: bool, what: str) -> None:
+        self.checks += 1
+        if not ok:
+            self.failures.append(what)
+
+    def link(self, ns: Optional[str], name: str) -> Optional[Dict[str, Any]]:
+        found = [l for l in ip_json(["link", "show"], ns) if l["ifname"] == name]
+        self.expect(bool(found), "link %s missing in %s" % (name, ns or "the root namespace"))
+        return found[0] if found else None
+
+    def verify(self, spec: Dict[str, Any], pings: List[Dict[str, Any]]) -> None:
+        present = namespaces()
+        for ns in spec.get("namespaces", []):
+            self.expect(ns["name"] in present, "namespace %s missing" % ns["name"])
+        for decl in spec.get("links", []):
+            self.verify_link(decl)
+        scopes = [(ns["name"], ns) for ns in spec.get("namespaces", [])] + [(None, spec.get("host") or {})]
+        for ns, scope in scopes:
+            where = ns or "the root namespace"
+            if ns is not None and scope.get("loopback", "up") == "up":
+                lo = self.link(ns, "lo")
+                self.expect(bool(lo) and "UP" in lo["flags"], "lo not up in %s" % where)
+            for address in scope.get("addresses", []):
+                dev = ip_json(["addr", "show", "dev", address["dev"]], ns)
+                have = ["%s/%s" % (a["local"], a["prefixlen"]) for d in dev for a in d.get("addr_info", [])]
+                self.expect(address["address"] in have, "address %s missing on %s in %s" % (address["address"], address["dev"], where))
+            for route in scope.get("routes", []):
+                table = str(route.get("table", "main"))
+                family = "-6" if ":" in route["dst"] + (route.get("via") or "") else "-4"
+                found = [r for r in ip_json([family, "route", "show", "table", table], ns) if r.get("dst") == route["dst"]]
+                self.expect(bool(found), "route %s missing in %s" % (route["dst"], where))
+                if found and route.get("via"):
+                    self.expect(found[0].get("gateway") == route["via"], "route %s in %s goes via %s, not %s"
+                                % (route["dst"], where, found[0].get("gateway"), route["via"]))
+            for key, value in (scope.get("sysctls") or {}).items():
+                self.expect(sysctl(ns, key) == str(value), "sysctl %s in %s is %s, not %s" % (key, where, sysctl(ns, key), value))
+            for table in scope.get("iptables", []):
+                tool = "ip6tables" if table.get("ip_version") == "ipv6" else "iptables"
+                for chain in table.get("chains", []):
+                    for rule in chain.get("rules", []):
+                        checked = run([tool, "-t", table["table"], "-C", chain["name"]] + rule.split(), ns)
+                        self.expect(checked.returncode == 0, "%s rule '%s' missing in %s %s of %s"
+                                    % (tool, rule, table["table"], chain["name"], where))
+        for ping in pings:
+            sent = run(["ping", "-c", "1", "-W", "2", ping["to"]], ping.get("from"))
+            self.expect(sent.returncode == 0, "no reply from %s to %s" % (ping["to"], ping.get("from") or "the root namespace"))
+
+    def verify_link(self, decl: Dict[str, Any]) -> None:
+        ns = decl.get("netns")
+        link = self.link(ns, decl["name"])
+        if link is None:
+            return
+        kind = (ip_json(["link", "show", "dev", decl["name"]], ns)[0].get("linkinfo") or {}).get("info_kind")
+        self.expect(kind == decl["type"], "%s is a %s, not a %s" % (decl["name"], kind, decl["type"]))
+        self.expect(("UP" in link["flags"]) == decl.get("up", True), "%s is not %s" % (decl["name"], "up" if decl.get("up", True) else "down"))
+        if decl.get("mtu"):
+            self.expect(link["mtu"] == decl["mtu"], "%s has MTU %s, not %s" % (decl["name"], link["mtu"], decl["mtu"]))
+        if decl["type"] == "veth":
+            peer = self.link(decl.get("peer_netns"), decl["peer"])
+            if peer is not None:
+                self.expect(link.get("link_index") == peer["ifindex"] and peer.get("link_index") == link["ifindex"],
+                            "%s and %s are not each other's peers" % (decl["name"], decl["peer"]))
+                self.expect(("UP" in peer["flags"]) == decl.get("peer_up", True), "%s is not up" % decl["peer"])
+                if decl.get("peer_mtu"):
+                    self.expect(peer["mtu"] == decl["peer_mtu"], "%s has MTU %s" % (decl["peer"], peer["mtu"]))
+        if decl["type"] == "bridge":
+            for port in decl.get("ports", []):
+                found = self.link(ns, port)
+                self.expect(bool(found) and found.get("master") == decl["name"], "%s is not a port of %s" % (port, decl["name"]))
+
+
+def main(argv: List[str]) -> int:
+    if argv[:1] == ["dump"]:
+        json.dump(dump(), sys.stdout, indent=1, sort_keys=True)
+        return 0
+    if argv[:1] == ["verify"] and len(argv) == 3:
+        with open(argv[1]) as spec, open(argv[2]) as pings:
+            verifier = Verifier()
+            verifier.verify(json.load(spec), json.load(pings))
+        json.dump({"checks": verifier.checks, "failures": verifier.failures}, sys.stdout, indent=1)
+        return 1 if verifier.failures else 0
+    sys.stderr.write(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
