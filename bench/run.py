@@ -220,6 +220,10 @@ def write_results(path: str, text: str, names: List[str], sizes: List[int], repe
         handle.write(text + "\n")
         if drawn:
             handle.write("\n![time against N](%s)\n" % os.path.basename(plot))
+        notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "PROFILES.md")
+        if os.path.exists(notes):  # kept by hand: profiles, fixes and before/after numbers
+            with open(notes) as kept:
+                handle.write("\n" + kept.read())
 
 
 def draw(path: str, results: Dict[Tuple[int, str], List[Tuple[float, float]]], names: List[str]) -> bool:
