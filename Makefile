@@ -7,7 +7,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(VENV)/bin:$(PATH)
-APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod
+APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz
 
 .PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean
 

@@ -165,7 +165,7 @@ PARALLEL_SAVES = 8
 
 def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> None:
     """Read the tables of many (namespace, ip_version) pairs with several iptables-save running at
-    once, into the cache ``_tables`` reads from (a whole topology would otherwise wait for one
+    once, into the cache ``cached_tables`` reads from (a whole topology would otherwise wait for one
     process after another)."""
     todo = [(ns, v) for ns, v in dict.fromkeys(wanted)
             if kernel.peek(ns, "iptables-" + v) is None and kernel.exists(ns)]
@@ -179,12 +179,12 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> 
             running = []
 
 
-def _tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str, Table]:
+def cached_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str, Table]:
     return kernel.cached(ns, "iptables-" + ip_version, lambda k, n: read_tables(k, n, ip_version))
 
 
 def current_table(kernel: Kernel, ns: Optional[str], ip_version: str, table: str) -> Table:
-    tables = _tables(kernel, ns, ip_version)
+    tables = cached_tables(kernel, ns, ip_version)
     return tables[table].copy() if table in tables else empty_table(table)
 
 
@@ -254,7 +254,7 @@ def _apply(kernel: Kernel, change: Change) -> None:
     wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
     if wanted is not None:
         kernel.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"], stdin=render_restore(wanted))
-        _tables(kernel, spec.netns, spec.ip_version)[spec.table] = wanted
+        cached_tables(kernel, spec.netns, spec.ip_version)[spec.table] = wanted
         # iptables-restore replaced the whole table atomically with exactly this (already in
         # iptables-save's canonical form): verification need not spawn iptables-save again.
         kernel.written(spec.netns, "iptables-" + spec.ip_version)

@@ -67,3 +67,15 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
     result.update(changed=bool(changes), changes=[c.as_dict() for c in changes], diff=diff_of(changes))
     module.exit_json(**result)
 
+
+
+def run_reader(module: Any, reader: Reporter, missing_library_msg: str) -> None:
+    """Run an information module: read only, never changed; engine errors become fail_json here."""
+    if PYROUTE2_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_library_msg, exception=PYROUTE2_IMPORT_ERROR)
+    try:
+        with Kernel() as kernel:
+            result = reader(kernel)
+    except NetnsError as exc:
+        module.fail_json(msg=str(exc), errno=exc.errno, object=exc.obj)
+    module.exit_json(changed=False, **result)

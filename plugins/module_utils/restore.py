@@ -4,9 +4,13 @@
 """``linuxnet-netns``: the boot-time program. Same engine as the modules, no Ansible on the host.
 
     linuxnet-netns apply FILE      converge the kernel to FILE (what the unit runs at boot)
-    linuxnet-netns check FILE      exit 0 when the kernel matches FILE, 1 when it differs
-    linuxnet-netns show FILE       print the plan that apply would carry out, per object
+    linuxnet-netns check FILE      exit 0 when the kernel matches FILE, 1 when it differs (lists each
+                                   differing object with its state now and as declared)
     linuxnet-netns teardown FILE   remove what FILE declares (and this topology created)
+    linuxnet-netns show [FILE]     the live state of FILE's namespaces (all without FILE), as
+                                   the netns_info module returns it (JSON)
+    linuxnet-netns graph [FILE]    FILE's topology as Mermaid or Graphviz DOT; with --live, or
+                                   without FILE, the live state
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 from .errors import NetnsError
+from .graph import RENDERERS
+from .info import gather, spec_from_info
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
 from .links import links
 from .ownership import STATE_DIR
@@ -66,27 +72,40 @@ def _print_changes(changes: List[Change], stream: Any) -> None:
                          % (json.dumps(change.before, sort_keys=True), json.dumps(change.after, sort_keys=True)))
 
 
-def run(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="linuxnet-netns", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["apply", "check", "show", "teardown"])
-    parser.add_argument("file", help="saved topology (JSON), e.g. /etc/linuxnet-netns/NAME.json")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linuxnet-netns", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("command", choices=["apply", "check", "teardown", "show", "graph"])
+    parser.add_argument("file", nargs="?", help="saved topology (JSON), e.g. /etc/linuxnet-netns/NAME.json")
     parser.add_argument("--state-dir", default=STATE_DIR, help="where ownership records live")
     parser.add_argument("--purge", action="store_true", help="apply: also remove what the topology no longer declares")
     parser.add_argument("--wait-parents", type=float, default=30.0, metavar="SECONDS",
                         help="apply: how long to wait for physical parent devices (default 30)")
-    parser.add_argument("--json", action="store_true", help="print changes as JSON")
+    parser.add_argument("--json", action="store_true", help="apply, check, teardown: print changes as JSON")
+    parser.add_argument("--format", choices=sorted(RENDERERS), default="mermaid", help="graph: output language")
+    parser.add_argument("--live", action="store_true", help="graph: draw the kernel's state of FILE's namespaces")
+    return parser
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
-    if PYROUTE2_IMPORT_ERROR is not None:
+    if args.file is None and args.command in ("apply", "check", "teardown"):
+        parser.error("%s needs the topology FILE" % args.command)
+    if PYROUTE2_IMPORT_ERROR is not None and not (args.command == "graph" and not args.live and args.file):
         sys.stderr.write("linuxnet-netns: the Python library pyroute2 is not installed\n")
         return EXIT_ERROR
     try:
-        data = load_spec(args.file)
+        data = load_spec(args.file) if args.file else None
+        if args.command in ("show", "graph"):
+            return _describe(args, data)
         with Kernel() as kernel:
             if args.command == "apply":
                 wait_for_parents(kernel, data, args.wait_parents)
             changes = converge_topology(
                 kernel, data, state="absent" if args.command == "teardown" else "present",
-                purge=args.purge, check_mode=args.command in ("check", "show"), state_dir=args.state_dir)
+                purge=args.purge, check_mode=args.command == "check", state_dir=args.state_dir)
     except NetnsError as exc:
         sys.stderr.write("linuxnet-netns: %s\n" % exc)
         return EXIT_ERROR
@@ -96,10 +115,27 @@ def run(argv: Optional[List[str]] = None) -> int:
         sys.stdout.write("\n")
     else:
         _print_changes(changes, sys.stdout)
-        verb = {"apply": "applied", "teardown": "removed", "check": "differ", "show": "would change"}[args.command]
+        verb = {"apply": "applied", "teardown": "removed", "check": "differ"}[args.command]
         sys.stdout.write("%d change(s) %s: %s\n" % (len(changes), verb, json.dumps(summary(changes), sort_keys=True)))
     if args.command == "check" and changes:
         return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _describe(args: argparse.Namespace, data: Optional[Dict[str, Any]]) -> int:
+    """show: the live state as JSON; graph: a spec, or the live state, drawn."""
+    if args.command == "graph" and data is not None and not args.live:
+        sys.stdout.write(RENDERERS[args.format](data))
+        return EXIT_OK
+    names = None if data is None else [ns["name"] for ns in data.get("namespaces", [])]
+    with Kernel() as kernel:
+        info = gather(kernel, names, with_iptables=True)
+    spec = spec_from_info(info, data["name"] if data else "live")
+    if args.command == "show":
+        json.dump(dict(info, spec=spec), sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(RENDERERS[args.format](spec))
     return EXIT_OK
 
 

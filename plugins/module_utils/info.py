@@ -1,0 +1,276 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the kernel holds, in one place: every named namespace (or those asked for), the root
+namespace and the anonymous namespaces processes hold, with links (veth peers resolved across
+namespaces), addresses, routes of all tables, non-default sysctls and iptables rules.
+
+Reads only: a namespace is never created (``Kernel`` opens existing ones with flags=0).
+``spec_from_info`` turns the result into a topology spec (format version 1) that applies back.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from . import nsfs
+from .addresses import addresses
+from .iptables import TOOLS, cached_tables, prefetch_tables
+from .kernel import Kernel, as_list, attr
+from .links import Link, links
+from .namespaces import read_nameservers, read_sysctls
+from .routes import routes
+from .veth import peer_of
+
+# The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
+# namespace, so "default" is this kernel's own).
+SYSCTL_KEYS = [
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv4.conf.default.rp_filter",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range",
+    "net.ipv6.conf.all.forwarding",
+    "net.ipv6.conf.all.disable_ipv6",
+    "net.ipv6.conf.default.disable_ipv6",
+]
+# Routes the kernel adds on its own: for an address (RTPROT_KERNEL) or from a router advertisement (RTPROT_RA).
+KERNEL_ROUTE_PROTOCOLS = {2, 9}
+MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
+
+
+def default_sysctls() -> Dict[str, Optional[str]]:
+    """The documented keys as a brand-new namespace has them on this kernel."""
+    with Kernel() as scratch_kernel, nsfs.scratch_namespace():
+        return read_sysctls(scratch_kernel, None, SYSCTL_KEYS)
+
+
+def _link_info(kernel: Kernel, ns: Optional[str], link: Link, by_index: Dict[int, str]) -> Dict[str, Any]:
+    info: Dict[str, Any] = dict(link.as_dict(), index=link.index, master=by_index.get(link.master or -1),
+                                peer=None, parent=None)
+    if link.kind == "veth":
+        found = peer_of(kernel, ns, link, [])
+        if found is not None:
+            info["peer"] = {"netns": found[0], "name": found[1].name}
+    elif link.kind in ("vlan", "macvlan") and link.peer_index is not None:
+        info["parent"] = _parent(kernel, ns, link)
+        info.update(_kind_data(kernel, ns, link))
+    return info
+
+
+def _kind_data(kernel: Kernel, ns: Optional[str], link: Link) -> Dict[str, Any]:
+    """A vlan's id or a macvlan's mode (not in the link dump the planners share)."""
+    with kernel.netlink("get link", link.name):
+        msg = as_list(kernel.ipr(ns).get_links(link.index))[0]
+    if link.kind == "vlan":
+        return {"vlan_id": attr(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VLAN_ID")}
+    mode = attr(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_MACVLAN_MODE")
+    return {"mode": MACVLAN_MODES.get(mode, mode)}
+
+
+def _parent(kernel: Kernel, ns: Optional[str], link: Link) -> Optional[Dict[str, Any]]:
+    candidates = [ns] if link.peer_nsid is None else [None] + sorted(kernel.namespaces())
+    for candidate in candidates:
+        if link.peer_nsid is not None and (candidate == ns or kernel.nsid(ns, candidate) != link.peer_nsid):
+            continue
+        for other in links(kernel, candidate).values():
+            if other.index == link.peer_index:
+                return {"netns": candidate, "name": other.name}
+    return None
+
+
+def _iptables(kernel: Kernel, ns: Optional[str]) -> Dict[str, Dict[str, Any]]:
+    """{ip_version: {table: {chain: {policy, rules}}}} of the tables that exist in ``ns``."""
+    result: Dict[str, Dict[str, Any]] = {}
+    for version in sorted(TOOLS):
+        tables = cached_tables(kernel, ns, version)
+        result[version] = {
+            name: {chain.name: {"policy": chain.policy, "rules": chain.texts()} for chain in table.chains.values()}
+            for name, table in sorted(tables.items())}
+    return result
+
+
+def namespace_info(kernel: Kernel, ns: Optional[str], defaults: Dict[str, Optional[str]],
+                   with_iptables: bool = True) -> Dict[str, Any]:
+    """Links, addresses, routes (all tables), non-default sysctls and rules of one namespace."""
+    current = links(kernel, ns)
+    by_index = {link.index: name for name, link in current.items()}
+    values = read_sysctls(kernel, ns, SYSCTL_KEYS)
+    info: Dict[str, Any] = {
+        "links": [_link_info(kernel, ns, link, by_index) for link in sorted(current.values(), key=lambda l: l.index)],
+        "addresses": [{"dev": a.dev, "address": str(a.interface)} for a in addresses(kernel, ns)],
+        "routes": [dict(r.as_dict(), protocol=r.proto) for r in routes(kernel, ns)],
+        "sysctls": {key: value for key, value in values.items() if value is not None and value != defaults.get(key)},
+    }
+    if with_iptables:
+        info["iptables"] = _iptables(kernel, ns)
+    return info
+
+
+def gather(kernel: Kernel, names: Optional[List[str]] = None, with_iptables: bool = True) -> Dict[str, Any]:
+    """Everything netns_info returns: ``namespaces`` (named), ``host`` (the root namespace) and
+    ``anonymous`` (namespaces processes hold that have no name under /run/netns)."""
+    present = sorted(kernel.namespaces())
+    wanted = present if names is None else [n for n in names if n in present]
+    defaults = default_sysctls()
+    pids = nsfs.pids_by_netns_inode()
+    if with_iptables:
+        prefetch_tables(kernel, [(ns, v) for ns in [None] + wanted for v in sorted(TOOLS)])
+    result: Dict[str, Any] = {"namespaces": [], "missing": [n for n in names or [] if n not in present]}
+    for name in wanted:
+        inode = nsfs.namespace_inode(name)
+        entry = {"name": name, "id": inode, "path": nsfs.netns_path(name), "nsid": kernel.nsid(None, name),
+                 "pids": pids.get(inode, []), "nameservers": read_nameservers(name)[0]}
+        entry.update(namespace_info(kernel, name, defaults, with_iptables))
+        result["namespaces"].append(entry)
+    root_inode = os.stat("/proc/self/ns/net").st_ino  # the namespace the engine runs in
+    host = {"id": root_inode, "pids": len(pids.get(root_inode, []))}
+    host.update(namespace_info(kernel, None, defaults, with_iptables))
+    result["host"] = host
+    named = {nsfs.namespace_inode(n) for n in present} | {root_inode}
+    result["anonymous"] = [{"id": inode, "pids": held} for inode, held in sorted(pids.items()) if inode not in named]
+    return result
+
+
+# -- back to a topology spec -------------------------------------------------------------------
+def _is_link_local(address: str) -> bool:
+    return address.startswith("fe80:")
+
+
+def _spec_addresses(entry: Dict[str, Any], devs: Set[str]) -> List[Dict[str, Any]]:
+    return [{"dev": a["dev"], "address": a["address"]} for a in entry["addresses"]
+            if a["dev"] in devs and not _is_link_local(a["address"])]
+
+
+def _spec_routes(entry: Dict[str, Any], devs: Set[str]) -> List[Dict[str, Any]]:
+    result = []
+    for route in entry["routes"]:
+        if route.get("protocol") in KERNEL_ROUTE_PROTOCOLS or route.get("dev") not in devs | {None}:
+            continue
+        if route["dst"].startswith("fe80:") or route["dst"].startswith("ff00:"):
+            continue
+        item = {k: v for k, v in route.items() if k != "protocol"}
+        if item.get("table") == 254:
+            del item["table"]
+        if item.get("metric") in (0, 1024):
+            del item["metric"]
+        result.append(item)
+    return result
+
+
+def _spec_iptables(entry: Dict[str, Any]) -> List[Dict[str, Any]]:
+    result = []
+    for version, tables in sorted(entry.get("iptables", {}).items()):
+        for table, chains in sorted(tables.items()):
+            declared = []
+            for name, chain in chains.items():
+                item: Dict[str, Any] = {"name": name}
+                if chain["policy"] not in (None, "ACCEPT"):
+                    item["policy"] = chain["policy"]
+                if chain["rules"]:
+                    item["rules"] = list(chain["rules"])
+                if len(item) > 1 or chain["policy"] is None:
+                    declared.append(item)
+            if declared:
+                result.append({"table": table, "ip_version": version, "chains": declared})
+    return result
+
+
+def _end(netns: Optional[str], name: str) -> Tuple[str, str]:
+    return ("" if netns is None else netns, name)
+
+
+def spec_from_info(info: Dict[str, Any], name: str = "captured") -> Dict[str, Any]:
+    """A topology spec (format version 1) that re-creates the namespaces in ``info``: their
+    sysctls, DNS, links (veth pairs with an end in them, bridges, vlans and macvlans), addresses,
+    routes and rules; in the root namespace only the addresses and routes of those links."""
+    declared = {ns["name"] for ns in info["namespaces"]}
+    scopes: List[Tuple[Optional[str], Dict[str, Any]]] = [(ns["name"], ns) for ns in info["namespaces"]]
+    scopes.append((None, info["host"]))
+    everywhere = {_end(ns, link["name"]): link for ns, entry in scopes for link in entry["links"]}
+    links_out: List[Dict[str, Any]] = []
+    seen: Set[Tuple[str, str]] = set()
+    devs: Dict[Optional[str], Set[str]] = {ns: set() for ns, _ in scopes}
+    for ns, entry in scopes:
+        for link in entry["links"]:
+            item = _spec_link(ns, link, declared, everywhere)
+            if item is None or _end(ns, link["name"]) in seen:
+                continue
+            seen.add(_end(ns, link["name"]))
+            devs[ns].add(link["name"])
+            if item["type"] == "veth":
+                seen.add(_end(item.get("peer_netns"), item["peer"]))
+                devs.setdefault(item.get("peer_netns"), set()).add(item["peer"])
+            links_out.append(item)
+    for ns, entry in scopes:  # bridge ports: the links whose master is the bridge
+        for link in entry["links"]:
+            if link.get("master"):
+                for item in links_out:
+                    if item["type"] == "bridge" and item.get("netns") == ns and item["name"] == link["master"]:
+                        item["ports"].append(link["name"])
+    namespaces = []
+    for ns in info["namespaces"]:
+        item: Dict[str, Any] = {"name": ns["name"]}
+        lo = next((l for l in ns["links"] if l["name"] == "lo"), None)
+        if lo is not None and lo["state"] != "up":
+            item["loopback"] = "down"
+        if ns["sysctls"]:
+            item["sysctls"] = dict(ns["sysctls"])
+        if ns.get("nameservers"):
+            item["nameservers"] = list(ns["nameservers"])
+        ns_devs = devs[ns["name"]] | {"lo"}
+        addresses_ = [a for a in _spec_addresses(ns, ns_devs)
+                      if not (a["dev"] == "lo" and a["address"] in ("127.0.0.1/8", "::1/128"))]
+        for key, value in (("addresses", addresses_), ("routes", _spec_routes(ns, ns_devs)),
+                           ("iptables", _spec_iptables(ns))):
+            if value:
+                item[key] = value
+        namespaces.append(item)
+    host: Dict[str, Any] = {}
+    root_devs = devs.get(None, set())
+    for key, value in (("addresses", _spec_addresses(info["host"], root_devs)),
+                       ("routes", [r for r in _spec_routes(info["host"], root_devs) if r.get("dev") in root_devs])):
+        if value:
+            host[key] = value
+    spec: Dict[str, Any] = {"name": name, "version": 1, "namespaces": namespaces, "links": links_out}
+    if host:
+        spec["host"] = host
+    return spec
+
+
+def _attributes(link: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """MTU and state where they differ from a new link's."""
+    extra: Dict[str, Any] = {prefix + "mtu": link["mtu"]} if link["mtu"] != 1500 else {}
+    if link["state"] != "up":
+        extra[prefix + "up"] = False
+    return extra
+
+
+def _spec_link(ns: Optional[str], link: Dict[str, Any], declared: Set[str],
+               everywhere: Dict[Tuple[str, str], Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The spec item of one link, or None when it is not part of a declared namespace's topology."""
+    extra = _attributes(link)
+    if link["kind"] == "veth" and link.get("peer"):
+        peer = link["peer"]
+        if ns not in declared and peer["netns"] not in declared:
+            return None
+        item = {"type": "veth", "name": link["name"], "netns": ns, "peer": peer["name"], "peer_netns": peer["netns"]}
+        item.update(extra)
+        peer_link = everywhere.get(_end(peer["netns"], peer["name"]))
+        if peer_link is not None:
+            item.update(_attributes(peer_link, "peer_"))
+        return item
+    if ns not in declared:
+        return None
+    if link["kind"] == "bridge":
+        return dict({"type": "bridge", "name": link["name"], "netns": ns, "ports": []}, **extra)
+    if link["kind"] in ("vlan", "macvlan") and link.get("parent"):
+        item = {"type": link["kind"], "name": link["name"], "netns": ns, "parent": link["parent"]["name"],
+                "parent_netns": link["parent"]["netns"]}
+        if link["kind"] == "vlan":
+            item["id"] = link["vlan_id"]
+        else:
+            item["mode"] = link["mode"]
+        return dict(item, **extra)
+    return None
