@@ -31,6 +31,7 @@ def check_netns_name(name: object, field: str = "netns") -> str:
         raise NetnsError("invalid namespace name %r: must not start with '-'" % name, obj=field)
     if any(ch.isspace() for ch in name):
         raise NetnsError("invalid namespace name %r: whitespace is not allowed" % name, obj=field)
+    _check_ascii(name, "namespace", field)
     if len(name.encode("utf-8", "surrogateescape")) > NETNS_NAME_MAX:
         raise NetnsError("namespace name is longer than %d bytes" % NETNS_NAME_MAX, obj=field)
     return name
@@ -57,7 +58,14 @@ def check_ifname(name: object, field: str = "name") -> str:
         raise NetnsError("invalid interface name %r" % name, obj=field)
     if name.startswith("-"):
         raise NetnsError("invalid interface name %r: must not start with '-'" % name, obj=field)
+    _check_ascii(name, "interface", field)
     return name
+
+
+def _check_ascii(name: str, what: str, field: str) -> None:
+    # The kernel takes any bytes, but systemd unit names, udev rules and scripts quoting names do not.
+    if not (name.isascii() and name.isprintable()):
+        raise NetnsError("invalid %s name %r: only printable ASCII characters are allowed" % (what, name), obj=field)
 
 
 def parse_interface(value: object, field: str = "address") -> IPInterface:

@@ -1,0 +1,189 @@
+"""Bad input to the topology format, through the topology module and through the restore program's
+saved file: each case fails with a message naming the field, without a traceback, and leaves the
+machine byte-identical (namespaces, links, addresses, routes, rules, /etc/netns). The per-module
+corpora live beside each module's tests (test_*_module.py, BAD lists)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from typing import Any, Dict, List, Tuple
+
+import pytest
+
+from helpers import COLLECTIONS, MODULE_PYTHON, difference, run_module, snapshot
+
+
+def valid(prefix: str) -> Dict[str, Any]:
+    """A valid topology using every section; each case breaks exactly one thing."""
+    a, b = prefix + "a", prefix + "b"
+    return {
+        "name": prefix + "bad",
+        "namespaces": [
+            {"name": a, "sysctls": {"net.ipv4.ip_forward": 1}, "nameservers": ["192.0.2.53"],
+             "addresses": [{"dev": "ab", "address": "10.232.1.1/24"}],
+             "routes": [{"dst": "10.232.9.0/24", "via": "10.232.1.2"}],
+             "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}]},
+            {"name": b, "addresses": [{"dev": "ba", "address": "10.232.1.2/24"}]},
+        ],
+        "links": [
+            {"type": "veth", "name": "ab", "netns": a, "peer": "ba", "peer_netns": b},
+            {"type": "veth", "name": prefix + "r", "peer": "ra", "peer_netns": a},
+            {"type": "bridge", "name": "br0", "netns": b, "ports": []},
+        ],
+        "host": {"addresses": [{"dev": prefix + "r", "address": "10.232.2.1/30"}]},
+    }
+
+
+def put(spec: Dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    node: Any = spec
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        if int(last) == len(node):
+            node.append(value)
+        else:
+            node[int(last)] = value
+    else:
+        node[last] = value
+
+
+DELETE = object()
+# (dotted path, new value, the field the message must name, words the message must contain)
+CASES: List[Tuple[str, Any, str, str]] = [
+    # names: hostile, malformed, too long
+    ("namespaces.0.name", "../x", "namespaces[0].name", "not allowed"),
+    ("namespaces.0.name", "a/b", "namespaces[0].name", "not allowed"),
+    ("namespaces.0.name", "..", "namespaces[0].name", "not allowed"),
+    ("namespaces.0.name", "a\x00b", "namespaces[0].name", "not allowed"),
+    ("namespaces.0.name", "-x", "namespaces[0].name", "must not start"),
+    ("namespaces.0.name", "a b", "namespaces[0].name", "whitespace"),
+    ("namespaces.0.name", "", "namespaces[0].name", "non-empty"),
+    ("namespaces.0.name", "n" * 300, "namespaces[0].name", "longer than"),
+    ("namespaces.0.name", 7, "namespaces[0].name", ""),
+    ("links.0.name", "x" * 16, "links[0].name", "at most 15"),
+    ("links.0.name", "ab/c", "links[0].name", ""),
+    ("links.0.name", "-ab", "links[0].name", ""),
+    ("links.0.name", "ab c", "links[0].name", ""),
+    ("links.0.name", "Ünïcødé", "links[0].name", "printable ASCII"),
+    ("namespaces.1.name", "név\u200b", "namespaces[1].name", "printable ASCII"),
+    ("links.0.peer", "", "links[0].peer", ""),
+    ("name", "../etc/passwd", "name", "topology name must match"),
+    ("name", "", "name", "topology name must match"),
+    ("name", "x" * 65, "name", "topology name must match"),
+    # CIDRs and addresses
+    ("namespaces.0.addresses.0.address", "10.232.1.1", "namespaces[0].addresses[0].address", ""),
+    ("namespaces.0.addresses.0.address", "10.232.1.1/33", "namespaces[0].addresses[0].address", ""),
+    ("namespaces.0.addresses.0.address", "300.1.1.1/24", "namespaces[0].addresses[0].address", ""),
+    ("namespaces.0.addresses.0.address", "fd00::zz/64", "namespaces[0].addresses[0].address", ""),
+    ("namespaces.0.addresses.0.address", ["10.232.1.1/24"], "namespaces[0].addresses[0].address", ""),
+    ("namespaces.0.nameservers", ["dns.example"], "namespaces[0].nameservers", "not a valid IP"),
+    ("namespaces.0.routes.0.dst", "10.232.9.1/24", "namespaces[0].routes[0].dst", "host bits"),
+    ("namespaces.0.routes.0.dst", "nowhere", "namespaces[0].routes[0].dst", ""),
+    ("namespaces.0.routes.0.via", "10.99.9.9", "namespaces[0].routes[0].via", "on no subnet declared"),
+    ("namespaces.0.routes.0.via", "fd00::1", "namespaces[0].routes[0].via", "IPv6 but the destination"),
+    ("namespaces.0.routes.0.metric", -1, "namespaces[0].routes[0].metric", ""),
+    ("namespaces.0.routes.0.table", "lost", "namespaces[0].routes[0].table", ""),
+    # duplicates and dangling references
+    ("namespaces.1.name", "%(prefix)sa", "namespaces[1]", "duplicate namespace"),
+    ("links.1", {"type": "veth", "name": "ab", "netns": "%(prefix)sa", "peer": "zz", "peer_netns": "%(prefix)sb"},
+     "links[1].name", "declared twice"),
+    ("namespaces.0.addresses.1", {"dev": "ab", "address": "10.232.1.1/25"}, "namespaces[0].addresses[1]", "twice"),
+    ("links.0.peer_netns", "%(prefix)sghost", "links[0].peer_netns", "not declared"),
+    ("links.2.ports", ["nope"], "links[2].ports[0]", "not a link declared"),
+    ("namespaces.0.addresses.0.dev", "nope", "namespaces[0].addresses[0].dev", ""),
+    ("namespaces.0.routes.0", {"dst": "10.232.9.0/24"}, "namespaces[0].routes[0]", "needs a gateway"),
+    # sysctls, iptables
+    ("namespaces.0.sysctls", {"kernel.hostname": "x"}, "namespaces[0].sysctls", "only net.* keys"),
+    ("namespaces.0.sysctls", {"net.ipv4.../../x": "1"}, "namespaces[0].sysctls", "only net.* keys"),
+    ("namespaces.0.iptables.0.table", "nope", "namespaces[0].iptables[0].table", "filter, nat"),
+    ("namespaces.0.iptables.0.ip_version", "ipv5", "namespaces[0].iptables[0].ip_version", "ipv4 or ipv6"),
+    ("namespaces.0.iptables.0.chains.0.name", "IN PUT", "namespaces[0].iptables[0].chains[0].name", ""),
+    ("namespaces.0.iptables.0.chains.0.policy", "MAYBE", "namespaces[0].iptables[0].chains[0].policy", ""),
+    ("namespaces.0.iptables.0.chains.0.rules", ["-p tcp --dport 99999 -j ACCEPT"], "iptables", "iptables refuses"),
+    ("namespaces.0.iptables.0.chains.0.rules", ["-j NOSUCHTARGET"], "iptables", "iptables refuses"),
+    ("namespaces.0.iptables.0.chains.0.rules", ["; rm -rf /"], "iptables", "iptables refuses"),
+    # types and unknown keys
+    ("namespaces", {"name": "x"}, "namespaces", "must be a list"),
+    ("namespaces.0", "msb", "namespaces[0]", "must be a mapping"),
+    ("namespaces.0.colour", "blue", "namespaces[0]", "unknown key(s) colour"),
+    ("links.0.type", "tunnel", "links[0].type", "must be one of"),
+    ("links.0.mtu", "big", "links[0].mtu", ""),
+    ("links.0.mtu", 10, "links[0].mtu", "out of range"),
+    ("links.0.mac", "zz:00:00:00:00:00", "links[0].mac", ""),
+    ("links.0.up", "yes", "links[0].up", "true or false"),
+    ("links.0.extra", 1, "links[0]", "unknown key(s) extra"),
+    ("host.addresses.0", "veth0 10.0.0.1/24", "host.addresses[0]", "must be a mapping"),
+    ("version", 2, "version", "unsupported format version"),
+    ("surprise", True, "topology", "unknown key(s) surprise"),
+]
+
+
+def _bad(prefix: str, path: str, value: Any) -> Dict[str, Any]:
+    spec = copy.deepcopy(valid(prefix))
+    put(spec, path, _with_prefix(value, prefix))
+    return spec
+
+
+def _with_prefix(value: Any, prefix: str) -> Any:
+    if isinstance(value, str) and "%(prefix)s" in value:
+        return value % {"prefix": prefix}
+    if isinstance(value, dict):
+        return {k: _with_prefix(v, prefix) for k, v in value.items()}
+    return value
+
+
+def _assert_clean_failure(message: str, where: str, words: str) -> None:
+    assert "Traceback" not in message
+    if where:
+        assert where in message, message
+    if words:
+        assert words in message, message
+
+
+@pytest.mark.parametrize("path,value,where,words", CASES, ids=["%s=%r" % (c[0], c[1])[:60] for c in CASES])
+def test_topology_module_refuses(prefix: str, path: str, value: Any, where: str, words: str) -> None:
+    before = snapshot(prefix)
+    result = run_module("topology", {"topology": _bad(prefix, path, value), "state_dir": "/nonexistent-state"})
+    assert result.get("failed") is True, result
+    assert "exception" not in result
+    _assert_clean_failure(result["msg"], where, words)
+    after = snapshot(prefix)
+    assert after == before, difference(before, after)
+
+
+def restore_program(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
+                           "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False)
+
+
+FILES = [
+    ("truncated", lambda text: text[: len(text) // 2], "not valid JSON"),
+    ("empty", lambda text: "", "not valid JSON"),
+    ("binary", lambda text: "\x00\xff\xfe garbage", "not valid JSON"),
+    ("a list", lambda text: "[]", "must be a mapping"),
+    ("a string", lambda text: '"lab"', "must be a mapping"),
+    ("bit flip", lambda text: text.replace('"namespaces"', '"namespacez"', 1), "unknown key(s) namespacez"),
+    ("wrong type", lambda text: text.replace('"10.232.1.1/24"', "1024", 1), "namespaces[0].addresses[0].address"),
+    ("hostile name", lambda text: text.replace('bad"', '../../etc/x"', 1), "topology name must match"),
+]
+
+
+@pytest.mark.parametrize("command", ["apply", "check", "teardown"])
+@pytest.mark.parametrize("case,corrupt,words", FILES, ids=[f[0] for f in FILES])
+def test_restore_program_refuses_bad_file(prefix: str, tmp_path: Any, command: str, case: str, corrupt: Any,
+                                          words: str) -> None:
+    path = tmp_path / "topology.json"
+    path.write_text(corrupt(json.dumps(valid(prefix), indent=1)), errors="surrogateescape")
+    before = snapshot(prefix)
+    proc = restore_program(command, str(path), "--state-dir", str(tmp_path / "state"))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    _assert_clean_failure(proc.stderr, "", words)
+    assert proc.stdout == ""
+    after = snapshot(prefix)
+    assert after == before, difference(before, after)
+    assert not (tmp_path / "state").exists()  # not even an ownership record
