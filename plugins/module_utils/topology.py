@@ -167,7 +167,8 @@ def summary(changes: List[Change]) -> Dict[str, Dict[str, int]]:
 
 
 def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "present", purge: bool = False,
-                      check_mode: bool = False, state_dir: str = ownership.STATE_DIR) -> List[Change]:
+                      check_mode: bool = False, state_dir: str = ownership.STATE_DIR,
+                      rollback: bool = False) -> List[Change]:
     """Validate ``data`` in full, then bring the kernel to it (or tear it down) under the host lock;
     records ownership after a real run."""
     from .module_runner import converge
@@ -175,13 +176,25 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
     topology = parse_topology(data)
     record = ownership.load(topology.name, state_dir)
     if state == "absent":
-        changes = converge(kernel, lambda k, _pending: plan_teardown(k, topology, record), check_mode)
+        changes = converge(kernel, lambda k, _pending: plan_teardown(k, topology, record), check_mode,
+                           rollback=rollback)
         if not check_mode:
             # Keep remembering what existed before the topology, so a repeated teardown (or a later
             # apply and teardown) still leaves those objects alone.
             ownership.save(topology.name, ownership.updated(record, data, topology, changes, purged=True), state_dir)
         return changes
-    changes = converge(kernel, lambda k, _pending: plan_topology(k, topology, purge, record), check_mode)
+    intent_saved = []
+
+    def planner(k: Kernel, _pending: Pending) -> List[Change]:
+        changes = plan_topology(k, topology, purge, record)
+        if not check_mode and not intent_saved:
+            # Write-ahead: a run killed part-way must not leave its creations looking like objects
+            # that existed before the topology (which teardown and purge never remove).
+            ownership.save(topology.name, ownership.updated(record, data, topology, changes, purge), state_dir)
+            intent_saved.append(True)
+        return changes
+
+    changes = converge(kernel, planner, check_mode, rollback=rollback)
     if not check_mode:
         ownership.save(topology.name, ownership.updated(record, data, topology, changes, purge), state_dir)
     return changes

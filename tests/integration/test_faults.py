@@ -1,0 +1,159 @@
+"""Faults and concurrency on the real kernel: an apply killed with SIGKILL at many points of its plan
+is finished by the next run with no leftovers; two applies at once are serialised by the host lock,
+which a killed holder releases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List
+
+import pytest
+
+from helpers import COLLECTIONS, MODULE_PYTHON, netns_list, run, run_module
+
+# Runs the engine's apply like the restore program does, but SIGKILLs itself right after the
+# KILL_AFTER-th change reached the kernel (or, with KILL_AFTER=0, prints the plan's length).
+KILLER = r"""
+import json, os, signal, sys
+from ansible_collections.linuxnet.netns.plugins.module_utils import plan
+from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology
+
+limit = int(os.environ["KILL_AFTER"])
+real_apply = plan.apply_change
+done = [0]
+
+def apply_then_maybe_die(kernel, change):
+    real_apply(kernel, change)
+    done[0] += 1
+    if done[0] == limit:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+plan.apply_change = apply_then_maybe_die
+with open(sys.argv[1]) as handle:
+    data = json.load(handle)
+with Kernel() as kernel:
+    changes = converge_topology(kernel, data, check_mode=limit == 0, state_dir=sys.argv[2])
+print(len(changes))
+"""
+
+
+def topology(prefix: str, count: int) -> Dict[str, Any]:
+    """``count`` namespaces, each with a veth to the root, addresses, a route, a sysctl and a rule."""
+    namespaces, links, host = [], [], []
+    for i in range(count):
+        ns = "%sn%d" % (prefix, i)
+        namespaces.append({
+            "name": ns, "sysctls": {"net.ipv4.ip_forward": 1},
+            "addresses": [{"dev": "in", "address": "10.234.%d.2/30" % i}],
+            "routes": [{"dst": "default", "via": "10.234.%d.1" % i}],
+            "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}]})
+        links.append({"type": "veth", "name": "%so%d" % (prefix, i), "peer": "in", "peer_netns": ns})
+        host.append({"dev": "%so%d" % (prefix, i), "address": "10.234.%d.1/30" % i})
+    return {"name": prefix + "faults", "namespaces": namespaces, "links": links, "host": {"addresses": host}}
+
+
+def python(code: str, *args: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([MODULE_PYTHON, "-c", code] + list(args), capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=COLLECTIONS, **env), check=False)
+
+
+def restore(*args: str) -> subprocess.CompletedProcess:
+    return python("from ansible_collections.linuxnet.netns.plugins.module_utils.restore import main; main()",
+                  *args, env={})
+
+
+def leftovers(prefix: str) -> List[str]:
+    links = [l["ifname"] for l in json.loads(run(["ip", "-j", "link", "show"])) if l["ifname"].startswith(prefix)]
+    files = [f for f in os.listdir("/etc/netns") if f.startswith(prefix)] if os.path.isdir("/etc/netns") else []
+    return [n for n in netns_list() if n.startswith(prefix)] + links + files
+
+
+def test_sigkill_at_many_points_then_the_next_run_converges(prefix: str, tmp_path: Any) -> None:
+    spec = topology(prefix, 20)
+    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    planned = python(KILLER, path, state, env={"KILL_AFTER": "0"})
+    assert planned.returncode == 0, planned.stderr
+    total = int(planned.stdout)
+    assert total > 100
+    # 50 kill points spread over the whole plan: namespaces, links, addresses, routes and rules
+    points = sorted({1 + (total - 2) * k // 49 for k in range(50)})
+    assert len(points) == 50
+    for point in points:
+        killed = python(KILLER, path, state, env={"KILL_AFTER": str(point)})
+        assert killed.returncode == -9, (point, killed.stdout, killed.stderr)
+        resumed = restore("apply", path, "--state-dir", state)
+        assert resumed.returncode == 0, (point, resumed.stderr)
+        check = restore("check", path, "--state-dir", state)
+        assert check.returncode == 0, (point, check.stdout)
+        torn = restore("teardown", path, "--state-dir", state)
+        assert torn.returncode == 0, (point, torn.stderr)
+        assert leftovers(prefix) == [], point
+
+
+# Holds the host lock until killed.
+HOLDER = r"""
+import sys, time
+from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs
+with nsfs.apply_lock():
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_lock_serialises_applies_and_is_released_when_its_holder_dies(prefix: str, tmp_path: Any) -> None:
+    spec = topology(prefix, 2)
+    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    holder = subprocess.Popen([MODULE_PYTHON, "-c", HOLDER], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=COLLECTIONS))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waiting = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins."
+                                    "module_utils.restore import main; main()", "apply", path, "--state-dir", state],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=dict(os.environ, PYTHONPATH=COLLECTIONS))
+        time.sleep(2)
+        assert waiting.poll() is None  # blocked on the lock
+        assert leftovers(prefix) == []  # and nothing changed meanwhile
+        holder.kill()  # dies holding the lock: the kernel releases it
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, err
+        assert restore("check", path, "--state-dir", state).returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    restore("teardown", path, "--state-dir", state)
+
+
+def test_two_applies_at_once_both_land(prefix: str, tmp_path: Any) -> None:
+    """The topology module and the restore program, started together on different topologies."""
+    left, right = topology(prefix + "l", 5), topology(prefix + "r", 5)
+    right["namespaces"] = [dict(ns, addresses=[{"dev": "in", "address": a["address"].replace("10.234.", "10.235.")}
+                                               for a in ns["addresses"]],
+                                routes=[{"dst": "default", "via": ns["routes"][0]["via"].replace("10.234.", "10.235.")}])
+                           for ns in right["namespaces"]]
+    right["host"]["addresses"] = [dict(a, address=a["address"].replace("10.234.", "10.235.")) for a in right["host"]["addresses"]]
+    path, state = str(tmp_path / "right.json"), str(tmp_path / "state")
+    with open(path, "w") as handle:
+        json.dump(right, handle)
+    program = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins."
+                                "module_utils.restore import main; main()", "apply", path, "--state-dir", state],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=COLLECTIONS))
+    module = run_module("topology", {"topology": left, "state_dir": state})
+    out, err = program.communicate(timeout=120)
+    assert not module.get("failed"), module
+    assert program.returncode == 0, err
+    assert run_module("topology", {"topology": left, "state_dir": state}, check=True)["changed"] is False
+    assert restore("check", path, "--state-dir", state).returncode == 0
+    run_module("topology", {"topology": left, "state": "absent", "state_dir": state})
+    assert restore("teardown", path, "--state-dir", state).returncode == 0
+    assert leftovers(prefix) == []
