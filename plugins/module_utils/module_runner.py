@@ -15,26 +15,48 @@ from . import nsfs
 from .errors import NetnsError
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
 from .plan import Change, Pending, diff_of, execute
+from .rollback import Journal
 
 Planner = Callable[[Kernel, Pending], List[Change]]
 Reporter = Callable[[Kernel], Dict[str, Any]]
 
 
-def converge(kernel: Kernel, planner: Planner, check_mode: bool, pending: Optional[Pending] = None) -> List[Change]:
-    """Plan and apply under the host lock, then re-plan: anything left over is an error."""
+def converge(kernel: Kernel, planner: Planner, check_mode: bool, pending: Optional[Pending] = None,
+             rollback: bool = False) -> List[Change]:
+    """Plan and apply under the host lock, then re-plan: anything left over is an error. When a
+    change fails, ``rollback`` reverses what this run did; otherwise the error lists it."""
     if check_mode:
         return planner(kernel, pending or Pending())
     with nsfs.apply_lock():
         changes = planner(kernel, Pending())
         if changes:
-            execute(kernel, changes, check_mode=False)
-            # Re-read everything except what this run wrote whole (restored iptables tables).
-            kernel.invalidate(keep_written=True)
-            remaining = planner(kernel, Pending())
-            if remaining:
-                raise NetnsError("the kernel did not reach the declared state; still differing: %s"
-                                 % "; ".join(c.summary() for c in remaining))
+            journal = Journal()
+            try:
+                execute(kernel, changes, check_mode=False, journal=journal)
+                # Re-read everything except what this run wrote whole (restored iptables tables).
+                kernel.invalidate(keep_written=True)
+                remaining = planner(kernel, Pending())
+                if remaining:
+                    raise NetnsError("the kernel did not reach the declared state; still differing: %s"
+                                     % "; ".join(c.summary() for c in remaining))
+            except NetnsError as exc:
+                raise _after_failure(kernel, exc, journal, rollback) from None
     return changes
+
+
+def _after_failure(kernel: Kernel, exc: NetnsError, journal: Journal, rollback: bool) -> NetnsError:
+    """The error to report once a change failed: what this run had done, and whether it was undone."""
+    done = [change for change, _undo in journal.entries]
+    if not done:
+        return NetnsError(exc.message + "; nothing had been changed", obj=exc.obj, errno=exc.errno)
+    if not rollback:
+        return NetnsError("%s; left as far as this run got, %d change(s) applied: %s"
+                          % (exc.message, len(done), "; ".join(c.summary() for c in done)), obj=exc.obj, errno=exc.errno)
+    undone, problems = journal.roll_back(kernel)
+    text = "%s; rolled back the %d change(s) this run had applied" % (exc.message, len(undone))
+    if problems:
+        text += "; NOT rolled back: %s" % "; ".join(problems)
+    return NetnsError(text, obj=exc.obj, errno=exc.errno)
 
 
 def run_module(module: Any, planner: Planner, reporter: Reporter, missing_library_msg: str) -> None:

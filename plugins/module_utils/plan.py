@@ -90,8 +90,9 @@ def apply_change(kernel: Kernel, change: Change) -> None:
     func(kernel, change)
 
 
-def execute(kernel: Kernel, changes: List[Change], check_mode: bool) -> List[Change]:
-    """Apply ``changes`` in order unless in check mode; returns what was (or would be) done."""
+def execute(kernel: Kernel, changes: List[Change], check_mode: bool, journal: Any = None) -> List[Change]:
+    """Apply ``changes`` in order unless in check mode; returns what was (or would be) done.
+    A ``journal`` (rollback.Journal) learns, before each change, how to reverse it."""
     if check_mode:
         return list(changes)
     done: List[Change] = []
@@ -99,7 +100,10 @@ def execute(kernel: Kernel, changes: List[Change], check_mode: bool) -> List[Cha
         for change in changes:
             if (change.kind, change.action) != ("netns", "delete"):
                 kernel.settle()
+            undo = journal.prepare(kernel, change) if journal is not None else None
             apply_change(kernel, change)
+            if journal is not None:
+                journal.applied(change, undo)
             done.append(change)
     finally:
         kernel.settle()

@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--purge", action="store_true", help="apply: also remove what the topology no longer declares")
     parser.add_argument("--wait-parents", type=float, default=30.0, metavar="SECONDS",
                         help="apply: how long to wait for physical parent devices (default 30)")
+    parser.add_argument("--rollback", action="store_true",
+                        help="apply, teardown: when a change fails, undo this run's changes (at boot the default, "
+                             "keeping what could be done, is usually better)")
     parser.add_argument("--json", action="store_true", help="apply, check, teardown: print changes as JSON")
     parser.add_argument("--format", choices=sorted(RENDERERS), default="mermaid", help="graph: output language")
     parser.add_argument("--live", action="store_true", help="graph: draw the kernel's state of FILE's namespaces")
@@ -105,7 +108,8 @@ def run(argv: Optional[List[str]] = None) -> int:
                 wait_for_parents(kernel, data, args.wait_parents)
             changes = converge_topology(
                 kernel, data, state="absent" if args.command == "teardown" else "present",
-                purge=args.purge, check_mode=args.command == "check", state_dir=args.state_dir)
+                purge=args.purge, check_mode=args.command == "check", state_dir=args.state_dir,
+                rollback=args.rollback)
     except NetnsError as exc:
         sys.stderr.write("linuxnet-netns: %s\n" % exc)
         return EXIT_ERROR

@@ -57,6 +57,14 @@ options:
       - Where ownership records are kept.
     type: path
     default: /var/lib/linuxnet-netns
+  rollback:
+    description:
+      - When a change fails part-way (the kernel refuses something), reverse every change this run had
+        made, newest first, so the host is as before the run; the error says what was rolled back.
+      - Deleted namespaces and links cannot be brought back; the error lists them as not rolled back.
+      - With C(false) the host stays as far as the run got, and the error lists each change it made.
+    type: bool
+    default: true
 seealso:
   - module: linuxnet.netns.netns
   - module: linuxnet.netns.veth
@@ -105,6 +113,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     purge=dict(type="bool", default=False),
     state_dir=dict(type="path", default="/var/lib/linuxnet-netns"),
+    rollback=dict(type="bool", default=True),
 )
 
 
@@ -115,7 +124,7 @@ def main() -> None:
 
     def converger(kernel, check_mode):
         changes = converge_topology(kernel, params["topology"], params["state"], params["purge"],
-                                    check_mode, params["state_dir"])
+                                    check_mode, params["state_dir"], params["rollback"])
         result["summary"] = summary(changes)
         return changes
 

@@ -1,0 +1,175 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Undo for a failed apply: before each change reaches the kernel, record how to reverse it; when
+a later change fails, reverse what this run did, newest first.
+
+Creations, updates and address/route removals are reversible. A deleted namespace or link is not
+(its processes, addresses and peers are gone with it), nor is a veth end moved between namespaces:
+those are reported as not undone. What the kernel derives on its own is not restored either: a
+bridge that lost its last port keeps no carrier.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+from .iptables import TOOLS, cached_tables, current_table
+from .iptables_rules import render_restore
+from .kernel import Kernel
+from .links import index_of, links
+from .namespaces import read_sysctls
+from .plan import Change, apply_change
+from .routes import routes
+
+Undo = Callable[[Kernel], None]
+RTPROT_KERNEL = 2  # routes the kernel adds for an address: they come back with it
+
+
+def _replay(change: Change) -> Undo:
+    return lambda kernel: apply_change(kernel, change)
+
+
+def _file_content(path: str) -> Optional[str]:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def undo_of(kernel: Kernel, change: Change) -> Optional[Undo]:
+    """How to reverse ``change``, read from the kernel before it is applied; None if it cannot be."""
+    p, kind, action = change.params, change.kind, change.action
+    if kind == "netns" and action == "create":
+        return _replay(Change("netns", "delete", change.key, params={"name": p["name"]}))
+    if kind == "sysctl":
+        old = read_sysctls(kernel, p["ns"], [p["key"]])[p["key"]]
+        return None if old is None else _replay(Change("sysctl", "update", change.key, params=dict(p, value=old)))
+    if kind == "dns":
+        old_text = _file_content(p["path"])
+        if old_text is None:
+            return _replay(Change("dns", "delete", change.key, params={"path": p["path"]}))
+        return _replay(Change("dns", "update", change.key, params={"path": p["path"], "content": old_text}))
+    if kind == "link":
+        return _undo_link(kernel, change)
+    if kind == "address":
+        return _undo_address(kernel, change)
+    if kind == "route":
+        return _undo_route(kernel, change)
+    if kind == "iptables":
+        return _undo_iptables(kernel, change)
+    return None
+
+
+def _undo_link(kernel: Kernel, change: Change) -> Optional[Undo]:
+    p, action = change.params, change.action
+    link_type = p.get("link_type")
+    if action == "create" and link_type is None:  # a veth pair
+        return _replay(Change("link", "delete", change.key,
+                              params={"ns": p["end"].netns, "name": p["end"].name, "peer_ns": p["peer"].netns}))
+    if action == "create":
+        return _replay(Change("link", "delete", change.key, params={"link_type": link_type, "ns": p["ns"], "name": p["name"]}))
+    if action == "update" and link_type == "bridge-port":
+        current = links(kernel, p["ns"]).get(p["name"])
+        old_master = None if current is None else current.master
+
+        def detach(kernel_: Kernel) -> None:
+            kernel_.ipr(p["ns"]).link("set", index=index_of(kernel_, p["ns"], p["name"]), master=old_master or 0)
+            kernel_.invalidate(p["ns"], "links")
+        return detach
+    if action == "update":
+        current = links(kernel, p["ns"]).get(p["name"])
+        if current is None:
+            return None
+        return _replay(Change("link", "update", change.key, params={
+            "ns": p["ns"], "name": p["name"], "mtu": current.mtu if p.get("mtu") is not None else None,
+            "mac": current.mac if p.get("mac") is not None else None,
+            "up": current.up if p.get("up") is not None else None}))
+    return None  # delete, move: not reversible
+
+
+def _undo_address(kernel: Kernel, change: Change) -> Undo:
+    p = change.params
+    swapped = dict(p, old=p.get("new"), new=p.get("old"))
+    inverse = Change("address", {"create": "delete", "delete": "create", "replace": "replace"}[change.action],
+                     change.key, params=swapped)
+    # Removing an address makes the kernel drop the routes through gateways on its prefix; those
+    # are no change of this run's plan, so remember them here and put them back with the address.
+    dropped_with_it = [] if change.action == "create" else \
+        [r for r in routes(kernel, p["ns"]) if r.proto != RTPROT_KERNEL and r.via is not None]
+
+    def undo(kernel_: Kernel) -> None:
+        apply_change(kernel_, inverse)
+        kernel_.invalidate(p["ns"])
+        present = {r.identity for r in routes(kernel_, p["ns"])}
+        for route in dropped_with_it:
+            if route.identity not in present:
+                apply_change(kernel_, Change("route", "update", "%s in %s" % (route.dst, p["ns"]),
+                                             params={"ns": p["ns"], "route": route}))
+    return undo
+
+
+def _undo_route(kernel: Kernel, change: Change) -> Optional[Undo]:
+    p, action = change.params, change.action
+    if action == "create":
+        return _replay(Change("route", "delete", change.key, params=p))
+    if action == "delete":  # "replace": also right when the second pass below finds it back already
+        return _replay(Change("route", "update", change.key, params=p))
+    wanted = p["route"]
+    old = [r for r in routes(kernel, p["ns"], [wanted.dst.version]) if r.identity == wanted.identity]
+    if not old:
+        return None
+    return _replay(Change("route", "update", change.key, params={"ns": p["ns"], "route": old[0]}))
+
+
+def _undo_iptables(kernel: Kernel, change: Change) -> Undo:
+    spec = change.params["spec"]
+    old = current_table(kernel, spec.netns, spec.ip_version, spec.table)
+
+    def restore(kernel_: Kernel) -> None:
+        kernel_.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"], stdin=render_restore(old))
+        cached_tables(kernel_, spec.netns, spec.ip_version)[spec.table] = old
+    return restore
+
+
+class Journal:
+    """What an apply did, with the way back."""
+
+    def __init__(self) -> None:
+        self.entries: List[Tuple[Change, Optional[Undo]]] = []
+
+    def prepare(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        """Called just before ``change`` is applied."""
+        return undo_of(kernel, change)
+
+    def applied(self, change: Change, undo: Optional[Undo]) -> None:
+        self.entries.append((change, undo))
+
+    def roll_back(self, kernel: Kernel) -> Tuple[List[Change], List[str]]:
+        """Reverse every recorded change, newest first; returns (undone, what could not be undone)."""
+        undone: List[Change] = []
+        problems: List[str] = []
+        kernel.settle()
+        for change, undo in reversed(self.entries):
+            if undo is None:
+                problems.append("%s (cannot be undone)" % change.summary())
+                continue
+            try:
+                undo(kernel)
+                kernel.settle()
+                undone.append(change)
+            except Exception as exc:  # keep undoing the rest: a half rollback is worse
+                problems.append("%s (undo failed: %s)" % (change.summary(), exc))
+        # Undoing an address change makes the kernel drop routes through gateways on the old
+        # prefix, including routes restored a moment earlier: put restored routes back once more.
+        for change, undo in self.entries:
+            if change.kind == "route" and change.action in ("update", "delete") and undo is not None \
+                    and change in undone:
+                try:
+                    undo(kernel)
+                except Exception as exc:
+                    problems.append("%s (undo failed: %s)" % (change.summary(), exc))
+        kernel.invalidate()
+        return undone, problems
+

@@ -1,0 +1,111 @@
+"""Rollback on the real kernel: a kernel refusal part-way through an apply leaves the host as before
+the run with rollback (the module's and role's default), and exactly as far as it got without,
+reported change by change."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict
+
+from helpers import difference, run, run_module, snapshot, wait_settled
+
+from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils.plan import execute
+from ansible_collections.linuxnet.netns.plugins.module_utils.rollback import Journal
+from ansible_collections.linuxnet.netns.plugins.module_utils.topology import plan_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+
+
+def first_version(prefix: str) -> Dict[str, Any]:
+    a = prefix + "a"
+    return {
+        "name": prefix + "rb",
+        "namespaces": [{"name": a, "sysctls": {"net.ipv4.ip_forward": 0},
+                        "addresses": [{"dev": "ab", "address": "10.236.1.1/24"}],
+                        "routes": [{"dst": "10.236.9.0/24", "via": "10.236.1.2"}],
+                        "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}]}],
+        "links": [{"type": "veth", "name": "ab", "netns": a, "peer": "ba", "peer_netns": a},
+                  {"type": "veth", "name": "p0", "netns": a, "peer": "q0", "peer_netns": a},
+                  # a bridge that keeps a port (one without ports has carrier only until its first)
+                  {"type": "bridge", "name": "br0", "netns": a, "ports": ["p0"]}],
+    }
+
+
+def second_version(prefix: str) -> Dict[str, Any]:
+    """Changes of every kind against the first version: sysctl, DNS, a new namespace, links, an MTU,
+    a bridge port, an address replaced and added, a route re-pointed, rules."""
+    spec = first_version(prefix)
+    a, b = prefix + "a", prefix + "b"
+    ns = spec["namespaces"][0]
+    ns["sysctls"] = {"net.ipv4.ip_forward": 1}
+    ns["nameservers"] = ["192.0.2.53"]
+    ns["addresses"] = [{"dev": "ab", "address": "10.236.1.1/25"}, {"dev": "ba", "address": "10.236.1.2/25"}]
+    ns["routes"] = [{"dst": "10.236.9.0/24", "via": "10.236.1.3"},  # same identity, another gateway
+                    {"dst": "10.236.8.0/24", "via": "10.236.1.2"}]
+    ns["iptables"][0]["chains"][0]["rules"].append("-p udp --dport 53 -j ACCEPT")
+    spec["links"][0]["mtu"] = 1400
+    spec["links"][2]["ports"] = ["p0", "ba"]
+    spec["namespaces"].append({"name": b, "sysctls": {"net.ipv6.conf.all.disable_ipv6": 1},
+                               "addresses": [{"dev": "bx", "address": "10.236.2.2/24"}]})
+    spec["links"].append({"type": "veth", "name": "xb", "netns": a, "peer": "bx", "peer_netns": b})
+    return spec
+
+
+def settled_snapshot(prefix: str) -> Dict[str, Any]:
+    wait_settled([None, prefix + "a", prefix + "b"], only=prefix)
+    return snapshot(prefix)
+
+
+def test_journal_reverses_changes_of_every_kind(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    assert not run_module("topology", {"topology": first_version(prefix), "state_dir": state_dir}).get("failed")
+    before = settled_snapshot(prefix)
+    journal = Journal()
+    with Kernel() as kernel:
+        changes = plan_topology(kernel, parse_topology(second_version(prefix)))
+        kinds = {(c.kind, c.action) for c in changes}
+        assert {("sysctl", "update"), ("dns", "create"), ("netns", "create"), ("link", "create"), ("link", "update"),
+                ("address", "replace"), ("address", "create"), ("route", "update"), ("route", "create"),
+                ("iptables", "update")} <= kinds, kinds
+        execute(kernel, changes, check_mode=False, journal=journal)
+        kernel.invalidate()
+        assert not plan_topology(kernel, parse_topology(second_version(prefix)))  # it did land
+        undone, problems = journal.roll_back(kernel)
+    assert problems == [] and len(undone) == len(changes)
+    after = settled_snapshot(prefix)
+    assert after == before, difference(before, after)
+
+
+def refusing_version(prefix: str) -> Dict[str, Any]:
+    """The second version plus an IPv6 address in a namespace where IPv6 is disabled: the kernel
+    refuses it (EACCES) after the namespaces, links and IPv4 addresses were made."""
+    spec = second_version(prefix)
+    spec["namespaces"][1]["sysctls"]["net.ipv6.conf.default.disable_ipv6"] = 1
+    spec["namespaces"][1]["addresses"].append({"dev": "bx", "address": "fd36::2/64", "nodad": True})
+    return spec
+
+
+def test_kernel_refusal_rolls_back_to_the_state_before(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    assert not run_module("topology", {"topology": first_version(prefix), "state_dir": state_dir}).get("failed")
+    before = settled_snapshot(prefix)
+    result = run_module("topology", {"topology": refusing_version(prefix), "state_dir": state_dir})
+    assert result.get("failed") is True
+    assert "fd36::2/64" in result["msg"] and "rolled back the" in result["msg"] and "NOT" not in result["msg"], result["msg"]
+    assert result["errno"] == 13
+    after = settled_snapshot(prefix)
+    assert after == before, difference(before, after)
+    # and the next run without the bad address converges as usual
+    assert not run_module("topology", {"topology": second_version(prefix), "state_dir": state_dir}).get("failed")
+    run_module("topology", {"topology": second_version(prefix), "state": "absent", "state_dir": state_dir})
+
+
+def test_without_rollback_the_error_lists_what_was_done(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    result = run_module("topology", {"topology": refusing_version(prefix), "state_dir": state_dir, "rollback": False})
+    assert result.get("failed") is True
+    assert "left as far as this run got" in result["msg"] and "create netns %sb" % prefix in result["msg"]
+    assert prefix + "b" in run(["ip", "netns", "list"])  # kept
+    spec = copy.deepcopy(refusing_version(prefix))
+    spec["namespaces"][1]["addresses"].pop()
+    run_module("topology", {"topology": spec, "state": "absent", "state_dir": state_dir})
