@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import ipaddress
 import json
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import NetnsError
 from .graph import RENDERERS
@@ -47,21 +49,42 @@ def load_spec(path: str) -> Dict[str, Any]:
     return data
 
 
-def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> None:
+def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> List[str]:
     """Wait (bounded) for the root-namespace parent devices of vlans/macvlans, e.g. a NIC that udev
-    is still bringing up at boot. Fails loudly naming the device when it does not appear."""
+    is still bringing up at boot; returns those that did not appear."""
     parents = sorted({item["parent"] for item in data.get("links") or []
                       if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns")})
     deadline = time.monotonic() + timeout
     while True:
         kernel.invalidate(None, "links")
         missing = [name for name in parents if name not in links(kernel, None)]
-        if not missing:
-            return
-        if time.monotonic() >= deadline:
-            raise NetnsError("parent device(s) %s did not appear within %gs" % (", ".join(missing), timeout),
-                             obj="root namespace")
+        if not missing or time.monotonic() >= deadline:
+            return missing
         time.sleep(0.2)
+
+
+def without_parents(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str, Any], List[str]]:
+    """``data`` without the links on the ``missing`` root devices and what sits on those links
+    (bridge membership, addresses, routes on them or through gateways on their subnets), so that
+    everything independent of the missing devices can still be restored. Returns the names skipped."""
+    reduced = copy.deepcopy(data)
+    dropped = [item for item in reduced.get("links") or []
+               if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns") and item["parent"] in missing]
+    gone = {(item.get("netns"), item["name"]) for item in dropped}
+    reduced["links"] = [item for item in reduced.get("links") or [] if item not in dropped]
+    for item in reduced["links"]:
+        if item.get("type") == "bridge":
+            item["ports"] = [p for p in item.get("ports") or [] if (item.get("netns"), p) not in gone]
+    sections = [(None, reduced.get("host") or {})] + [(ns["name"], ns) for ns in reduced.get("namespaces") or []]
+    for netns, section in sections:
+        lost = [a for a in section.get("addresses") or [] if (netns, a["dev"]) in gone]
+        networks = [ipaddress.ip_interface(a["address"]).network for a in lost]
+        section["addresses"] = [a for a in section.get("addresses") or [] if a not in lost]
+        section["routes"] = [r for r in section.get("routes") or []
+                             if (netns, r.get("dev")) not in gone
+                             and not (r.get("via") and any(ipaddress.ip_address(r["via"]) in n for n in networks
+                                                           if n.version == ipaddress.ip_address(r["via"]).version))]
+    return reduced, sorted("%s in %s" % (name, netns or "the root namespace") for netns, name in gone)
 
 
 def _print_changes(changes: List[Change], stream: Any) -> None:
@@ -103,12 +126,14 @@ def run(argv: Optional[List[str]] = None) -> int:
         data = load_spec(args.file) if args.file else None
         if args.command in ("show", "graph"):
             return _describe(args, data)
+        missing: List[str] = []
         with Kernel() as kernel:
             if args.command == "apply":
-                wait_for_parents(kernel, data, args.wait_parents)
+                missing = wait_for_parents(kernel, data, args.wait_parents)
             changes = converge_topology(
-                kernel, data, state="absent" if args.command == "teardown" else "present",
-                purge=args.purge, check_mode=args.command == "check", state_dir=args.state_dir,
+                kernel, without_parents(data, missing)[0] if missing else data,
+                state="absent" if args.command == "teardown" else "present",
+                purge=args.purge and not missing, check_mode=args.command == "check", state_dir=args.state_dir,
                 rollback=args.rollback)
     except NetnsError as exc:
         sys.stderr.write("linuxnet-netns: %s\n" % exc)
@@ -121,6 +146,11 @@ def run(argv: Optional[List[str]] = None) -> int:
         _print_changes(changes, sys.stdout)
         verb = {"apply": "applied", "teardown": "removed", "check": "differ"}[args.command]
         sys.stdout.write("%d change(s) %s: %s\n" % (len(changes), verb, json.dumps(summary(changes), sort_keys=True)))
+    if missing:
+        sys.stderr.write("linuxnet-netns: parent device(s) %s did not appear within %gs; applied everything else, "
+                         "skipped: %s\n" % (", ".join(missing), args.wait_parents,
+                                             ", ".join(without_parents(data, missing)[1])))
+        return EXIT_ERROR
     if args.command == "check" and changes:
         return EXIT_DRIFT
     return EXIT_OK

@@ -157,3 +157,41 @@ def test_two_applies_at_once_both_land(prefix: str, tmp_path: Any) -> None:
     run_module("topology", {"topology": left, "state": "absent", "state_dir": state})
     assert restore("teardown", path, "--state-dir", state).returncode == 0
     assert leftovers(prefix) == []
+
+
+def test_missing_parent_device_restores_everything_else_and_fails_loudly(prefix: str, tmp_path: Any) -> None:
+    """At boot a vlan/macvlan parent NIC may never come: wait a bounded time, restore all that does
+    not depend on it, exit non-zero naming it; once it is there, the next apply completes."""
+    a, m = prefix + "a", prefix + "m"
+    nic = prefix + "nic"
+    spec = {
+        "name": prefix + "parent",
+        "namespaces": [
+            {"name": a, "addresses": [{"dev": "in", "address": "10.237.1.2/30"}], "routes": [{"dst": "default", "via": "10.237.1.1"}]},
+            {"name": m, "addresses": [{"dev": "mv0", "address": "10.237.2.2/24"}],
+             "routes": [{"dst": "10.237.9.0/24", "via": "10.237.2.1"}]},
+        ],
+        "links": [{"type": "veth", "name": prefix + "o", "peer": "in", "peer_netns": a},
+                  {"type": "macvlan", "name": "mv0", "netns": m, "parent": nic, "mode": "bridge"}],
+        "host": {"addresses": [{"dev": prefix + "o", "address": "10.237.1.1/30"}]},
+    }
+    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    started = time.monotonic()
+    applied = restore("apply", path, "--state-dir", state, "--wait-parents", "1.5")
+    assert applied.returncode == 2
+    assert time.monotonic() - started >= 1.5
+    assert "parent device(s) %s did not appear within 1.5s" % nic in applied.stderr
+    assert "skipped: mv0 in %s" % m in applied.stderr
+    assert {a, m} <= set(netns_list())
+    run(["ping", "-c", "1", "-W", "2", "10.237.1.2"])  # the independent part works
+    assert "mv0" not in [l["ifname"] for l in json.loads(run(["ip", "-n", m, "-j", "link", "show"]))]
+    drift = restore("check", path, "--state-dir", state)  # cannot be checked: says why
+    assert drift.returncode == 2 and "parent device %s does not exist" % nic in drift.stderr
+    run(["ip", "link", "add", nic, "type", "veth", "peer", "name", prefix + "nicp"])
+    assert restore("apply", path, "--state-dir", state, "--wait-parents", "1").returncode == 0
+    assert restore("check", path, "--state-dir", state).returncode == 0
+    assert restore("teardown", path, "--state-dir", state).returncode == 0
+    run(["ip", "link", "del", nic])
+    assert leftovers(prefix) == []
