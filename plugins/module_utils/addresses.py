@@ -137,7 +137,8 @@ def plan_addresses(kernel: Kernel, spec: AddressSpec, pending: Pending) -> List[
     dev = present.get(spec.dev)
     if dev is None and not pending.has_link(spec.netns, spec.dev) and not ns_missing:
         raise NetnsError("device does not exist", obj="dev %s in %s" % (spec.dev, ns_label(spec.netns)))
-    changes = plan_address_set(spec, addresses(kernel, spec.netns))
+    current = [a for a in addresses(kernel, spec.netns) if (spec.netns, a.dev) not in pending.doomed_links]
+    changes = plan_address_set(spec, current)
     pending.networks.update((spec.netns, c.params["new"].network) for c in changes if c.params["new"] is not None)
     if spec.dev_up is not None:
         changes += plan_link_attributes(spec.netns, spec.dev, dev, up=spec.dev_up)

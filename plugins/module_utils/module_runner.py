@@ -25,22 +25,34 @@ def converge(kernel: Kernel, planner: Planner, check_mode: bool, pending: Option
              rollback: bool = False) -> List[Change]:
     """Plan and apply under the host lock, then re-plan: anything left over is an error. When a
     change fails, ``rollback`` reverses what this run did; otherwise the error lists it."""
+    return converge_stages(kernel, [planner], check_mode, pending, rollback)
+
+
+def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, pending: Optional[Pending] = None,
+                    rollback: bool = False) -> List[Change]:
+    """``converge`` for a run whose later stages must be planned on what earlier ones did (one lock,
+    one journal). In check mode the stages share one ``Pending`` instead."""
     if check_mode:
-        return planner(kernel, pending or Pending())
+        shared = pending or Pending()
+        return [change for planner in planners for change in planner(kernel, shared)]
+    changes: List[Change] = []
     with nsfs.apply_lock():
-        changes = planner(kernel, Pending())
-        if changes:
-            journal = Journal()
-            try:
-                execute(kernel, changes, check_mode=False, journal=journal)
-                # Re-read everything except what this run wrote whole (restored iptables tables).
-                kernel.invalidate(keep_written=True)
-                remaining = planner(kernel, Pending())
+        journal = Journal()
+        try:
+            for planner in planners:
+                stage = planner(kernel, Pending())
+                if stage:
+                    execute(kernel, stage, check_mode=False, journal=journal)
+                    # Re-read everything except what this run wrote whole (restored iptables tables).
+                    kernel.invalidate(keep_written=True)
+                changes += stage
+            if changes:
+                remaining = [change for planner in planners for change in planner(kernel, Pending())]
                 if remaining:
                     raise NetnsError("the kernel did not reach the declared state; still differing: %s"
                                      % "; ".join(c.summary() for c in remaining))
-            except NetnsError as exc:
-                raise _after_failure(kernel, exc, journal, rollback) from None
+        except NetnsError as exc:
+            raise _after_failure(kernel, exc, journal, rollback) from None
     return changes
 
 

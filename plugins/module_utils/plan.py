@@ -46,6 +46,8 @@ class Pending:
     namespaces: Set[str] = dataclasses.field(default_factory=set)
     links: Set[Tuple[Optional[str], str]] = dataclasses.field(default_factory=set)  # (netns, ifname)
     networks: Set[Tuple[Optional[str], Any]] = dataclasses.field(default_factory=set)  # (netns, IP network)
+    # Links an earlier stage of the same run deletes (purge): later planners treat them as gone.
+    doomed_links: Set[Tuple[Optional[str], str]] = dataclasses.field(default_factory=set)
     # Check mode of a single-object module inside a play: an earlier task that only reported
     # "would create" leaves the namespace or link missing; assume it instead of failing, and say so.
     assume_missing: bool = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import ownership
+from .errors import NetnsError
 from .addresses import address_spec, plan_addresses
 from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kernel import Kernel
@@ -66,14 +67,26 @@ def _iptables_specs(netns: Optional[str], section: Dict[str, Any], state: str = 
 
 
 # -- planning ------------------------------------------------------------------------------
+def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownership.Record],
+                     pending: Pending) -> List[Change]:
+    """What this topology created earlier and no longer declares. Applied as a stage of its own
+    before the rest is planned: a declared veth may reuse the name of an end that goes (in check
+    mode, where nothing is applied, ``pending`` tells the later planners which links go)."""
+    if owned is None:
+        return []
+    leftovers = ownership.undeclared(owned, topology)
+    pending.doomed_links |= {(end.netns, end.name) for item in leftovers.get("links", []) for end in link_ends(item)}
+    return plan_purge(kernel, leftovers)
+
+
 def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
-                  owned: Optional[ownership.Record] = None) -> List[Change]:
-    """Every change that brings the kernel to ``topology`` (and, with ``purge``, removes what this
-    topology created earlier and no longer declares), in dependency order."""
-    pending = Pending()
+                  owned: Optional[ownership.Record] = None, pending: Optional[Pending] = None) -> List[Change]:
+    """Every change that brings the kernel to ``topology`` (and, with ``purge``, first removes what
+    this topology created earlier and no longer declares), in dependency order."""
+    pending = pending if pending is not None else Pending()
     changes: List[Change] = []
-    if purge and owned is not None:
-        changes += plan_purge(kernel, ownership.undeclared(owned, topology))
+    if purge:
+        changes += plan_purge_stage(kernel, topology, owned, pending)
     for ns in topology.namespaces:
         planned = plan_namespace(kernel, _namespace(ns))
         if any(c.kind == "netns" and c.action == "create" for c in planned):
@@ -152,7 +165,10 @@ def plan_purge(kernel: Kernel, leftovers: Dict[str, List[Any]]) -> List[Change]:
         changes += plan_namespace(kernel, namespace_spec(name, "absent"))
     for item in leftovers.get("links", []):
         if not _lives_only_in(item, set(leftovers.get("namespaces", []))):
-            changes += _plan_link(kernel, _link(item, "absent"), Pending())
+            try:
+                changes += _plan_link(kernel, _link(item, "absent"), Pending())
+            except NetnsError:
+                pass  # the name now belongs to another link, which this topology did not create
     return changes
 
 
@@ -171,7 +187,7 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
                       rollback: bool = False) -> List[Change]:
     """Validate ``data`` in full, then bring the kernel to it (or tear it down) under the host lock;
     records ownership after a real run."""
-    from .module_runner import converge
+    from .module_runner import converge, converge_stages
 
     topology = parse_topology(data)
     record = ownership.load(topology.name, state_dir)
@@ -179,14 +195,27 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
         changes = converge(kernel, lambda k, _pending: plan_teardown(k, topology, record), check_mode,
                            rollback=rollback)
         if not check_mode:
-            # Keep remembering what existed before the topology, so a repeated teardown (or a later
-            # apply and teardown) still leaves those objects alone.
-            ownership.save(topology.name, ownership.updated(record, data, topology, changes, purged=True), state_dir)
+            # Keep remembering what existed before the topology, so a repeated teardown still leaves
+            # those objects alone; but nothing of the topology is left, so a later apply must neither
+            # purge its old names (they may belong to others by then) nor take them for its own.
+            kept = ownership.updated(record, data, topology, changes, purged=True)
+            kept.spec = {"name": topology.name, "version": 1, "namespaces": [], "links": []}
+            ownership.save(topology.name, kept, state_dir)
         return changes
     intent_saved = []
 
-    def planner(k: Kernel, _pending: Pending) -> List[Change]:
-        changes = plan_topology(k, topology, purge, record)
+    purge_planned = []
+
+    def purge_stage(k: Kernel, pending: Pending) -> List[Change]:
+        # Planned once per run: the verification pass must not take a new link that reuses a purged
+        # name for the purged one.
+        if not purge or purge_planned:
+            return []
+        purge_planned.append(True)
+        return plan_purge_stage(k, topology, record, pending)
+
+    def planner(k: Kernel, pending: Pending) -> List[Change]:
+        changes = plan_topology(k, topology, False, record, pending)
         if not check_mode and not intent_saved:
             # Write-ahead: a run killed part-way must not leave its creations looking like objects
             # that existed before the topology (which teardown and purge never remove).
@@ -194,7 +223,7 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
             intent_saved.append(True)
         return changes
 
-    changes = converge(kernel, planner, check_mode, rollback=rollback)
+    changes = converge_stages(kernel, [purge_stage, planner], check_mode, rollback=rollback)
     if not check_mode:
         ownership.save(topology.name, ownership.updated(record, data, topology, changes, purge), state_dir)
     return changes

@@ -98,7 +98,8 @@ def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
     for end in (spec.end, spec.peer):
         if not kernel.exists(end.netns) and not pending.has_namespace(end.netns):
             raise NetnsError("namespace %s does not exist" % end.netns, obj="veth " + link_key(end.netns, end.name))
-    a, b = _find(kernel, spec.end), _find(kernel, spec.peer)
+    a, b = (None if (end.netns, end.name) in pending.doomed_links else _find(kernel, end)
+            for end in (spec.end, spec.peer))
     if a is not None and b is not None:
         if not _is_pair(kernel, spec.end, a, spec.peer, b):
             raise NetnsError("%s and %s exist but are not the two ends of one veth pair; refusing to change them"
@@ -155,7 +156,7 @@ def _plan_absent(kernel: Kernel, spec: VethSpec) -> List[Change]:
             continue
         obj = "veth " + link_key(end.netns, end.name)
         found = peer_of(kernel, end.netns, link, [other.netns])
-        if link.kind != "veth" or found is None or found[1].name != other.name:
+        if link.kind != "veth" or found is None or (found[0], found[1].name) != (other.netns, other.name):
             raise NetnsError("%s is not paired with %s; refusing to delete it" % (_describe(end.netns, link), other.name),
                              obj=obj)
         return [Change("link", "delete", link_key(end.netns, end.name), link.as_dict(), None,

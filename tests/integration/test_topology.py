@@ -256,3 +256,20 @@ def test_restore_completes_half_made_namespaces(prefix: str, tmp_path: Any) -> N
     assert restore("check", path, state_dir).returncode == 0
     run(["ping", "-c", "1", "-W", "2", "10.231.1.1"], ns=prefix + "b")
     assert restore("teardown", path, state_dir).returncode == 0
+
+
+def test_purge_then_a_new_pair_reuses_an_end_name(prefix: str, tmp_path: Any) -> None:
+    """Found by the soak test: `d` in B was paired with `u` in A; the new version pairs `d` with a
+    root-namespace end and purges the old pair. Check mode predicts it, apply does it."""
+    a, b = prefix + "a", prefix + "b"
+    state_dir = str(tmp_path / "state")
+    old = {"name": prefix + "re", "namespaces": [{"name": a}, {"name": b, "addresses": [{"dev": "d", "address": "10.231.7.2/30"}]}],
+           "links": [{"type": "veth", "name": "u", "netns": a, "peer": "d", "peer_netns": b}]}
+    new = {"name": prefix + "re", "namespaces": [{"name": a}, {"name": b, "addresses": [{"dev": "d", "address": "10.231.7.2/30"}]}],
+           "links": [{"type": "veth", "name": prefix + "u", "peer": "d", "peer_netns": b}],
+           "host": {"addresses": [{"dev": prefix + "u", "address": "10.231.7.1/30"}]}}
+    run_module("topology", {"topology": old, "state_dir": state_dir})
+    result = converge("topology", {"topology": new, "state_dir": state_dir, "purge": True}, prefix)
+    assert result["summary"]["link"]["delete"] == 1
+    run(["ping", "-c", "1", "-W", "2", "10.231.7.2"])
+    converge("topology", {"topology": new, "state": "absent", "state_dir": state_dir}, prefix)
