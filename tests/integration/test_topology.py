@@ -195,6 +195,9 @@ def test_foreign_objects_survive_apply_purge_and_teardown(prefix: str, tmp_path:
     run(["ip", "-n", a, "route", "add", "10.236.9.0/24", "via", "10.231.1.1"])
     run(["iptables", "-A", "INPUT", "-s", "10.236.0.0/16", "-j", "DROP"], ns=a)
     run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "fa", "-j", "MASQUERADE"], ns=a)
+    run(["ip", "link", "set", prefix + "fx", "up"])
+    run(["ip", "route", "add", "10.236.8.0/24", "via", "10.236.0.2", "dev", prefix + "fx", "onlink"])  # root
+    run(["ip", "-n", a, "addr", "add", "10.236.2.1/24", "dev", "r"])  # on a link the topology manages
     foreign = normalised(prefix)
     smaller = copy.deepcopy(spec)
     smaller["namespaces"][0]["iptables"] = []
@@ -208,6 +211,8 @@ def test_foreign_objects_survive_apply_purge_and_teardown(prefix: str, tmp_path:
         assert any(r[:2] == ("10.236.9.0/24", "10.231.1.1") for r in after[a]["routes"])
         assert "-A INPUT -s 10.236.0.0/16 -j DROP" in after[a]["iptables"]
         assert "-A POSTROUTING -o fa -j MASQUERADE" in after[a]["iptables"]
+        assert "10.236.2.1/24" in next(l for l in after[a]["links"] if l[0] == "r")[5]
+        assert any(r[:3] == ("10.236.8.0/24", "10.236.0.2", prefix + "fx") for r in after["<root>"]["routes"])
         assert [l for l in after["<root>"]["links"] if l[0].startswith(prefix + "f")] == \
             [l for l in foreign["<root>"]["links"] if l[0].startswith(prefix + "f")]
     run_module("topology", {"topology": spec, "state": "absent", "state_dir": state_dir})

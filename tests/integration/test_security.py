@@ -1,0 +1,48 @@
+"""Files the engine writes: root-owned, the right modes, written atomically (no temporary files left),
+never outside /run/netns, /etc/netns and the state directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from typing import Any
+
+from helpers import COLLECTIONS, MODULE_PYTHON, run_module
+
+
+def mode_of(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_written_files_modes_and_no_temporaries(prefix: str, tmp_path: Any) -> None:
+    state_dir = str(tmp_path / "state")
+    spec = {"name": prefix + "sec", "namespaces": [{"name": prefix + "a", "nameservers": ["192.0.2.53"]}]}
+    assert not run_module("topology", {"topology": spec, "state_dir": state_dir}).get("failed")
+    record = os.path.join(state_dir, prefix + "sec.owned.json")
+    resolv = "/etc/netns/%sa/resolv.conf" % prefix
+    assert mode_of(state_dir) == 0o700 and mode_of(record) == 0o600 and os.stat(record).st_uid == 0
+    assert mode_of(resolv) == 0o644 and os.stat(resolv).st_uid == 0
+    assert mode_of("/run/netns/" + prefix + "a") & 0o022 == 0  # nobody but root writes a namespace file
+    for directory in (state_dir, os.path.dirname(resolv)):
+        assert not [f for f in os.listdir(directory) if ".tmp." in f]
+    json.loads(open(record).read())  # complete, valid
+    run_module("topology", {"topology": spec, "state": "absent", "state_dir": state_dir})
+    assert not os.path.exists(os.path.dirname(resolv))
+
+
+def test_a_planted_symlink_is_not_followed(prefix: str, tmp_path: Any) -> None:
+    """Writing /etc/netns/NAME/resolv.conf goes through NAME/resolv.conf.tmp.PID: a symlink there
+    (someone racing us) makes the write fail instead of writing through it."""
+    target = tmp_path / "victim"
+    target.write_text("keep\n")
+    code = ("import os, sys\n"
+            "from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs\n"
+            "d = sys.argv[1]\n"
+            "os.symlink(sys.argv[2], os.path.join(d, 'f.tmp.%d' % os.getpid()))\n"
+            "try:\n    nsfs.write_file_atomically(os.path.join(d, 'f'), 'x\\n')\nexcept OSError as e:\n    print(e.errno)\n")
+    out = subprocess.run([MODULE_PYTHON, "-c", code, str(tmp_path), str(target)], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=True).stdout.strip()
+    assert out == "40"  # ELOOP
+    assert target.read_text() == "keep\n"
