@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # the unit puts options before FILE
     if args.file is None and args.command in ("apply", "check", "teardown"):
         parser.error("%s needs the topology FILE" % args.command)
     if PYROUTE2_IMPORT_ERROR is not None and not (args.command == "graph" and not args.live and args.file):

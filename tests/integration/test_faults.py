@@ -195,3 +195,15 @@ def test_missing_parent_device_restores_everything_else_and_fails_loudly(prefix:
     assert restore("teardown", path, "--state-dir", state).returncode == 0
     run(["ip", "link", "del", nic])
     assert leftovers(prefix) == []
+
+
+def test_restore_program_takes_options_before_the_file(prefix: str, tmp_path: Any) -> None:
+    """The boot unit's ExecStart= order: `apply --wait-parents N --state-dir DIR FILE`."""
+    spec = topology(prefix, 1)
+    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    assert restore("apply", "--wait-parents", "1", "--state-dir", state, path).returncode == 0
+    assert restore("check", "--state-dir", state, path).returncode == 0
+    assert restore("teardown", "--state-dir", state, path).returncode == 0
+    assert leftovers(prefix) == []
