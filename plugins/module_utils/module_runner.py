@@ -37,7 +37,7 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
         return [change for planner in planners for change in planner(kernel, shared)]
     changes: List[Change] = []
     with nsfs.apply_lock():
-        journal = Journal()
+        journal = Journal(undoable=rollback)
         try:
             for planner in planners:
                 stage = planner(kernel, Pending())

@@ -136,12 +136,13 @@ def _undo_iptables(kernel: Kernel, change: Change) -> Undo:
 class Journal:
     """What an apply did, with the way back."""
 
-    def __init__(self) -> None:
+    def __init__(self, undoable: bool = True) -> None:
+        self.undoable = undoable  # False: only remember what was done (no reads for undos)
         self.entries: List[Tuple[Change, Optional[Undo]]] = []
 
     def prepare(self, kernel: Kernel, change: Change) -> Optional[Undo]:
         """Called just before ``change`` is applied."""
-        return undo_of(kernel, change)
+        return undo_of(kernel, change) if self.undoable else None
 
     def applied(self, change: Change, undo: Optional[Undo]) -> None:
         self.entries.append((change, undo))
