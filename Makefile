@@ -76,7 +76,7 @@ bench: venv $(VENV)/.bench-installed $(BENCH_ANSIBLE)/.installed collection
 	$(PY) bench/run.py $(BENCH_ARGS) --output bench/RESULTS.md
 
 # Molecule (issue 4): three Debian 12 hosts booted with systemd-nspawn from a debootstrap rootfs
-# (cached under /var/cache/linuxnet-netns), reached over SSH; ~3 minutes on 2 cores (+2 for the rootfs).
+# (cached under /var/cache/linuxnet-netns), reached over SSH; ~4 minutes on 2 cores (+2 for the rootfs).
 MOLECULE_VENV ?= $(CURDIR)/.venv-molecule
 MOLECULE_APT := systemd-container debootstrap openssh-client
 $(MOLECULE_VENV)/.installed: molecule/requirements.txt
