@@ -267,3 +267,17 @@ def normalised(prefix: str) -> Dict[str, Any]:
                                  for line in run([tool], ns=ns).splitlines() if line[:1] in ("*", ":", "-")]
         state[ns or "<root>"] = entry
     return state
+
+
+def restore_program(*args: str) -> "subprocess.CompletedProcess[str]":
+    """Run the restore program (linuxnet-netns) from this checkout with the module Python."""
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
+                           "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False)
+
+
+def leftovers(prefix: str) -> List[str]:
+    """Namespaces, root-namespace links and /etc/netns entries whose names start with ``prefix``."""
+    links = [l["ifname"] for l in _ip_json(["link", "show"], None) if l["ifname"].startswith(prefix)]
+    files = [f for f in os.listdir("/etc/netns") if f.startswith(prefix)] if os.path.isdir("/etc/netns") else []
+    return [n for n in netns_list() if n.startswith(prefix)] + links + files

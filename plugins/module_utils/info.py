@@ -21,7 +21,7 @@ from .kernel import Kernel, as_list, attr
 from .links import Link, links
 from .namespaces import read_nameservers, read_sysctls
 from .routes import routes
-from .veth import peer_of
+from .veth import linked, peer_of
 
 # The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
 # namespace, so "default" is this kernel's own).
@@ -70,14 +70,8 @@ def _kind_data(kernel: Kernel, ns: Optional[str], link: Link) -> Dict[str, Any]:
 
 
 def _parent(kernel: Kernel, ns: Optional[str], link: Link) -> Optional[Dict[str, Any]]:
-    candidates = [ns] if link.peer_nsid is None else [None] + sorted(kernel.namespaces())
-    for candidate in candidates:
-        if link.peer_nsid is not None and (candidate == ns or kernel.nsid(ns, candidate) != link.peer_nsid):
-            continue
-        for other in links(kernel, candidate).values():
-            if other.index == link.peer_index:
-                return {"netns": candidate, "name": other.name}
-    return None
+    found = linked(kernel, ns, link, [None])
+    return None if found is None else {"netns": found[0], "name": found[1].name}
 
 
 def _iptables(kernel: Kernel, ns: Optional[str]) -> Dict[str, Dict[str, Any]]:

@@ -102,7 +102,6 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
     module.exit_json(**result)
 
 
-
 def run_reader(module: Any, reader: Reporter, missing_library_msg: str) -> None:
     """Run an information module: read only, never changed; engine errors become fail_json here."""
     if PYROUTE2_IMPORT_ERROR is not None:

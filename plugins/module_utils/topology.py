@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import ownership
-from .errors import NetnsError
 from .addresses import address_spec, plan_addresses
+from .errors import NetnsError
 from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kernel import Kernel
 from .namespaces import namespace_spec, plan_namespace
@@ -202,9 +202,8 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
             kept.spec = {"name": topology.name, "version": 1, "namespaces": [], "links": []}
             ownership.save(topology.name, kept, state_dir)
         return changes
-    intent_saved = []
-
-    purge_planned = []
+    intent_saved: List[bool] = []  # the write-ahead record is saved once per run
+    purge_planned: List[bool] = []
 
     def purge_stage(k: Kernel, pending: Pending) -> List[Change]:
         # Planned once per run: the verification pass must not take a new link that reuses a purged

@@ -64,7 +64,15 @@ def peer_of(kernel: Kernel, ns: Optional[str], link: Link, prefer: List[Optional
     """Where the other end of veth ``link`` (in ``ns``) really is: by IFLA_LINK_NETNSID and ifindex.
 
     ``prefer`` is searched first; the other named namespaces only if needed (a moved end)."""
-    if link.kind != "veth" or link.peer_index is None:
+    if link.kind != "veth":
+        return None
+    return linked(kernel, ns, link, prefer)
+
+
+def linked(kernel: Kernel, ns: Optional[str], link: Link, prefer: List[Optional[str]]) -> Optional[Located]:
+    """The link that ``link``'s IFLA_LINK (and IFLA_LINK_NETNSID) points to: a veth's peer, a vlan's
+    or macvlan's parent; ``prefer`` is searched first."""
+    if link.peer_index is None:
         return None
     candidates = [ns] if link.peer_nsid is None else \
         list(dict.fromkeys(prefer + [None] + sorted(kernel.namespaces())))

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
 from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from helpers import COLLECTIONS, MODULE_PYTHON, difference, run_module, snapshot
+from helpers import difference, restore_program, run_module, snapshot
 
 
 def valid(prefix: str) -> Dict[str, Any]:
@@ -153,12 +151,6 @@ def test_topology_module_refuses(prefix: str, path: str, value: Any, where: str,
     _assert_clean_failure(result["msg"], where, words)
     after = snapshot(prefix)
     assert after == before, difference(before, after)
-
-
-def restore_program(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
-                           "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False)
 
 
 FILES = [

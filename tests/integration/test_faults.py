@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-import pytest
-
-from helpers import COLLECTIONS, MODULE_PYTHON, netns_list, run, run_module
+from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_program as restore, run, run_module
 
 # Runs the engine's apply like the restore program does, but SIGKILLs itself right after the
 # KILL_AFTER-th change reached the kernel (or, with KILL_AFTER=0, prints the plan's length).
@@ -60,17 +57,6 @@ def topology(prefix: str, count: int) -> Dict[str, Any]:
 def python(code: str, *args: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([MODULE_PYTHON, "-c", code] + list(args), capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=COLLECTIONS, **env), check=False)
-
-
-def restore(*args: str) -> subprocess.CompletedProcess:
-    return python("from ansible_collections.linuxnet.netns.plugins.module_utils.restore import main; main()",
-                  *args, env={})
-
-
-def leftovers(prefix: str) -> List[str]:
-    links = [l["ifname"] for l in json.loads(run(["ip", "-j", "link", "show"])) if l["ifname"].startswith(prefix)]
-    files = [f for f in os.listdir("/etc/netns") if f.startswith(prefix)] if os.path.isdir("/etc/netns") else []
-    return [n for n in netns_list() if n.startswith(prefix)] + links + files
 
 
 def test_sigkill_at_many_points_then_the_next_run_converges(prefix: str, tmp_path: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from helpers import COLLECTIONS, MODULE_PYTHON, netns_list, run, run_module
+from helpers import netns_list, restore_program, run, run_module
 from test_topology import small_topology
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "demo-topology.json")
@@ -132,12 +132,6 @@ def test_round_trip_info_spec_apply(prefix: str, tmp_path: Any) -> None:
     assert comparable(again) == comparable(first)
     assert again["spec"] == spec
     run_module("topology", {"topology": spec, "state": "absent", "state_dir": str(tmp_path / "state")})
-
-
-def restore_program(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
-                           "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False)
 
 
 def test_show_and_graph_of_live_state_and_of_a_spec(prefix: str, tmp_path: Any) -> None:

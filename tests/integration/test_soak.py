@@ -4,12 +4,11 @@ links, files, file descriptors, and no memory growth."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-from helpers import netns_list, run
+from helpers import leftovers, netns_list
 
 from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology
@@ -47,12 +46,6 @@ def random_topology(rng: random.Random, prefix: str, name: str) -> Dict[str, Any
         else:
             next(n for n in namespaces if n["name"] == upstream)["addresses"].append(address)
     return {"name": name, "namespaces": namespaces, "links": links, "host": {"addresses": host}}
-
-
-def leftovers(prefix: str) -> List[str]:
-    links = [l["ifname"] for l in json.loads(run(["ip", "-j", "link", "show"])) if l["ifname"].startswith(prefix)]
-    files = [f for f in os.listdir("/etc/netns") if f.startswith(prefix)] if os.path.isdir("/etc/netns") else []
-    return [n for n in netns_list() if n.startswith(prefix)] + links + files
 
 
 def open_fds() -> int:

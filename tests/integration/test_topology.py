@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 import pytest
 
-from helpers import COLLECTIONS, MODULE_PYTHON, converge, netns_list, normalised, run, run_module, snapshot
+from helpers import converge, netns_list, normalised, restore_program, run, run_module, snapshot
 
 
 def small_topology(prefix: str) -> Dict[str, Any]:
@@ -128,10 +128,7 @@ def test_purge_removes_only_what_it_created(prefix: str, tmp_path: Any) -> None:
 
 
 def restore(command: str, path: str, state_dir: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
-                           "import main; main()", command, path, "--state-dir", state_dir],
-                          capture_output=True, text=True, env=env, check=False)
+    return restore_program(command, path, "--state-dir", state_dir)
 
 
 def test_restore_program_recreates_after_loss(prefix: str, tmp_path: Any) -> None:
