@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, "build", "collections")
@@ -281,3 +281,11 @@ def leftovers(prefix: str) -> List[str]:
     links = [l["ifname"] for l in _ip_json(["link", "show"], None) if l["ifname"].startswith(prefix)]
     files = [f for f in os.listdir("/etc/netns") if f.startswith(prefix)] if os.path.isdir("/etc/netns") else []
     return [n for n in netns_list() if n.startswith(prefix)] + links + files
+
+
+def save_spec(tmp_path: Any, spec: Dict[str, Any], name: str = "topo.json") -> Tuple[str, str]:
+    """Write ``spec`` as the restore program reads it; returns (its path, a state directory)."""
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w") as handle:
+        json.dump(spec, handle)
+    return path, os.path.join(str(tmp_path), "state")

@@ -10,7 +10,7 @@ import subprocess
 import time
 from typing import Any, Dict
 
-from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_program as restore, run, run_module
+from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_program as restore, run, run_module, save_spec
 
 # Runs the engine's apply like the restore program does, but SIGKILLs itself right after the
 # KILL_AFTER-th change reached the kernel (or, with KILL_AFTER=0, prints the plan's length).
@@ -61,9 +61,7 @@ def python(code: str, *args: str, env: Dict[str, str]) -> subprocess.CompletedPr
 
 def test_sigkill_at_many_points_then_the_next_run_converges(prefix: str, tmp_path: Any) -> None:
     spec = topology(prefix, 20)
-    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
+    path, state = save_spec(tmp_path, spec)
     planned = python(KILLER, path, state, env={"KILL_AFTER": "0"})
     assert planned.returncode == 0, planned.stderr
     total = int(planned.stdout)
@@ -95,9 +93,7 @@ with nsfs.apply_lock():
 
 def test_lock_serialises_applies_and_is_released_when_its_holder_dies(prefix: str, tmp_path: Any) -> None:
     spec = topology(prefix, 2)
-    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
+    path, state = save_spec(tmp_path, spec)
     holder = subprocess.Popen([MODULE_PYTHON, "-c", HOLDER], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, PYTHONPATH=COLLECTIONS))
     try:
@@ -127,9 +123,7 @@ def test_two_applies_at_once_both_land(prefix: str, tmp_path: Any) -> None:
                                 routes=[{"dst": "default", "via": ns["routes"][0]["via"].replace("10.234.", "10.235.")}])
                            for ns in right["namespaces"]]
     right["host"]["addresses"] = [dict(a, address=a["address"].replace("10.234.", "10.235.")) for a in right["host"]["addresses"]]
-    path, state = str(tmp_path / "right.json"), str(tmp_path / "state")
-    with open(path, "w") as handle:
-        json.dump(right, handle)
+    path, state = save_spec(tmp_path, right, "right.json")
     program = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins."
                                 "module_utils.restore import main; main()", "apply", path, "--state-dir", state],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -161,9 +155,7 @@ def test_missing_parent_device_restores_everything_else_and_fails_loudly(prefix:
                   {"type": "macvlan", "name": "mv0", "netns": m, "parent": nic, "mode": "bridge"}],
         "host": {"addresses": [{"dev": prefix + "o", "address": "10.237.1.1/30"}]},
     }
-    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
+    path, state = save_spec(tmp_path, spec)
     started = time.monotonic()
     applied = restore("apply", path, "--state-dir", state, "--wait-parents", "1.5")
     assert applied.returncode == 2
@@ -186,9 +178,7 @@ def test_missing_parent_device_restores_everything_else_and_fails_loudly(prefix:
 def test_restore_program_takes_options_before_the_file(prefix: str, tmp_path: Any) -> None:
     """The boot unit's ExecStart= order: `apply --wait-parents N --state-dir DIR FILE`."""
     spec = topology(prefix, 1)
-    path, state = str(tmp_path / "topo.json"), str(tmp_path / "state")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
+    path, state = save_spec(tmp_path, spec)
     assert restore("apply", "--wait-parents", "1", "--state-dir", state, path).returncode == 0
     assert restore("check", "--state-dir", state, path).returncode == 0
     assert restore("teardown", "--state-dir", state, path).returncode == 0

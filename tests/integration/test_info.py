@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from helpers import netns_list, restore_program, run, run_module
+from helpers import netns_list, restore_program, run, run_module, save_spec
 from test_topology import small_topology
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "demo-topology.json")
@@ -136,10 +136,7 @@ def test_round_trip_info_spec_apply(prefix: str, tmp_path: Any) -> None:
 
 def test_show_and_graph_of_live_state_and_of_a_spec(prefix: str, tmp_path: Any) -> None:
     spec = small_topology(prefix)
-    path = str(tmp_path / "topo.json")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
-    state_dir = str(tmp_path / "state")
+    path, state_dir = save_spec(tmp_path, spec)
     assert restore_program("apply", path, "--state-dir", state_dir).returncode == 0
     shown = restore_program("show", path)
     assert shown.returncode == 0, shown.stderr
@@ -160,10 +157,7 @@ def test_show_and_graph_of_live_state_and_of_a_spec(prefix: str, tmp_path: Any) 
 
 def test_check_lists_each_differing_object(prefix: str, tmp_path: Any) -> None:
     spec = small_topology(prefix)
-    path = str(tmp_path / "topo.json")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
-    state_dir = str(tmp_path / "state")
+    path, state_dir = save_spec(tmp_path, spec)
     assert restore_program("apply", path, "--state-dir", state_dir).returncode == 0
     run(["sysctl", "-qw", "net.ipv4.ip_forward=0"], ns=prefix + "a")
     run(["ip", "-n", prefix + "b", "route", "del", "default"])

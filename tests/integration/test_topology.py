@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 import pytest
 
-from helpers import converge, netns_list, normalised, restore_program, run, run_module, snapshot
+from helpers import converge, netns_list, normalised, restore_program, run, run_module, save_spec, snapshot
 
 
 def small_topology(prefix: str) -> Dict[str, Any]:
@@ -134,10 +134,7 @@ def restore(command: str, path: str, state_dir: str) -> subprocess.CompletedProc
 def test_restore_program_recreates_after_loss(prefix: str, tmp_path: Any) -> None:
     """Apply, destroy what the kernel holds (as a reboot would), restore: same state read back."""
     spec = small_topology(prefix)
-    path = str(tmp_path / "topo.json")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
-    state_dir = str(tmp_path / "state")
+    path, state_dir = save_spec(tmp_path, spec)
     assert restore("check", path, state_dir).returncode == 1
     applied = restore("apply", path, state_dir)
     assert applied.returncode == 0, applied.stderr
@@ -247,10 +244,7 @@ def test_restore_completes_half_made_namespaces(prefix: str, tmp_path: Any) -> N
     """Namespaces that already exist but are empty (someone ran `ip netns add`, or an apply died
     early): the routes' gateways are on subnets that the same run adds, and the apply completes."""
     spec = small_topology(prefix)
-    path = str(tmp_path / "topo.json")
-    with open(path, "w") as handle:
-        json.dump(spec, handle)
-    state_dir = str(tmp_path / "state")
+    path, state_dir = save_spec(tmp_path, spec)
     for ns in (prefix + "a", prefix + "b"):
         run(["ip", "netns", "add", ns])
     applied = restore("apply", path, state_dir)
