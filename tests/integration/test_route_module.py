@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import pytest
 
@@ -80,10 +81,17 @@ def test_exclusive_per_table_spares_kernel_routes(prefix: str) -> None:
 
 
 def test_root_namespace_route(prefix: str) -> None:
-    run(["ip", "link", "add", prefix + "r0", "type", "veth", "peer", "name", prefix + "r1"])
-    run(["ip", "link", "set", prefix + "r0", "up"])
-    run(["ip", "addr", "add", "10.234.7.1/30", "dev", prefix + "r0"])
-    converge("netns_route", {"routes": [{"dst": "10.234.8.0/24", "via": "10.234.7.2", "table": 4242}]}, prefix)
+    # The root namespace is shared with everything else on the host: subnet and table are drawn
+    # from the run's prefix and the route names its device, so an address someone else holds
+    # (say a crashed run's leftover) can neither take the route nor pre-empt it.
+    slot = zlib.crc32(prefix.encode()) % 250
+    dev = prefix + "r0"
+    run(["ip", "link", "add", dev, "type", "veth", "peer", "name", prefix + "r1"])
+    run(["ip", "link", "set", dev, "up"])
+    run(["ip", "addr", "add", "10.233.%d.1/30" % slot, "dev", dev])
+    route = {"dst": "10.232.%d.0/24" % slot, "via": "10.233.%d.2" % slot, "dev": dev, "table": 40000 + slot}
+    converge("netns_route", {"routes": [route]}, prefix)
+    assert json.loads(run(["ip", "-j", "route", "show", "table", str(route["table"]), "dev", dev]))
 
 
 BAD = [
