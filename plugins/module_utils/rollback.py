@@ -17,13 +17,16 @@ from typing import Callable, List, Optional, Tuple
 from .iptables import TOOLS, cached_tables, current_table
 from .iptables_rules import render_restore
 from .kernel import Kernel
-from .links import index_of, links
-from .namespaces import read_sysctls
+from .links import index_of
 from .plan import Change, apply_change
 from .routes import routes
 
 Undo = Callable[[Kernel], None]
 RTPROT_KERNEL = 2  # routes the kernel adds for an address: they come back with it
+
+
+def _nothing(kernel: Kernel) -> None:
+    """The undo of a change that an earlier undo already reverses."""
 
 
 def _replay(change: Change) -> Undo:
@@ -44,8 +47,10 @@ def undo_of(kernel: Kernel, change: Change) -> Optional[Undo]:
     if kind == "netns" and action == "create":
         return _replay(Change("netns", "delete", change.key, params={"name": p["name"]}))
     if kind == "sysctl":
-        old = read_sysctls(kernel, p["ns"], [p["key"]])[p["key"]]
-        return None if old is None else _replay(Change("sysctl", "update", change.key, params=dict(p, value=old)))
+        old = (change.before or {}).get("value")
+        if old is None:  # in a namespace this run creates: undoing the creation covers it
+            return _nothing
+        return _replay(Change("sysctl", "update", change.key, params=dict(p, value=old)))
     if kind == "dns":
         old_text = _file_content(p["path"])
         if old_text is None:
@@ -71,21 +76,21 @@ def _undo_link(kernel: Kernel, change: Change) -> Optional[Undo]:
     if action == "create":
         return _replay(Change("link", "delete", change.key, params={"link_type": link_type, "ns": p["ns"], "name": p["name"]}))
     if action == "update" and link_type == "bridge-port":
-        current = links(kernel, p["ns"]).get(p["name"])
-        old_master = None if current is None else current.master
+        old_master = (change.before or {}).get("master")
 
         def detach(kernel_: Kernel) -> None:
             kernel_.ipr(p["ns"]).link("set", index=index_of(kernel_, p["ns"], p["name"]), master=old_master or 0)
             kernel_.invalidate(p["ns"], "links")
         return detach
     if action == "update":
-        current = links(kernel, p["ns"]).get(p["name"])
-        if current is None:
-            return None
+        # The plan's "before" is the link as read when planning (None for a link the run creates,
+        # whose creation's undo covers it): no read here, which would be one dump per change.
+        before = change.before or {}
+        if all(value is None for value in before.values()):
+            return _nothing
         return _replay(Change("link", "update", change.key, params={
-            "ns": p["ns"], "name": p["name"], "mtu": current.mtu if p.get("mtu") is not None else None,
-            "mac": current.mac if p.get("mac") is not None else None,
-            "up": current.up if p.get("up") is not None else None}))
+            "ns": p["ns"], "name": p["name"], "mtu": before.get("mtu"), "mac": before.get("mac"),
+            "up": None if before.get("state") is None else before["state"] == "up"}))
     return None  # delete, move: not reversible
 
 
@@ -116,11 +121,7 @@ def _undo_route(kernel: Kernel, change: Change) -> Optional[Undo]:
         return _replay(Change("route", "delete", change.key, params=p))
     if action == "delete":  # "replace": also right when the second pass below finds it back already
         return _replay(Change("route", "update", change.key, params=p))
-    wanted = p["route"]
-    old = [r for r in routes(kernel, p["ns"], [wanted.dst.version]) if r.identity == wanted.identity]
-    if not old:
-        return None
-    return _replay(Change("route", "update", change.key, params={"ns": p["ns"], "route": old[0]}))
+    return _replay(Change("route", "update", change.key, params={"ns": p["ns"], "route": p["old"]}))
 
 
 def _undo_iptables(kernel: Kernel, change: Change) -> Undo:

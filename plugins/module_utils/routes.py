@@ -207,7 +207,7 @@ def plan_route_set(spec: RouteSpec, current: List[Route]) -> List[Change]:
 
 def _change(action: str, ns: Optional[str], old: Optional[Route], new: Optional[Route]) -> Change:
     return Change("route", action, route_key(ns, new or old), None if old is None else old.as_dict(),
-                  None if new is None else new.as_dict(), params={"ns": ns, "route": new or old})
+                  None if new is None else new.as_dict(), params={"ns": ns, "route": new or old, "old": old})
 
 
 def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Change]:
