@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -269,11 +270,14 @@ def normalised(prefix: str) -> Dict[str, Any]:
     return state
 
 
-def restore_program(*args: str) -> "subprocess.CompletedProcess[str]":
-    """Run the restore program (linuxnet-netns) from this checkout with the module Python."""
+def restore_program(*args: str, open_files: Optional[Tuple[int, int]] = None) -> "subprocess.CompletedProcess[str]":
+    """Run the restore program (linuxnet-netns) from this checkout with the module Python;
+    ``open_files``: its (soft, hard) RLIMIT_NOFILE."""
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    limit = None if open_files is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files))
     return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
-                           "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False)
+                           "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False,
+                          preexec_fn=limit)
 
 
 def leftovers(prefix: str) -> List[str]:

@@ -56,12 +56,22 @@ class Kernel:
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> "Kernel":
+        nsfs.raise_open_file_limit()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
+        self.release_descriptors()
+        self._cache.clear()
+        self._written.clear()
+        self.indexes.clear()
+        self._existing = None
+
+    def release_descriptors(self) -> None:
+        """Close every socket and namespace descriptor (they are opened again when needed), e.g.
+        so that a rollback after running out of descriptors has some to work with."""
         for sock in self._sockets.values():
             with contextlib.suppress(Exception):
                 sock.close()
@@ -70,10 +80,6 @@ class Kernel:
                 os.close(fd)
         self._sockets.clear()
         self._fds.clear()
-        self._cache.clear()
-        self._written.clear()
-        self.indexes.clear()
-        self._existing = None
 
     # -- namespaces -----------------------------------------------------------------------
     def namespaces(self) -> set:
@@ -117,7 +123,7 @@ class Kernel:
         if ns not in self._sockets:
             if IPRoute is None:
                 raise NetnsError("the Python library pyroute2 is not installed")
-            with self.entered(ns):
+            with self.entered(ns), self.netlink("open a netlink socket", ns_label(ns)):
                 self._sockets[ns] = IPRoute()
         return self._sockets[ns]
 

@@ -128,10 +128,22 @@ def _lookup_index(kernel: Kernel, ns: Optional[str], name: str) -> int:
     try:
         with kernel.entered(ns):
             return socket.if_nametoindex(name)
-    except OSError as exc:  # CPython reports a missing name without an errno
-        if exc.errno in (None, errno.ENODEV):
+    except OSError as exc:
+        if exc.errno is None:
+            # CPython reports every failure of if_nametoindex without an errno, a missing name as
+            # well as a socket it could not open (EMFILE): netlink tells which it was.
+            return _lookup_index_by_netlink(kernel, ns, name)
+        if exc.errno == errno.ENODEV:
             raise NetnsError("link does not exist", obj=link_key(ns, name), errno=errno.ENODEV) from None
         raise NetnsError("cannot look up link: %s" % exc, obj=link_key(ns, name), errno=exc.errno) from None
+
+
+def _lookup_index_by_netlink(kernel: Kernel, ns: Optional[str], name: str) -> int:
+    with kernel.netlink("look up link", link_key(ns, name)):
+        found = as_list(kernel.ipr(ns).link_lookup(ifname=name))
+    if not found:
+        raise NetnsError("link does not exist", obj=link_key(ns, name), errno=errno.ENODEV)
+    return found[0]
 
 
 def forget_indexes(kernel: Kernel) -> None:

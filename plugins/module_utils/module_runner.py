@@ -53,6 +53,9 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
                                      % "; ".join(c.summary() for c in remaining))
         except NetnsError as exc:
             raise _after_failure(kernel, exc, journal, rollback) from None
+        except OSError as exc:  # a resource the run could not get (descriptors, memory): a refusal too
+            failure = NetnsError(exc.strerror or str(exc), errno=exc.errno)
+            raise _after_failure(kernel, failure, journal, rollback) from None
     return changes
 
 
@@ -64,6 +67,7 @@ def _after_failure(kernel: Kernel, exc: NetnsError, journal: Journal, rollback: 
     if not rollback:
         return NetnsError("%s; left as far as this run got, %d change(s) applied: %s"
                           % (exc.message, len(done), "; ".join(c.summary() for c in done)), obj=exc.obj, errno=exc.errno)
+    kernel.release_descriptors()  # the failure may have been running out of them
     undone, problems = journal.roll_back(kernel)
     text = "%s; rolled back the %d change(s) this run had applied" % (exc.message, len(undone))
     if problems:

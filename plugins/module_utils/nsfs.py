@@ -15,6 +15,7 @@ import ctypes.util
 import errno
 import fcntl
 import os
+import resource
 import stat
 from typing import Dict, Iterator, List, Optional
 
@@ -109,13 +110,39 @@ def open_namespace(name: Optional[str]) -> int:
         raise NetnsError("cannot open namespace", obj="netns %s" % name, errno=exc.errno) from None
 
 
+def raise_open_file_limit() -> None:
+    """Let the soft limit on open files reach the hard one.
+
+    A run keeps a descriptor and a netlink socket per namespace it touches, and systemd starts
+    services with a soft limit of 1024 (its hard limit is far higher): a boot-time restore of some
+    500 namespaces would otherwise fail with EMFILE. Nothing here uses select(), which is why the
+    soft limit is kept low by default.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else _kernel_max_open_files()
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _kernel_max_open_files() -> int:
+    try:
+        with open("/proc/sys/fs/nr_open") as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return 65536
+
+
 @contextlib.contextmanager
 def entered(fd: Optional[int]) -> Iterator[None]:
     """Run the body with this thread inside the namespace behind ``fd`` (``None``: stay)."""
     if fd is None:
         yield
         return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NetnsError("cannot open our own namespace", obj="root namespace", errno=exc.errno) from None
     try:
         setns(fd)
         try:
