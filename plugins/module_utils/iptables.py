@@ -180,7 +180,10 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> 
 
 
 def cached_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str, Table]:
-    return kernel.cached(ns, "iptables-" + ip_version, lambda k, n: read_tables(k, n, ip_version))
+    """The tables as last read or written; a namespace this run created has none yet (its built-in
+    chains are empty with policy ACCEPT, which is what an absent table means here)."""
+    return kernel.cached(ns, "iptables-" + ip_version,
+                         lambda k, n: {} if n in k.created else read_tables(k, n, ip_version))
 
 
 def current_table(kernel: Kernel, ns: Optional[str], ip_version: str, table: str) -> Table:

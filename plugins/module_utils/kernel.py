@@ -52,6 +52,9 @@ class Kernel:
         self._written: set = set()
         self.indexes: Dict[Tuple[Optional[str], str], int] = {}  # (namespace, ifname) -> ifindex, see links.index_of
         self._existing: Optional[set] = None
+        # Namespaces this run created: nothing is in them yet but what the kernel puts in every new
+        # one and what this run adds, so e.g. their iptables tables need not be read before writing.
+        self.created: set = set()
         self._settlers: List[Callable[[], None]] = []
 
     # -- lifetime -------------------------------------------------------------------------
@@ -68,6 +71,7 @@ class Kernel:
         self._written.clear()
         self.indexes.clear()
         self._existing = None
+        self.created.clear()
 
     def release_descriptors(self) -> None:
         """Close every socket and namespace descriptor (they are opened again when needed), e.g.

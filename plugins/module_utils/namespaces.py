@@ -177,6 +177,7 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
     name = change.params["name"]
     nsfs.create_namespace(name)
     kernel.forget_namespace(name)
+    kernel.created.add(name)
 
 
 @applier("netns", "delete")
@@ -189,6 +190,7 @@ def _apply_delete(kernel: Kernel, change: Change) -> None:
         nsfs.namespace_inode(name), [])
     nsfs.delete_namespace(name)
     kernel.forget_namespace(name)  # closes what we held of it too: nothing of ours keeps it alive
+    kernel.created.discard(name)
     forget_indexes(kernel)
     if outside_peers and not holders:
         kernel.after_batch(lambda: _wait_links_gone(kernel, outside_peers, name))
