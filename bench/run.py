@@ -90,6 +90,14 @@ class Workspace:
                          "        state_dir: %s\n" % (self.spec, self.state))
         return self.playbook(path)
 
+    def ansible_fixed_cost(self) -> Tuple[float, float]:
+        """ansible-playbook with one no-op module on localhost: what any module run costs before it
+        does anything (the ratio shows how much of a target ansible-playbook alone already uses)."""
+        path = os.path.join(self.dir, "noop.yml")
+        with open(path, "w") as handle:
+            handle.write("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+        return self.playbook(path)
+
     def objects(self) -> Tuple[float, float]:
         return self.playbook(others.per_object_modules(self.dir, self.prefix, self.size))
 
@@ -127,6 +135,7 @@ CONTENDERS: Dict[str, List[Step]] = {
     "module": [("topology module apply", "floor apply", lambda w: w.module()),
                ("topology module re-run (no change)", "floor read", lambda w: w.module()),
                ("(teardown)", "", lambda w: w.restore("teardown"))],
+    "ansible-noop": [("ansible-playbook alone (one no-op module)", "floor read", lambda w: w.ansible_fixed_cost())],
     "objects": [("per-object modules apply", "floor apply", lambda w: w.objects()),
                 ("per-object modules re-run (no change)", "floor read", lambda w: w.objects()),
                 ("(teardown)", "", lambda w: w.floor("teardown"))],
