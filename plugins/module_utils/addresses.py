@@ -10,7 +10,7 @@ import ipaddress
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import NetnsError
-from .kernel import Kernel, as_list, ns_label
+from .kernel import Kernel, ns_label
 from .links import index_of, links, plan_link_attributes
 from .plan import Change, Pending, applier
 from .validation import IPInterface, check_ifname, check_optional_netns, parse_interface
@@ -70,8 +70,7 @@ def read_addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
     if not kernel.exists(ns):
         return []
     names = {link.index: name for name, link in links(kernel, ns).items()}
-    with kernel.netlink("dump addresses", ns_label(ns)):
-        messages = as_list(kernel.ipr(ns).get_addr())
+    messages = kernel.dump(ns, "addresses")
     result = []
     for msg in messages:
         text = msg.get_attr("IFA_ADDRESS") or msg.get_attr("IFA_LOCAL")

@@ -16,7 +16,7 @@ import subprocess
 import traceback
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from . import nsfs
+from . import netlink_dump, nsfs
 from .errors import NetnsError, errno_of
 
 try:
@@ -130,6 +130,15 @@ class Kernel:
             with self.entered(ns), self.netlink("open a netlink socket", ns_label(ns)):
                 self._sockets[ns] = IPRoute()
         return self._sockets[ns]
+
+    def dump(self, ns: Optional[str], kind: str, family: int = 0) -> List[netlink_dump.Message]:
+        """Every link, address or route (``kind``) of ``ns``: one dump on a socket opened inside
+        ``ns`` for it and closed after (no descriptor or event loop kept per namespace)."""
+        with self.netlink("dump " + kind, ns_label(ns)):
+            with self.entered(ns):
+                sock = netlink_dump.open_socket()
+            with sock:
+                return netlink_dump.dump(sock, kind, family)
 
     # -- asynchronous kernel work ------------------------------------------------------------
     def after_batch(self, settler: Callable[[], None]) -> None:

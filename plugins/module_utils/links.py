@@ -52,8 +52,7 @@ def read_links(kernel: Kernel, ns: Optional[str]) -> Dict[str, Link]:
     """All links of ``ns`` by name: one dump. A missing namespace has none."""
     if not kernel.exists(ns):
         return {}
-    with kernel.netlink("dump links", ns_label(ns)):
-        links = [_link_from_msg(msg) for msg in as_list(kernel.ipr(ns).get_links())]
+    links = [_link_from_msg(msg) for msg in kernel.dump(ns, "links")]
     return {link.name: link for link in links}
 
 

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .addresses import addresses
 from .errors import NetnsError
-from .kernel import Kernel, as_list, ns_label
+from .kernel import Kernel, ns_label
 from .links import index_of, links
 from .plan import Change, Pending, applier
 from .validation import IPAddress, IPNetwork, check_ifname, check_optional_netns, parse_address, parse_destination
@@ -134,8 +134,7 @@ def read_routes(kernel: Kernel, ns: Optional[str], version: int) -> List[Route]:
         return []
     names = {link.index: name for name, link in links(kernel, ns).items()}
     family = socket.AF_INET if version == 4 else socket.AF_INET6
-    with kernel.netlink("dump routes", ns_label(ns)):
-        messages = as_list(kernel.ipr(ns).get_routes(family=family))
+    messages = kernel.dump(ns, "routes", family)
     result = []
     for msg in messages:
         table = msg.get_attr("RTA_TABLE") or msg["table"]
