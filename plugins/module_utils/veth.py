@@ -116,9 +116,12 @@ def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
         return _plan_attributes(spec, a, b)
     if a is None and b is None:
         pending.links.update({(spec.end.netns, spec.end.name), (spec.peer.netns, spec.peer.name)})
-        created = dataclasses.replace(spec, end=dataclasses.replace(spec.end, mtu=None, mac=None),
+        # MTU and MAC of both ends, and the first end's up, come with the create (the kernel takes
+        # no flags for the peer in the same request).
+        created = dataclasses.replace(spec, end=dataclasses.replace(spec.end, mtu=None, mac=None,
+                                                                    up=None if spec.end.up else spec.end.up),
                                       peer=dataclasses.replace(spec.peer, mtu=None, mac=None))
-        return [_create(spec)] + _plan_attributes(created, None, None)  # MTU and MAC come with the create
+        return [_create(spec)] + _plan_attributes(created, None, None)
     present, missing, link = (spec.end, spec.peer, a) if a is not None else (spec.peer, spec.end, b)
     moved, current = _plan_move(kernel, present, link, missing)
     return [moved] + (_plan_attributes(spec, a, current) if a is not None else _plan_attributes(spec, current, b))
@@ -133,9 +136,11 @@ def _create(spec: VethSpec) -> Change:
     def attrs(end: VethEnd) -> Dict[str, Any]:
         return {k: v for k, v in (("netns", end.netns), ("mtu", end.mtu), ("mac", end.mac)) if v is not None}
 
-    return Change("link", "create", link_key(spec.end.netns, spec.end.name), None,
-                  {"type": "veth", "peer": spec.peer.name, "peer_netns": spec.peer.netns,
-                   **attrs(spec.end), **{"peer_" + k: v for k, v in attrs(spec.peer).items() if k != "netns"}},
+    after = {"type": "veth", "peer": spec.peer.name, "peer_netns": spec.peer.netns,
+             **attrs(spec.end), **{"peer_" + k: v for k, v in attrs(spec.peer).items() if k != "netns"}}
+    if spec.end.up:
+        after["state"] = "up"
+    return Change("link", "create", link_key(spec.end.netns, spec.end.name), None, after,
                   params={"end": spec.end, "peer": spec.peer})
 
 
@@ -185,6 +190,8 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
             target["mtu"] = item.mtu
         if item.mac is not None:
             target["address"] = item.mac
+    if end.up:
+        attrs["state"] = "up"
     with kernel.netlink("create veth pair", "veth " + change.key):
         kernel.ipr(end.netns).link("add", **attrs)
     kernel.invalidate(end.netns, "links")
