@@ -102,7 +102,9 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
     except NetnsError as exc:
         module.fail_json(msg=str(exc), errno=exc.errno, object=exc.obj)
     result: Dict[str, Any] = dict(state)
-    result.update(changed=bool(changes), changes=[c.as_dict() for c in changes], diff=diff_of(changes))
+    result.update(changed=bool(changes), changes=[c.as_dict() for c in changes])
+    if getattr(module, "_diff", False):  # as Ansible's own modules: a diff only when one is asked for
+        result["diff"] = diff_of(changes)
     module.exit_json(**result)
 
 
