@@ -23,7 +23,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import netlink_dump
 WANTED = {kind: [name for name, _ in spec.attributes.values()] for kind, spec in netlink_dump.KINDS.items()}
 
 def theirs(msg, kind):
-    fields = {f: msg[f] for f in netlink_dump.KINDS[kind].fields if f is not None}
+    fields = {f: msg[f] for f in netlink_dump.KINDS[kind].fields}
     attrs = {name: msg.get_attr(name) for name in WANTED[kind] if msg.get_attr(name) is not None}
     if "IFLA_LINKINFO" in attrs:
         attrs["IFLA_LINKINFO"] = attrs["IFLA_LINKINFO"].get_attr("IFLA_INFO_KIND")
