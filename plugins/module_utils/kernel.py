@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One session with the kernel: each namespace is entered once and keeps a plain netlink socket.
+"""One session with the kernel: namespaces are entered with setns, never created by a read.
 
 pyroute2's own ``netns=`` support forks a helper per namespace (and creates missing namespaces);
 entering with setns and opening an ordinary socket there is several times cheaper and never
-creates anything.
+creates anything. Reads are dumps on a socket opened for them (netlink_dump); a namespace the run
+changes keeps one pyroute2 IPRoute for its changes until the session ends.
 """
 
 from __future__ import annotations
