@@ -139,8 +139,43 @@ def prepare_instance(name: str, index: int, public_key: str) -> str:
     return root
 
 
+# cgroup hierarchies nspawn and the container's systemd use: the named systemd one (cgroup v1 or
+# hybrid), the unified one of a hybrid host, or /sys/fs/cgroup itself on a pure cgroup v2 host.
+HIERARCHIES = (("/sys/fs/cgroup/systemd", "name=systemd"), ("/sys/fs/cgroup/unified", ""), ("/sys/fs/cgroup", ""))
+
+
+def instance_cgroups(name: str) -> List[str]:
+    """A cgroup of its own for each instance. Without a host systemd (--keep-unit) nspawn hands the
+    container the cgroup it runs in; three containers in one cgroup remove each other's unit
+    cgroups at boot ("Failed to attach to cgroup /system.slice/...: No such file or directory",
+    a failed unit, a degraded host)."""
+    mine = {}
+    with open("/proc/self/cgroup") as handle:
+        for line in handle:
+            _number, controllers, path = line.rstrip("\n").split(":", 2)
+            mine[controllers] = path
+    made = []
+    for mount, key in HIERARCHIES:
+        if key in mine and os.path.exists(os.path.join(mount, "cgroup.procs")):
+            path = os.path.join(mount + mine[key].rstrip("/"), "linuxnet-molecule-" + name)
+            os.makedirs(path, exist_ok=True)
+            made.append(path)
+    return made
+
+
+def remove_cgroups(paths: List[str]) -> None:
+    """rmdir each cgroup and what the container's systemd made inside it, deepest first."""
+    for top in paths:
+        for directory, _dirs, _files in os.walk(top, topdown=False):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+
 SUPERVISOR = r"""
 set -u
+for cgroup in $CGROUPS; do echo $$ >"$cgroup/cgroup.procs"; done
 while true; do
   systemd-nspawn -b -q -D "$ROOT" --machine="$NAME" --register=no --keep-unit --network-veth \
       >>"$LOG" 2>&1 &
@@ -162,8 +197,11 @@ rm -f "$DIR/nspawn.pid"
 
 def boot(name: str, index: int, root: str) -> None:
     directory = _instance_dir(name)
+    cgroups = instance_cgroups(name)
+    with open(os.path.join(directory, "cgroups"), "w") as handle:
+        handle.write("\n".join(cgroups) + "\n")
     env = dict(os.environ, ROOT=root, NAME=name, DIR=directory, LOG=os.path.join(directory, "console.log"),
-               HOSTADDR=address(index, inside=False))
+               HOSTADDR=address(index, inside=False), CGROUPS=" ".join(cgroups))
     supervisor = subprocess.Popen(["bash", "-c", SUPERVISOR], env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     with open(os.path.join(directory, "supervisor.pid"), "w") as handle:
@@ -221,6 +259,11 @@ def down(name: str, timeout: float = 60.0) -> None:
         except ProcessLookupError:
             pass
     subprocess.run(["ip", "link", "delete", "ve-" + name], stderr=subprocess.DEVNULL, check=False)
+    try:
+        with open(os.path.join(directory, "cgroups")) as handle:
+            remove_cgroups(handle.read().split())
+    except OSError:
+        pass
     remove_tree(directory)
 
 
