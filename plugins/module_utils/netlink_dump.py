@@ -7,9 +7,9 @@ Reading is most of what a no-change run and the verification after an apply do. 
 each dump costs a request through IPRoute's event loop (0.9 keeps one per socket, with four
 descriptors) and the decoding of every attribute of every message — a link carries some fifty,
 statistics included. Profiled at 1000 namespaces, those made the verification pass after an apply
-a third of a boot-time restore. Here a dump is one send and a few receives, and only the attributes below are decoded,
-to the values pyroute2 gives them (tests compare both on live dumps). Changes still go through
-pyroute2's IPRoute and its request builders.
+a third of a boot-time restore. Here a dump is one send and a few receives, and only the attributes
+below are decoded, to the values pyroute2 gives them (tests compare both on live dumps). Changes
+still go through pyroute2's IPRoute and its request builders.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
         # MTU and MAC of both ends, and the first end's up, come with the create (flags given for
         # the peer in that request had no effect, with pyroute2 0.7.2 and 0.9.7).
         created = dataclasses.replace(spec, end=dataclasses.replace(spec.end, mtu=None, mac=None,
-                                                                    up=None if spec.end.up else spec.end.up),
+                                                                    up=False if spec.end.up is False else None),
                                       peer=dataclasses.replace(spec.peer, mtu=None, mac=None))
         return [_create(spec)] + _plan_attributes(created, None, None)
     present, missing, link = (spec.end, spec.peer, a) if a is not None else (spec.peer, spec.end, b)
