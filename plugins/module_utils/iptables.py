@@ -14,14 +14,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import subprocess
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import nsfs
 from .errors import NetnsError
 from .iptables_rules import (BUILTIN_CHAINS, POLICIES, Chain, Table, empty_table, merge_rules, parse_save,
                              references, render_restore, rule_text, rule_words)
 from .kernel import Kernel, ns_label
-from .plan import Change, Pending, applier
+from .plan import Change, Pending, applier, batch_applier
 from .validation import check_optional_netns
 
 TOOLS = {"ipv4": ("iptables-save", "iptables-restore"), "ipv6": ("ip6tables-save", "ip6tables-restore")}
@@ -158,9 +158,10 @@ def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str,
     return parse_save(kernel.run(ns, [TOOLS[ip_version][0], "-c"]))
 
 
-# iptables-save processes run at once by prefetch_tables: on a machine with few cores most of a
-# save is the child's own CPU work (exec, nf_tables dump), which overlaps well.
-PARALLEL_SAVES = 8
+# iptables-save/-restore processes run at once (prefetch_tables, _apply_many): on a machine with few
+# cores most of a save is the child's own CPU work (exec, nf_tables dump), and most of a restore
+# waiting for the kernel to commit it; both overlap well.
+PARALLEL_PROCESSES = 8
 
 
 def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> None:
@@ -172,7 +173,7 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> 
     running: List[Tuple[Optional[str], str, Any]] = []
     for index, (ns, ip_version) in enumerate(todo):
         running.append((ns, ip_version, kernel.start(ns, [TOOLS[ip_version][0], "-c"])))
-        if len(running) >= PARALLEL_SAVES or index == len(todo) - 1:
+        if len(running) >= PARALLEL_PROCESSES or index == len(todo) - 1:
             for done_ns, done_version, proc in running:
                 text = kernel.finish(done_ns, [TOOLS[done_version][0], "-c"], proc)
                 kernel.cached(done_ns, "iptables-" + done_version, lambda _k, _n: parse_save(text))
@@ -253,14 +254,52 @@ def plan_iptables(kernel: Kernel, spec: IptablesSpec, pending: Pending) -> List[
 def _apply(kernel: Kernel, change: Change) -> None:
     """Recompute on the table as this run last read or wrote it (under the host lock nothing else
     changes it; an earlier change of the same plan may have) and restore it in one go."""
-    spec = change.params["spec"]
-    wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
-    if wanted is not None:
-        kernel.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"], stdin=render_restore(wanted))
-        cached_tables(kernel, spec.netns, spec.ip_version)[spec.table] = wanted
-        # iptables-restore replaced the whole table atomically with exactly this (already in
-        # iptables-save's canonical form): verification need not spawn iptables-save again.
-        kernel.written(spec.netns, "iptables-" + spec.ip_version)
+    _apply_many(kernel, [change], lambda _position: None)
+
+
+@batch_applier("iptables", "update")
+def _apply_many(kernel: Kernel, changes: List[Change], done: Callable[[int], None]) -> None:
+    """Up to PARALLEL_PROCESSES restores at once, never two in one namespace, in the order given;
+    after a failure nothing new starts, what runs is finished, then the first failure is raised."""
+    waiting = list(enumerate(changes))
+    running: List[Tuple[int, IptablesSpec, Table, Any]] = []
+    failure: Optional[NetnsError] = None
+    while running or (waiting and failure is None):
+        while waiting and failure is None and len(running) < PARALLEL_PROCESSES:
+            busy = {spec.netns for _, spec, _, _ in running}
+            ready = next((item for item in waiting if item[1].params["spec"].netns not in busy), None)
+            if ready is None:
+                break
+            waiting.remove(ready)
+            position, spec = ready[0], ready[1].params["spec"]
+            try:
+                wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
+                if wanted is not None:
+                    running.append((position, spec, wanted, kernel.start(
+                        spec.netns, [TOOLS[spec.ip_version][1], "-c"], render_restore(wanted))))
+            except NetnsError as exc:
+                failure = exc
+                break
+            if wanted is None:
+                done(position)
+        if running:
+            position, spec, wanted, proc = running.pop(0)
+            try:
+                kernel.finish(spec.netns, [TOOLS[spec.ip_version][1], "-c"], proc)
+            except NetnsError as exc:
+                failure = failure or exc
+                continue
+            _restored(kernel, spec, wanted)
+            done(position)
+    if failure is not None:
+        raise failure
+
+
+def _restored(kernel: Kernel, spec: IptablesSpec, table: Table) -> None:
+    cached_tables(kernel, spec.netns, spec.ip_version)[spec.table] = table
+    # iptables-restore replaced the whole table atomically with exactly this (already in
+    # iptables-save's canonical form): verification need not spawn iptables-save again.
+    kernel.written(spec.netns, "iptables-" + spec.ip_version)
 
 
 def iptables_report(kernel: Kernel, spec: IptablesSpec) -> Dict[str, Any]:

@@ -193,21 +193,23 @@ class Kernel:
 
     def run(self, ns: Optional[str], argv: Sequence[str], stdin: Optional[str] = None) -> str:
         """Run a program (never a shell) inside ``ns`` and return its standard output."""
-        return self.finish(ns, argv, self.start(ns, argv, stdin is not None), stdin)
+        return self.finish(ns, argv, self.start(ns, argv, stdin))
 
-    def start(self, ns: Optional[str], argv: Sequence[str], with_stdin: bool = False) -> "subprocess.Popen[str]":
+    def start(self, ns: Optional[str], argv: Sequence[str], stdin: Optional[str] = None) -> "subprocess.Popen[str]":
         """Start a program (never a shell) inside ``ns`` (the child inherits the namespace of the
-        thread that forks it), so that several can run at once; ``finish`` collects it."""
+        thread that forks it), so that several can run at once; ``finish`` collects it. ``stdin``
+        is handed over whole in an in-memory file, so the child never waits for this process."""
         with self.entered(ns):
             try:
-                return subprocess.Popen(list(argv), stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                with _memory_file(stdin) as source:
+                    return subprocess.Popen(list(argv), stdin=source, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True)
             except OSError as exc:
                 raise NetnsError("cannot run %s" % argv[0], obj=ns_label(ns), errno=exc.errno) from None
 
     @staticmethod
-    def finish(ns: Optional[str], argv: Sequence[str], proc: "subprocess.Popen[str]", stdin: Optional[str] = None) -> str:
-        stdout, stderr = proc.communicate(stdin)
+    def finish(ns: Optional[str], argv: Sequence[str], proc: "subprocess.Popen[str]") -> str:
+        stdout, stderr = proc.communicate()
         if proc.returncode != 0:
             raise NetnsError(
                 "%s exited with %d: %s" % (" ".join(argv[:2]), proc.returncode, stderr.strip()),
@@ -237,3 +239,19 @@ def attr(msg: Any, *path: str) -> Any:
 def as_list(result: Any) -> List[Any]:
     """pyroute2 0.7 returns lists, 0.9 tuples or generators."""
     return list(result)
+
+
+@contextlib.contextmanager
+def _memory_file(text: Optional[str]) -> Iterator[int]:
+    """A descriptor to read ``text`` from (/dev/null for no text), closed on leaving."""
+    if text is None:
+        yield subprocess.DEVNULL
+        return
+    fd = os.memfd_create("linuxnet-netns-input", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "wb", closefd=False) as handle:
+            handle.write(text.encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)

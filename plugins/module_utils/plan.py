@@ -84,6 +84,24 @@ def applier(kind: str, *actions: str, link_type: Optional[str] = None) -> Callab
     return register
 
 
+# Carries out a run of consecutive changes of one kind and action at once; calls ``done(i)`` as soon
+# as ``changes[i]`` is in the kernel and, after a failure, lets what had started finish before raising.
+BatchApplier = Callable[[Kernel, List[Change], Callable[[int], None]], None]
+_BATCH_APPLIERS: Dict[Tuple[str, str], BatchApplier] = {}
+
+
+def batch_applier(kind: str, *actions: str) -> Callable[[BatchApplier], BatchApplier]:
+    """Register the function that carries out several ``actions`` on objects of ``kind`` together
+    (their objects are independent of each other, e.g. iptables tables of different namespaces)."""
+
+    def register(func: BatchApplier) -> BatchApplier:
+        for action in actions:
+            _BATCH_APPLIERS[(kind, action)] = func
+        return func
+
+    return register
+
+
 def apply_change(kernel: Kernel, change: Change) -> None:
     func = _APPLIERS.get((change.kind, change.action, change.params.get("link_type"))) \
         or _APPLIERS.get((change.kind, change.action, None))
@@ -99,17 +117,39 @@ def execute(kernel: Kernel, changes: List[Change], check_mode: bool, journal: An
         return list(changes)
     done: List[Change] = []
     try:
-        for change in changes:
+        start = 0
+        while start < len(changes):
+            change = changes[start]
             if (change.kind, change.action) != ("netns", "delete"):
                 kernel.settle()
-            undo = journal.prepare(kernel, change) if journal is not None else None
-            apply_change(kernel, change)
-            if journal is not None:
-                journal.applied(change, undo)
-            done.append(change)
+            batch = _batch_at(changes, start)
+            undos = [journal.prepare(kernel, c) if journal is not None else None for c in batch]
+
+            def applied(position: int, batch: List[Change] = batch, undos: List[Any] = undos) -> None:
+                if journal is not None:
+                    journal.applied(batch[position], undos[position])
+                done.append(batch[position])
+
+            if len(batch) > 1:
+                _BATCH_APPLIERS[(change.kind, change.action)](kernel, batch, applied)
+            else:
+                apply_change(kernel, change)
+                applied(0)
+            start += len(batch)
     finally:
         kernel.settle()
     return done
+
+
+def _batch_at(changes: List[Change], start: int) -> List[Change]:
+    """The changes from ``start`` on that one batch applier carries out together (just the one
+    change when its kind has none)."""
+    key = (changes[start].kind, changes[start].action)
+    end = start + 1
+    if key in _BATCH_APPLIERS:
+        while end < len(changes) and (changes[end].kind, changes[end].action) == key:
+            end += 1
+    return changes[start:end]
 
 
 def diff_of(changes: List[Change]) -> Dict[str, Any]:

@@ -13,24 +13,25 @@ from typing import Any, Dict
 from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_program as restore, run, run_module, save_spec
 
 # Runs the engine's apply like the restore program does, but SIGKILLs itself right after the
-# KILL_AFTER-th change reached the kernel (or, with KILL_AFTER=0, prints the plan's length).
+# KILL_AFTER-th change reached the kernel (the journal hears of every one, also of those applied
+# several at once), or, with KILL_AFTER=0, prints the plan's length.
 KILLER = r"""
 import json, os, signal, sys
-from ansible_collections.linuxnet.netns.plugins.module_utils import plan
+from ansible_collections.linuxnet.netns.plugins.module_utils import rollback
 from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology
 
 limit = int(os.environ["KILL_AFTER"])
-real_apply = plan.apply_change
+real_applied = rollback.Journal.applied
 done = [0]
 
-def apply_then_maybe_die(kernel, change):
-    real_apply(kernel, change)
+def applied_then_maybe_die(journal, change, undo):
+    real_applied(journal, change, undo)
     done[0] += 1
     if done[0] == limit:
         os.kill(os.getpid(), signal.SIGKILL)
 
-plan.apply_change = apply_then_maybe_die
+rollback.Journal.applied = applied_then_maybe_die
 with open(sys.argv[1]) as handle:
     data = json.load(handle)
 with Kernel() as kernel:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict
 
-from helpers import difference, run, run_module, snapshot, wait_settled
+import pytest
+from helpers import difference, netns_list, run, run_module, snapshot, wait_settled
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import iptables
+from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils.plan import execute
 from ansible_collections.linuxnet.netns.plugins.module_utils.rollback import Journal
@@ -109,3 +112,41 @@ def test_without_rollback_the_error_lists_what_was_done(prefix: str, tmp_path: A
     spec = copy.deepcopy(refusing_version(prefix))
     spec["namespaces"][1]["addresses"].pop()
     run_module("topology", {"topology": spec, "state": "absent", "state_dir": state_dir})
+
+
+# Stands in for iptables-restore: refuses inside the namespace named by its first argument and
+# hands every other call to the real program.
+REFUSING_RESTORE = """#!/usr/bin/env python3
+import os, sys
+if os.stat("/proc/self/ns/net").st_ino == os.stat("/run/netns/" + os.environ["REFUSE_IN"]).st_ino:
+    sys.exit("refused here on purpose")
+os.execvp("iptables-restore", ["iptables-restore"] + sys.argv[1:])
+"""
+
+
+def test_a_refused_table_among_many_restored_at_once(prefix: str, tmp_path: Any, monkeypatch: Any) -> None:
+    """Tables of several namespaces are restored several at a time: when one is refused, those that
+    were restored are in the journal (and only those), nothing new starts, and rollback undoes them."""
+    names = ["%st%d" % (prefix, i) for i in range(12)]
+    rule = {"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}
+    spec = {"name": prefix + "many", "namespaces": [{"name": name, "iptables": [rule]} for name in names]}
+    script = tmp_path / "refusing-restore"
+    script.write_text(REFUSING_RESTORE)
+    script.chmod(0o755)
+    monkeypatch.setitem(iptables.TOOLS, "ipv4", ("iptables-save", str(script)))
+    monkeypatch.setenv("REFUSE_IN", names[1])
+    journal = Journal()
+    with Kernel() as kernel:
+        changes = plan_topology(kernel, parse_topology(spec))
+        with pytest.raises(NetnsError, match="refused here on purpose") as failure:
+            execute(kernel, changes, check_mode=False, journal=journal)
+        assert failure.value.obj == "netns " + names[1]
+        restored = [change.key for change, _undo in journal.entries if change.kind == "iptables"]
+        assert restored and "ipv4 filter in netns %s" % names[1] not in restored
+        assert restored == sorted(restored, key=lambda key: names.index(key.rsplit(" ", 1)[1]))
+        with_rule = [name for name in names if "--dport 22" in run(["iptables-save", "-t", "filter"], ns=name)]
+        assert ["ipv4 filter in netns " + name for name in with_rule] == restored
+        assert len(restored) <= iptables.PARALLEL_PROCESSES  # nothing started after the refusal
+        undone, problems = journal.roll_back(kernel)
+    assert problems == [] and len(undone) == len(journal.entries)
+    assert [name for name in names if name in netns_list()] == []
