@@ -151,15 +151,15 @@ def _add(kernel: Kernel, change: Change, iface: IPInterface) -> None:
     p = change.params
     extra: Dict[str, Any] = {"flags": IFA_F_NODAD} if p["nodad"] else {}
     with kernel.netlink("add address", "address " + change.key):
-        kernel.ipr(p["ns"]).addr("add", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
-                                 prefixlen=iface.network.prefixlen, **extra)
+        kernel.requests(p["ns"]).addr("add", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
+                                      prefixlen=iface.network.prefixlen, **extra)
 
 
 def _delete(kernel: Kernel, change: Change, iface: IPInterface) -> None:
     p = change.params
     with kernel.netlink("delete address", "address " + change.key):
-        kernel.ipr(p["ns"]).addr("del", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
-                                 prefixlen=iface.network.prefixlen)
+        kernel.requests(p["ns"]).addr("del", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
+                                      prefixlen=iface.network.prefixlen)
 
 
 @applier("address", "create")

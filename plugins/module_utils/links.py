@@ -95,7 +95,7 @@ def plan_link_attributes(
 @applier("link", "update")
 def _apply_link_update(kernel: Kernel, change: Change) -> None:
     ns, name = change.params["ns"], change.params["name"]
-    ipr = kernel.ipr(ns)
+    requests = kernel.requests(ns)
     with kernel.netlink("set link", change.key):
         index = index_of(kernel, ns, name)
         attrs: Dict[str, Any] = {}
@@ -105,7 +105,7 @@ def _apply_link_update(kernel: Kernel, change: Change) -> None:
             attrs["address"] = change.params["mac"]
         if change.params.get("up") is not None:
             attrs["state"] = "up" if change.params["up"] else "down"
-        ipr.link("set", index=index, **attrs)
+        requests.link("set", index=index, **attrs)
     kernel.invalidate(ns, "links")
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import nsfs
 from .errors import NetnsError
-from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
+from .kernel import PYROUTE2_IMPORT_ERROR, Kernel, Pyroute2Missing, require_pyroute2
 from .plan import Change, Pending, diff_of, execute
 from .rollback import Journal
 
@@ -42,6 +42,7 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
             for planner in planners:
                 stage = planner(kernel, Pending())
                 if stage:
+                    require_pyroute2()
                     execute(kernel, stage, check_mode=False, journal=journal)
                     # Re-read everything except what this run wrote whole (restored iptables tables).
                     kernel.invalidate(keep_written=True)
@@ -51,6 +52,8 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
                 if remaining:
                     raise NetnsError("the kernel did not reach the declared state; still differing: %s"
                                      % "; ".join(c.summary() for c in remaining))
+        except Pyroute2Missing:  # found before the first change: nothing to report or undo
+            raise
         except NetnsError as exc:
             raise _after_failure(kernel, exc, journal, rollback) from None
         except OSError as exc:  # a resource the run could not get (descriptors, memory): a refusal too
@@ -99,6 +102,8 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
             changes = converger(kernel, module.check_mode)
             kernel.invalidate()
             state = reporter(kernel)
+    except Pyroute2Missing as exc:
+        module.fail_json(msg=missing_library_msg, exception=exc.details)
     except NetnsError as exc:
         module.fail_json(msg=str(exc), errno=exc.errno, object=exc.obj)
     result: Dict[str, Any] = dict(state)
@@ -115,6 +120,8 @@ def run_reader(module: Any, reader: Reporter, missing_library_msg: str) -> None:
     try:
         with Kernel() as kernel:
             result = reader(kernel)
+    except Pyroute2Missing as exc:
+        module.fail_json(msg=missing_library_msg, exception=exc.details)
     except NetnsError as exc:
         module.fail_json(msg=str(exc), errno=exc.errno, object=exc.obj)
     module.exit_json(changed=False, **result)

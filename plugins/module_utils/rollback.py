@@ -79,7 +79,7 @@ def _undo_link(kernel: Kernel, change: Change) -> Optional[Undo]:
         old_master = (change.before or {}).get("master")
 
         def detach(kernel_: Kernel) -> None:
-            kernel_.ipr(p["ns"]).link("set", index=index_of(kernel_, p["ns"], p["name"]), master=old_master or 0)
+            kernel_.requests(p["ns"]).link("set", index=index_of(kernel_, p["ns"], p["name"]), master=old_master or 0)
             kernel_.invalidate(p["ns"], "links")
         return detach
     if action == "update":

@@ -268,7 +268,7 @@ def _apply(kernel: Kernel, change: Change) -> None:
     ns, route = change.params["ns"], change.params["route"]
     command = {"create": "add", "update": "replace", "delete": "del"}[change.action]
     with kernel.netlink("%s route" % command, "route " + change.key):
-        kernel.ipr(ns).route(command, **_request(kernel, ns, route, change.action != "delete"))
+        kernel.requests(ns).route(command, **_request(kernel, ns, route, change.action != "delete"))
     invalidate_routes(kernel, ns)
 
 

@@ -193,7 +193,7 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
     if end.up:
         attrs["state"] = "up"
     with kernel.netlink("create veth pair", "veth " + change.key):
-        kernel.ipr(end.netns).link("add", **attrs)
+        kernel.requests(end.netns).link("add", **attrs)
     kernel.invalidate(end.netns, "links")
     kernel.invalidate(peer.netns, "links")
 
@@ -202,8 +202,8 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
 def _apply_move(kernel: Kernel, change: Change) -> None:
     p = change.params
     with kernel.netlink("move to the %s" % ns_label(p["to_ns"]), "veth " + change.key):
-        kernel.ipr(p["from_ns"]).link("set", index=index_of(kernel, p["from_ns"], p["name"]),
-                                      net_ns_fd=kernel.fd(p["to_ns"]))
+        kernel.requests(p["from_ns"]).link("set", index=index_of(kernel, p["from_ns"], p["name"]),
+                                           net_ns_fd=kernel.fd(p["to_ns"]))
     forget_indexes(kernel)
     kernel.invalidate(p["from_ns"], "links")
     kernel.invalidate(p["to_ns"], "links")
@@ -213,7 +213,7 @@ def _apply_move(kernel: Kernel, change: Change) -> None:
 def _apply_delete(kernel: Kernel, change: Change) -> None:
     p = change.params
     with kernel.netlink("delete veth pair", "veth " + change.key):
-        kernel.ipr(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
+        kernel.requests(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
     forget_indexes(kernel)
     kernel.invalidate(p["ns"], "links")
     kernel.invalidate(p["peer_ns"], "links")

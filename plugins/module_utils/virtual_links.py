@@ -134,7 +134,7 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
         if socket_ns != p["ns"]:
             attrs["net_ns_fd"] = kernel.fd(p["ns"])
     with kernel.netlink("create %s" % p["link_type"], "link " + change.key):
-        kernel.ipr(socket_ns).link("add", **attrs)
+        kernel.requests(socket_ns).link("add", **attrs)
     kernel.invalidate(p["ns"], "links")
 
 
@@ -142,8 +142,8 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
 def _apply_port(kernel: Kernel, change: Change) -> None:
     p = change.params
     with kernel.netlink("attach to bridge %s" % p["master"], "link " + change.key):
-        kernel.ipr(p["ns"]).link("set", index=index_of(kernel, p["ns"], p["name"]),
-                                 master=index_of(kernel, p["ns"], p["master"]))
+        kernel.requests(p["ns"]).link("set", index=index_of(kernel, p["ns"], p["name"]),
+                                      master=index_of(kernel, p["ns"], p["master"]))
     kernel.invalidate(p["ns"], "links")
 
 
@@ -153,6 +153,6 @@ def _apply_port(kernel: Kernel, change: Change) -> None:
 def _apply_delete(kernel: Kernel, change: Change) -> None:
     p = change.params
     with kernel.netlink("delete", "link " + change.key):
-        kernel.ipr(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
+        kernel.requests(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
     forget_indexes(kernel)
     kernel.invalidate(p["ns"], "links")

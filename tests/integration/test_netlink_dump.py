@@ -4,7 +4,7 @@ The comparison runs in the interpreter modules run with (pyroute2 0.9, and 0.7.2
 second pass), over a namespace holding every kind of attribute the engine reads: veth ends in two
 namespaces (peer ifindex and nsid), a bridge with a port (master), MAC and MTU, IPv4 and
 IPv6 addresses (flags such as nodad), routes in the main and another table, with metric, source,
-gateway and onlink.
+gateway and onlink; and the ids namespaces have for each other (RTM_GETNSID).
 """
 
 from __future__ import annotations
@@ -48,6 +48,14 @@ for ns in json.loads(sys.argv[1]):
         result["%s %s" % (ns, label)] = {
             "pyroute2": [theirs(m, kind) for m in messages],
             "ours": [ours(m) for m in netlink_dump.dump(sock, kind, family)]}
+    for target in json.loads(sys.argv[1])[1:]:
+        fd = nsfs.open_namespace(target)
+        reply = ipr.get_netnsid(fd=fd)
+        value = reply.get("nsid") if isinstance(reply, dict) else None
+        result["%s nsid of %s" % (ns, target)] = {
+            "pyroute2": None if value is None or value < 0 or value >= 0x80000000 else value,
+            "ours": netlink_dump.get_nsid(sock, fd)}
+        os.close(fd)
     ipr.close()
     sock.close()
 print(json.dumps(result, sort_keys=True))
@@ -92,3 +100,6 @@ def test_decoder_agrees_with_pyroute2(prefix: str) -> None:
     tables = {attrs.get("RTA_TABLE") for _fields, attrs in compared["%s routes4" % a]["ours"]}
     assert 4242 in tables and 254 in tables
     assert any(attrs.get("IFA_ADDRESS") == "fd77::1" for _f, attrs in compared["%s addresses" % a]["ours"])
+    # the veth between a and b gave each an id for the other
+    assert compared["%s nsid of %s" % (a, b)]["ours"] is not None
+    assert compared["%s nsid of %s" % (b, a)]["ours"] is not None

@@ -10,7 +10,8 @@ from typing import Any, Dict
 
 import pytest
 
-from helpers import converge, netns_list, normalised, restore_program, run, run_module, save_spec, snapshot
+from helpers import (converge, netns_list, normalised, restore_program, run, run_module, save_spec, snapshot,
+                     wait_settled)
 
 
 def small_topology(prefix: str) -> Dict[str, Any]:
@@ -150,6 +151,28 @@ def test_restore_program_recreates_after_loss(prefix: str, tmp_path: Any) -> Non
     assert normalised(prefix) == after_apply
     assert restore("teardown", path, state_dir).returncode == 0
     assert not {prefix + "a", prefix + "b"} & set(netns_list())
+
+
+def test_only_changes_need_pyroute2(prefix: str, tmp_path: Any) -> None:
+    """pyroute2 is loaded for a run's first change only: with a pyroute2 that cannot be imported,
+    check and a no-change apply work, and an apply with something to do fails with nothing changed."""
+    spec = small_topology(prefix)
+    path, state_dir = save_spec(tmp_path, spec)
+    assert restore("apply", path, state_dir).returncode == 0
+    shadow = tmp_path / "shadow"
+    (shadow / "pyroute2").mkdir(parents=True)
+    (shadow / "pyroute2" / "__init__.py").write_text("raise ImportError('No module named pyroute2 (simulated)')\n")
+    for command in ("check", "apply"):
+        result = restore_program(command, path, "--state-dir", state_dir, python_path=str(shadow))
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+    run(["ip", "netns", "delete", prefix + "b"])
+    wait_settled([None, prefix + "a"], only=prefix)
+    before = snapshot(prefix)
+    result = restore_program("apply", path, "--state-dir", state_dir, python_path=str(shadow))
+    assert result.returncode == 2 and "pyroute2 cannot be loaded" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(prefix) == before
+    assert restore("teardown", path, state_dir).returncode == 0
 
 
 @pytest.mark.parametrize("content,message", [
