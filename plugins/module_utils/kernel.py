@@ -20,7 +20,7 @@ import sys
 import traceback
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from . import netlink_dump, nsfs
+from . import netlink_dump, netlink_requests, nsfs
 from .errors import NetnsError, errno_of
 
 
@@ -148,9 +148,15 @@ class Kernel:
         if ns not in self._sockets:
             with self.entered(ns), self.netlink("open a netlink socket", ns_label(ns)):
                 self._sockets[ns] = netlink_dump.open_socket()
+        return Requests(self, self._sockets[ns])
+
+    def compile_request(self, kind: str, command: str, args: Dict[str, Any]) -> List[bytes]:
+        """The netlink messages pyroute2 compiles for IPRoute's ``kind(command, **args)``."""
         if self._compiler is None:
             self._compiler = _pyroute2("IPBatch")()
-        return Requests(self._compiler, self._sockets[ns])
+        self._compiler.reset()
+        getattr(self._compiler, kind)(command, **args)
+        return netlink_dump.split(bytes(self._compiler.batch))
 
     def dump(self, ns: Optional[str], kind: str, family: int = 0) -> List[netlink_dump.Message]:
         """Every link, address or route (``kind``) of ``ns``: one dump on a socket opened inside
@@ -276,28 +282,29 @@ def _pyroute2(name: str) -> Any:
 
 
 class Requests:
-    """Changes inside one namespace through pyroute2's request API: pyroute2 compiles each request
-    (IPBatch applies the same request filters as IPRoute, without sending) and it goes out on a
-    plain netlink socket opened in the namespace, one acknowledged message at a time."""
+    """Changes inside one namespace with pyroute2's request API (IPRoute's ``link``, ``addr``,
+    ``route`` and their arguments), sent on a plain netlink socket opened in the namespace, one
+    acknowledged message at a time. The frequent flat requests are encoded by netlink_requests;
+    the others are compiled by pyroute2's IPBatch (IPRoute's request filters, without sending)."""
 
-    def __init__(self, compiler: Any, sock: Any) -> None:
-        self._compiler = compiler
+    def __init__(self, kernel: "Kernel", sock: Any) -> None:
+        self._kernel = kernel
         self._sock = sock
 
-    def link(self, command: str, **attrs: Any) -> None:
-        self._send(self._compiler.link, command, attrs)
+    def link(self, command: str, **args: Any) -> None:
+        self._send("link", command, args)
 
-    def addr(self, command: str, **attrs: Any) -> None:
-        self._send(self._compiler.addr, command, attrs)
+    def addr(self, command: str, **args: Any) -> None:
+        self._send("addr", command, args)
 
-    def route(self, command: str, **attrs: Any) -> None:
-        self._send(self._compiler.route, command, attrs)
+    def route(self, command: str, **args: Any) -> None:
+        self._send("route", command, args)
 
-    def _send(self, compile_request: Callable[..., Any], command: str, attrs: Dict[str, Any]) -> None:
-        self._compiler.reset()
-        compile_request(command, **attrs)
-        for message in netlink_dump.split(bytes(self._compiler.batch)):
-            netlink_dump.acknowledged(self._sock, message)
+    def _send(self, kind: str, command: str, args: Dict[str, Any]) -> None:
+        message = netlink_requests.encode(kind, command, args)
+        messages = [message] if message is not None else self._kernel.compile_request(kind, command, args)
+        for each in messages:
+            netlink_dump.acknowledged(self._sock, each)
 
 
 def attr(msg: Any, *path: str) -> Any:

@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The engine's most frequent rtnetlink requests, encoded here: link set/delete, address add/delete,
+route add/replace/delete, each with exactly the keyword arguments pyroute2's IPRoute takes for it.
+
+Compiling a request with pyroute2 0.9 (IPBatch, through its event loop) costs about 0.3 ms, three
+quarters of applying it; these are flat messages whose every field is known. ``encode`` returns
+None for anything else (another command, an argument not listed here), which pyroute2 then
+compiles; tests compare both encodings of every form listed here, pyroute2 0.9 and 0.7.2.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x200, 0x400
+IFF_UP = 0x1
+RT_TABLE_COMPAT, RTPROT_STATIC, RTN_UNICAST = 252, 4, 1
+
+HEADER = struct.Struct("=IHHII")
+IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+NLA = struct.Struct("=HH")
+U32 = struct.Struct("=I")
+
+IFLA_ADDRESS, IFLA_MTU, IFLA_MASTER, IFLA_NET_NS_FD = 1, 4, 10, 28
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6, 7, 15
+
+Attribute = Tuple[int, bytes]
+
+
+def encode(kind: str, command: str, args: Dict[str, Any]) -> Optional[bytes]:
+    """The request ``kind`` ('link', 'addr', 'route') ``command`` with IPRoute's keyword ``args``,
+    as one netlink message (sequence 0, flags with NLM_F_ACK), or None when it is not one of ours."""
+    encoder = _ENCODERS.get((kind, command))
+    if encoder is None:
+        return None
+    function, required, optional = encoder
+    given = {name for name, value in args.items() if value is not None}
+    if not required <= given or not set(args) <= required | optional:
+        return None
+    return function(command, args)
+
+
+def _message(msg_type: int, flags: int, header: bytes, attributes: List[Attribute]) -> bytes:
+    body = header + b"".join(_attribute(nla_type, value) for nla_type, value in attributes)
+    return HEADER.pack(HEADER.size + len(body), msg_type, flags | NLM_F_REQUEST | NLM_F_ACK, 0, 0) + body
+
+
+def _attribute(nla_type: int, value: bytes) -> bytes:
+    padding = b"\0" * (-(NLA.size + len(value)) % 4)
+    return NLA.pack(NLA.size + len(value), nla_type) + value + padding
+
+
+def _u32(value: int) -> bytes:
+    return U32.pack(value)
+
+
+def _ip(family: int, text: str) -> bytes:
+    return socket.inet_pton(family, text)
+
+
+def _mac(text: str) -> bytes:
+    return bytes(int(part, 16) for part in text.split(":"))
+
+
+def _family_of(text: str) -> int:
+    return socket.AF_INET6 if ":" in text else socket.AF_INET
+
+
+# -- links ---------------------------------------------------------------------------------
+def _link(command: str, args: Dict[str, Any]) -> bytes:
+    if command == "del":
+        return _message(RTM_DELLINK, 0, IFINFOMSG.pack(0, 0, args["index"], 0, 0), [])
+    state = args.get("state")
+    flags, change = (IFF_UP if state == "up" else 0, IFF_UP) if state in ("up", "down") else (0, 0)
+    attributes: List[Attribute] = []
+    if args.get("mtu") is not None:
+        attributes.append((IFLA_MTU, _u32(args["mtu"])))
+    if args.get("address") is not None:
+        attributes.append((IFLA_ADDRESS, _mac(args["address"])))
+    if args.get("master") is not None:
+        attributes.append((IFLA_MASTER, _u32(args["master"])))
+    if args.get("net_ns_fd") is not None:
+        attributes.append((IFLA_NET_NS_FD, _u32(args["net_ns_fd"])))
+    return _message(RTM_NEWLINK, 0, IFINFOMSG.pack(0, 0, args["index"], flags, change), attributes)
+
+
+# -- addresses -----------------------------------------------------------------------------
+def _address(command: str, args: Dict[str, Any]) -> bytes:
+    family = _family_of(args["address"])
+    value = _ip(family, args["address"])
+    attributes: List[Attribute] = [(IFA_ADDRESS, value)]
+    if family == socket.AF_INET:
+        attributes.append((IFA_LOCAL, value))
+    if args.get("flags"):
+        attributes.append((IFA_FLAGS, _u32(args["flags"])))
+    msg_type, flags = (RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL) if command == "add" else (RTM_DELADDR, 0)
+    return _message(msg_type, flags, IFADDRMSG.pack(family, args["prefixlen"], 0, 0, args["index"]), attributes)
+
+
+# -- routes --------------------------------------------------------------------------------
+ROUTE_FLAGS = {"add": NLM_F_CREATE | NLM_F_EXCL, "replace": NLM_F_CREATE | NLM_F_REPLACE, "del": 0}
+
+
+def _route(command: str, args: Dict[str, Any]) -> bytes:
+    family, table = args["family"], args["table"]
+    attributes: List[Attribute] = []
+    if args["dst_len"]:
+        attributes.append((RTA_DST, _ip(family, args["dst"])))
+    attributes.append((RTA_TABLE, _u32(table)))
+    if args.get("priority") is not None:
+        attributes.append((RTA_PRIORITY, _u32(args["priority"])))
+    if args.get("gateway") is not None:
+        attributes.append((RTA_GATEWAY, _ip(family, args["gateway"])))
+    if args.get("oif") is not None:
+        attributes.append((RTA_OIF, _u32(args["oif"])))
+    if args.get("prefsrc") is not None:
+        attributes.append((RTA_PREFSRC, _ip(family, args["prefsrc"])))
+    deleting = command == "del"
+    header = RTMSG.pack(family, args["dst_len"], 0, 0, table if table < 256 else RT_TABLE_COMPAT,
+                        0 if deleting else RTPROT_STATIC, args.get("scope") or 0,
+                        0 if deleting else RTN_UNICAST, args.get("flags") or 0)
+    return _message(RTM_DELROUTE if deleting else RTM_NEWROUTE, ROUTE_FLAGS[command], header, attributes)
+
+
+ROUTE_ARGUMENTS = {"priority", "gateway", "oif", "scope", "prefsrc", "flags"}
+# (kind, command) -> (encoder, the arguments it needs, those it also understands)
+_ENCODERS: Dict[Tuple[str, str], Tuple[Callable[[str, Dict[str, Any]], bytes], set, set]] = {
+    ("link", "set"): (_link, {"index"}, {"state", "mtu", "address", "master", "net_ns_fd"}),
+    ("link", "del"): (_link, {"index"}, set()),
+    ("addr", "add"): (_address, {"index", "address", "prefixlen"}, {"flags"}),
+    ("addr", "del"): (_address, {"index", "address", "prefixlen"}, set()),
+    ("route", "add"): (_route, {"family", "dst", "dst_len", "table"}, ROUTE_ARGUMENTS),
+    ("route", "replace"): (_route, {"family", "dst", "dst_len", "table"}, ROUTE_ARGUMENTS),
+    ("route", "del"): (_route, {"family", "dst", "dst_len", "table"}, {"priority", "scope"}),
+}
