@@ -23,7 +23,7 @@ import errno
 import os
 import socket
 import struct
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x1, 0x4, 0x300, 0x10
@@ -184,23 +184,12 @@ def acknowledged(sock: socket.socket, message: bytes) -> None:
 def _answer(sock: socket.socket, sequence: int, reply_type: Optional[int] = None) -> Optional[bytes]:
     """Receive until the kernel answers request ``sequence``: with a message of ``reply_type``
     (returned), an acknowledgement (None) or a refusal (raised as OSError with its errno)."""
-    buffer = bytearray(RECEIVE_SIZE)
-    while True:
-        size = sock.recv_into(buffer, RECEIVE_SIZE)
-        data = bytes(buffer[:size])
-        offset = 0
-        while offset + HEADER.size <= size:
-            length, msg_type, _flags, seq, _port = HEADER.unpack_from(data, offset)
-            if length < HEADER.size:
-                raise OSError(errno.EPROTO, "malformed netlink message")
-            if seq == sequence and msg_type == NLMSG_ERROR:
-                code = S32.unpack_from(data, offset + HEADER.size)[0]
-                if code < 0:
-                    raise OSError(-code, os.strerror(-code))
-                return None
-            if seq == sequence and msg_type == reply_type:
-                return data[offset:offset + length]
-            offset += (length + 3) & ~3
+    for msg_type, _flags, message in _incoming(sock, sequence):
+        if msg_type == NLMSG_ERROR:
+            return None
+        if msg_type == reply_type:
+            return message
+    return None  # not reached: _incoming ends only by raising
 
 
 def request(kind: str, family: int, sequence: int) -> bytes:
@@ -214,9 +203,20 @@ def _dump_once(sock: socket.socket, kind: str, family: int) -> Tuple[List[bytes]
     """The raw messages of one dump, and whether the kernel marked it as interrupted."""
     sequence = _next_sequence()
     sock.send(request(kind, family, sequence))
-    buffer = bytearray(RECEIVE_SIZE)
     messages: List[bytes] = []
     interrupted = False
+    for msg_type, flags, message in _incoming(sock, sequence):
+        interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
+        if msg_type in (NLMSG_DONE, NLMSG_ERROR):
+            return messages, interrupted
+        messages.append(message)
+    return messages, interrupted  # not reached: _incoming ends only by raising
+
+
+def _incoming(sock: socket.socket, sequence: int) -> Iterator[Tuple[int, int, bytes]]:
+    """The messages answering request ``sequence`` as they arrive: (type, flags, whole message);
+    an NLMSG_ERROR carrying an error code is raised as OSError with its errno instead."""
+    buffer = bytearray(RECEIVE_SIZE)
     while True:
         size = sock.recv_into(buffer, RECEIVE_SIZE, socket.MSG_TRUNC)
         if size > RECEIVE_SIZE:
@@ -228,13 +228,11 @@ def _dump_once(sock: socket.socket, kind: str, family: int) -> Tuple[List[bytes]
             if length < HEADER.size:
                 raise OSError(errno.EPROTO, "malformed netlink message")
             if seq == sequence:
-                interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
-                if msg_type in (NLMSG_DONE, NLMSG_ERROR):
+                if msg_type == NLMSG_ERROR:
                     code = S32.unpack_from(data, offset + HEADER.size)[0] if length >= HEADER.size + 4 else 0
                     if code < 0:
                         raise OSError(-code, os.strerror(-code))
-                    return messages, interrupted
-                messages.append(data[offset:offset + length])
+                yield msg_type, flags, data[offset:offset + length]
             offset += (length + 3) & ~3
 
 
