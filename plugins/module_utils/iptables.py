@@ -265,23 +265,21 @@ def _apply_many(kernel: Kernel, changes: List[Change], done: Callable[[int], Non
     running: List[Tuple[int, IptablesSpec, Table, Any]] = []
     failure: Optional[NetnsError] = None
     while running or (waiting and failure is None):
-        while waiting and failure is None and len(running) < PARALLEL_PROCESSES:
+        while failure is None and len(running) < PARALLEL_PROCESSES:
             busy = {spec.netns for _, spec, _, _ in running}
             ready = next((item for item in waiting if item[1].params["spec"].netns not in busy), None)
             if ready is None:
                 break
             waiting.remove(ready)
-            position, spec = ready[0], ready[1].params["spec"]
             try:
-                wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
-                if wanted is not None:
-                    running.append((position, spec, wanted, kernel.start(
-                        spec.netns, [TOOLS[spec.ip_version][1], "-c"], render_restore(wanted))))
+                started = _start_restore(kernel, ready[1].params["spec"])
             except NetnsError as exc:
                 failure = exc
                 break
-            if wanted is None:
-                done(position)
+            if started is None:
+                done(ready[0])  # an earlier change of the batch already made it so
+            else:
+                running.append((ready[0],) + started)
         if running:
             position, spec, wanted, proc = running.pop(0)
             try:
@@ -293,6 +291,15 @@ def _apply_many(kernel: Kernel, changes: List[Change], done: Callable[[int], Non
             done(position)
     if failure is not None:
         raise failure
+
+
+def _start_restore(kernel: Kernel, spec: IptablesSpec) -> Optional[Tuple[IptablesSpec, Table, Any]]:
+    """Start restoring the table ``spec`` wants, computed on the table as this run last read or
+    wrote it; None when it already is so."""
+    wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
+    if wanted is None:
+        return None
+    return spec, wanted, kernel.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"], render_restore(wanted))
 
 
 def _restored(kernel: Kernel, spec: IptablesSpec, table: Table) -> None:
