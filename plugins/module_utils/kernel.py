@@ -146,9 +146,14 @@ class Kernel:
     def requests(self, ns: Optional[str]) -> "Requests":
         """pyroute2's request API (``link``, ``addr``, ``route``) for changes inside ``ns``."""
         if ns not in self._sockets:
-            with self.entered(ns), self.netlink("open a netlink socket", ns_label(ns)):
-                self._sockets[ns] = netlink_dump.open_socket()
+            with self.netlink("open a netlink socket", ns_label(ns)):
+                self._sockets[ns] = self._plain_socket(ns)
         return Requests(self, self._sockets[ns])
+
+    def _plain_socket(self, ns: Optional[str]) -> Any:
+        """A plain netlink route socket bound inside ``ns``."""
+        with self.entered(ns):
+            return netlink_dump.open_socket()
 
     def compile_request(self, kind: str, command: str, args: Dict[str, Any]) -> List[bytes]:
         """The netlink messages pyroute2 compiles for IPRoute's ``kind(command, **args)``."""
@@ -161,11 +166,8 @@ class Kernel:
     def dump(self, ns: Optional[str], kind: str, family: int = 0) -> List[netlink_dump.Message]:
         """Every link, address or route (``kind``) of ``ns``: one dump on a socket opened inside
         ``ns`` for it and closed after (no descriptor or event loop kept per namespace)."""
-        with self.netlink("dump " + kind, ns_label(ns)):
-            with self.entered(ns):
-                sock = netlink_dump.open_socket()
-            with sock:
-                return netlink_dump.dump(sock, kind, family)
+        with self.netlink("dump " + kind, ns_label(ns)), self._plain_socket(ns) as sock:
+            return netlink_dump.dump(sock, kind, family)
 
     # -- asynchronous kernel work ------------------------------------------------------------
     def after_batch(self, settler: Callable[[], None]) -> None:
@@ -246,11 +248,8 @@ class Kernel:
 
     def nsid(self, ns_from: Optional[str], ns_target: Optional[str]) -> Optional[int]:
         """The id ``ns_from`` uses for ``ns_target`` (IFLA_LINK_NETNSID), or None if unassigned."""
-        with self.netlink("get nsid", ns_label(ns_from)):
-            with self.entered(ns_from):
-                sock = netlink_dump.open_socket()
-            with sock:
-                return netlink_dump.get_nsid(sock, self.fd(ns_target))
+        with self.netlink("get nsid", ns_label(ns_from)), self._plain_socket(ns_from) as sock:
+            return netlink_dump.get_nsid(sock, self.fd(ns_target))
 
 
 def _pyroute2_errors() -> Tuple[type, ...]:

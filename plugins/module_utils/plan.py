@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+import itertools
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .errors import NetnsError
 from .kernel import Kernel
@@ -117,39 +118,34 @@ def execute(kernel: Kernel, changes: List[Change], check_mode: bool, journal: An
         return list(changes)
     done: List[Change] = []
     try:
-        start = 0
-        while start < len(changes):
-            change = changes[start]
-            if (change.kind, change.action) != ("netns", "delete"):
+        for batch in _batches(changes):
+            if (batch[0].kind, batch[0].action) != ("netns", "delete"):
                 kernel.settle()
-            batch = _batch_at(changes, start)
-            undos = [journal.prepare(kernel, c) if journal is not None else None for c in batch]
+            undos = [journal.prepare(kernel, change) if journal is not None else None for change in batch]
 
-            def applied(position: int, batch: List[Change] = batch, undos: List[Any] = undos) -> None:
+            def applied(position: int) -> None:  # called within this iteration only
                 if journal is not None:
                     journal.applied(batch[position], undos[position])
                 done.append(batch[position])
 
             if len(batch) > 1:
-                _BATCH_APPLIERS[(change.kind, change.action)](kernel, batch, applied)
+                _BATCH_APPLIERS[(batch[0].kind, batch[0].action)](kernel, batch, applied)
             else:
-                apply_change(kernel, change)
+                apply_change(kernel, batch[0])
                 applied(0)
-            start += len(batch)
     finally:
         kernel.settle()
     return done
 
 
-def _batch_at(changes: List[Change], start: int) -> List[Change]:
-    """The changes from ``start`` on that one batch applier carries out together (just the one
-    change when its kind has none)."""
-    key = (changes[start].kind, changes[start].action)
-    end = start + 1
-    if key in _BATCH_APPLIERS:
-        while end < len(changes) and (changes[end].kind, changes[end].action) == key:
-            end += 1
-    return changes[start:end]
+def _batches(changes: List[Change]) -> Iterator[List[Change]]:
+    """``changes`` in order and grouped: each run of consecutive changes whose kind and action have a
+    batch applier is one group, every other change a group of its own."""
+    for key, group in itertools.groupby(changes, key=lambda change: (change.kind, change.action)):
+        if key in _BATCH_APPLIERS:
+            yield list(group)
+        else:
+            yield from ([change] for change in group)
 
 
 def diff_of(changes: List[Change]) -> Dict[str, Any]:
