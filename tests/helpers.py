@@ -270,11 +270,13 @@ def normalised(prefix: str) -> Dict[str, Any]:
     return state
 
 
-def restore_program(*args: str, open_files: Optional[Tuple[int, int]] = None,
-                    python_path: Optional[str] = None) -> "subprocess.CompletedProcess[str]":
+def restore_program(*args: str, open_files: Optional[Tuple[int, int]] = None, python_path: Optional[str] = None,
+                    extra_env: Optional[Dict[str, str]] = None) -> "subprocess.CompletedProcess[str]":
     """Run the restore program (linuxnet-netns) from this checkout with the module Python;
-    ``open_files``: its (soft, hard) RLIMIT_NOFILE; ``python_path``: searched before the checkout."""
+    ``open_files``: its (soft, hard) RLIMIT_NOFILE; ``python_path``: searched before the checkout;
+    ``extra_env``: set in its environment."""
     env = dict(os.environ, PYTHONPATH=COLLECTIONS if python_path is None else python_path + os.pathsep + COLLECTIONS)
+    env.update(extra_env or {})
     limit = None if open_files is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files))
     return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils.restore "
                            "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False,

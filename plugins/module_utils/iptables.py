@@ -155,7 +155,13 @@ def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str,
     """All tables of one family in ``ns``: one iptables-save (never -t, which would create the table)."""
     if not kernel.exists(ns):
         return {}
-    return parse_save(kernel.run(ns, [TOOLS[ip_version][0], "-c"]))
+    save = TOOLS[ip_version][0]
+    snapshot = kernel.table_snapshot
+    generation = snapshot.generation(kernel, ns) if snapshot else None
+    tables = parse_save(kernel.run(ns, [save, "-c"]))
+    if snapshot:
+        snapshot.read(ns, save, generation, tables)
+    return tables
 
 
 # iptables-save/-restore processes run at once (prefetch_tables, _apply_many): on a machine with few
@@ -165,18 +171,31 @@ PARALLEL_PROCESSES = 8
 
 
 def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> None:
-    """Read the tables of many (namespace, ip_version) pairs with several iptables-save running at
-    once, into the cache ``cached_tables`` reads from (a whole topology would otherwise wait for one
-    process after another)."""
+    """Read the tables of many (namespace, ip_version) pairs into the cache ``cached_tables`` reads
+    from: those the run's snapshot knows at the namespace's current generation from there, the
+    others with several iptables-save running at once (a whole topology would otherwise wait for
+    one process after another)."""
     todo = [(ns, v) for ns, v in dict.fromkeys(wanted)
             if kernel.peek(ns, "iptables-" + v) is None and kernel.exists(ns)]
+    snapshot = kernel.table_snapshot
+    generations = {ns: snapshot.generation(kernel, ns) for ns, _ in todo} if snapshot else {}
+    unknown = []
+    for ns, ip_version in todo:
+        tables = snapshot.tables(ns, TOOLS[ip_version][0], generations[ns]) if snapshot else None
+        if tables is None:
+            unknown.append((ns, ip_version))
+        else:
+            kernel.cached(ns, "iptables-" + ip_version, lambda _k, _n: tables)
     running: List[Tuple[Optional[str], str, Any]] = []
-    for index, (ns, ip_version) in enumerate(todo):
+    for index, (ns, ip_version) in enumerate(unknown):
         running.append((ns, ip_version, kernel.start(ns, [TOOLS[ip_version][0], "-c"])))
-        if len(running) >= PARALLEL_PROCESSES or index == len(todo) - 1:
+        if len(running) >= PARALLEL_PROCESSES or index == len(unknown) - 1:
             for done_ns, done_version, proc in running:
-                text = kernel.finish(done_ns, [TOOLS[done_version][0], "-c"], proc)
-                kernel.cached(done_ns, "iptables-" + done_version, lambda _k, _n: parse_save(text))
+                save = TOOLS[done_version][0]
+                tables = parse_save(kernel.finish(done_ns, [save, "-c"], proc))
+                if snapshot:
+                    snapshot.read(done_ns, save, generations[done_ns], tables)
+                kernel.cached(done_ns, "iptables-" + done_version, lambda _k, _n: tables)
             running = []
 
 
@@ -296,17 +315,25 @@ def _apply_many(kernel: Kernel, changes: List[Change], done: Callable[[int], Non
 def _start_restore(kernel: Kernel, spec: IptablesSpec) -> Optional[Tuple[IptablesSpec, Table, Any]]:
     """Start restoring the table ``spec`` wants, computed on the table as this run last read or
     wrote it; None when it already is so."""
+    snapshot = kernel.table_snapshot
+    if snapshot and snapshot.remembered(spec.netns, TOOLS[spec.ip_version][0]):
+        kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)  # for its current counters
     wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
     if wanted is None:
         return None
+    if snapshot:
+        snapshot.restoring(kernel, spec.netns)
     return spec, wanted, kernel.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"], render_restore(wanted))
 
 
 def _restored(kernel: Kernel, spec: IptablesSpec, table: Table) -> None:
-    cached_tables(kernel, spec.netns, spec.ip_version)[spec.table] = table
+    tables = cached_tables(kernel, spec.netns, spec.ip_version)
+    tables[spec.table] = table
     # iptables-restore replaced the whole table atomically with exactly this (already in
     # iptables-save's canonical form): verification need not spawn iptables-save again.
     kernel.written(spec.netns, "iptables-" + spec.ip_version)
+    if kernel.table_snapshot:
+        kernel.table_snapshot.restored(spec.netns, TOOLS[spec.ip_version][0], tables)
 
 
 def iptables_report(kernel: Kernel, spec: IptablesSpec) -> Dict[str, Any]:

@@ -65,6 +65,8 @@ class Kernel:
         # one and what this run adds, so e.g. their iptables tables need not be read before writing.
         self.created: set = set()
         self._settlers: List[Callable[[], None]] = []
+        # iptables_snapshot.Snapshot of a run with a state directory: tables known from earlier runs.
+        self.table_snapshot: Any = None
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> "Kernel":
@@ -245,6 +247,15 @@ class Kernel:
                 obj=ns_label(ns),
             )
         return stdout
+
+    def generation(self, ns: Optional[str]) -> Optional[Tuple[int, int]]:
+        """(cookie, nftables generation) of ``ns``: while both are as they were, its nftables
+        ruleset has not changed. None where the kernel tells either not."""
+        try:
+            with self.entered(ns), contextlib.closing(netlink_dump.open_socket(netlink_dump.NETLINK_NETFILTER)) as sock:
+                return netlink_dump.netns_cookie(sock), netlink_dump.nft_generation(sock)
+        except OSError:
+            return None
 
     def nsid(self, ns_from: Optional[str], ns_target: Optional[str]) -> Optional[int]:
         """The id ``ns_from`` uses for ``ns_target`` (IFLA_LINK_NETNSID), or None if unassigned."""

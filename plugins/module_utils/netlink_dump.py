@@ -58,6 +58,10 @@ def _u32(data: bytes) -> int:
     return U32.unpack_from(data)[0]
 
 
+def _be32(data: bytes) -> int:
+    return int.from_bytes(data[:4], "big")
+
+
 def _s32(data: bytes) -> int:
     return S32.unpack_from(data)[0]
 
@@ -128,9 +132,9 @@ def decode(kind: str, data: bytes) -> Message:
     return Message(dict(zip(spec.fields, values)), _attributes(data, HEADER.size + spec.header.size, spec.attributes))
 
 
-def open_socket() -> socket.socket:
-    """A netlink route socket in the calling thread's current network namespace."""
-    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+def open_socket(protocol: int = socket.NETLINK_ROUTE) -> socket.socket:
+    """A netlink socket (route, unless told otherwise) in the calling thread's current network namespace."""
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
 
 
 def dump(sock: socket.socket, kind: str, family: int = socket.AF_UNSPEC) -> List[Message]:
@@ -157,6 +161,32 @@ def get_nsid(sock: socket.socket, target_fd: int) -> Optional[int]:
     reply = _answer(sock, sequence, RTM_NEWNSID)
     nsid = _attributes(reply or b"", HEADER.size + 4, {NETNSA_NSID: ("nsid", _s32)}).get("nsid")
     return None if nsid is None or nsid < 0 else nsid
+
+
+NETLINK_NETFILTER = 12
+NFT_GETGEN, NFT_NEWGEN = (10 << 8) | 16, (10 << 8) | 15  # nfnetlink subsystem nf_tables, NFT_MSG_*GEN
+NFTA_GEN_ID = 1
+NFGEN_REQUEST = struct.Struct("=IHHIIBBH")  # nlmsghdr, nfgenmsg: family, version, resource id
+SO_NETNS_COOKIE = 71
+U64 = struct.Struct("=Q")
+
+
+def nft_generation(sock: socket.socket) -> int:
+    """The nftables generation id of the namespace of ``sock`` (a NETLINK_NETFILTER socket): every
+    commit to its ruleset, by any tool, advances it. A kernel error is raised as OSError."""
+    sequence = _next_sequence()
+    sock.send(NFGEN_REQUEST.pack(NFGEN_REQUEST.size, NFT_GETGEN, NLM_F_REQUEST, sequence, 0, socket.AF_UNSPEC, 0, 0))
+    reply = _answer(sock, sequence, NFT_NEWGEN)
+    generation = _attributes(reply or b"", NFGEN_REQUEST.size, {NFTA_GEN_ID: ("id", _be32)}).get("id")
+    if generation is None:
+        raise OSError(errno.EPROTO, "the kernel sent no nftables generation")
+    return generation
+
+
+def netns_cookie(sock: socket.socket) -> int:
+    """The cookie of the namespace of ``sock``: unique among all namespaces since boot (inode
+    numbers, unlike it, are reused). OSError (ENOPROTOOPT) before Linux 5.14."""
+    return U64.unpack(sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, U64.size))[0]
 
 
 def split(data: bytes) -> List[bytes]:

@@ -31,6 +31,18 @@ class Record:
     foreign_links: Set[Tuple[Optional[str], str]] = dataclasses.field(default_factory=set)
     # Objects an earlier spec declared and the current one no longer does, kept until a purge.
     retired: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
+    _parsed: Optional[Topology] = dataclasses.field(default=None, compare=False, repr=False)
+
+    def topology(self) -> Topology:
+        """The recorded spec, parsed once."""
+        if self._parsed is None:
+            self._parsed = parse_topology(self.spec)
+        return self._parsed
+
+    def parsed_as(self, spec: Dict[str, Any], topology: Topology) -> None:
+        """Reuse ``topology``, parsed from ``spec``, if the recorded spec is that same spec."""
+        if self._parsed is None and self.spec == spec:
+            self._parsed = topology
 
     def as_json(self) -> str:
         return json.dumps({"version": RECORD_VERSION, "spec": self.spec, "retired": self.retired,
@@ -76,7 +88,7 @@ def updated(previous: Optional[Record], spec: Dict[str, Any], topology: Topology
     this topology (now or earlier) stay foreign."""
     created_ns = {c.key for c in changes if c.kind == "netns" and c.action == "create"}
     created_links = {c.key for c in changes if c.kind == "link" and c.action == "create"}
-    old = parse_topology(previous.spec) if previous else None
+    old = previous.topology() if previous else None
     old_ns = {ns["name"] for ns in old.namespaces} - previous.foreign_namespaces if old else set()
     old_links = {(e.netns, e.name) for e in old.endpoints} - previous.foreign_links if old else set()
     foreign_ns = {ns["name"] for ns in topology.namespaces
@@ -97,7 +109,7 @@ def _as_json_lists(leftovers: Dict[str, List[Any]]) -> Dict[str, List[Any]]:
 
 def undeclared(record: Record, topology: Topology) -> Dict[str, List[Any]]:
     """What ``record`` manages that ``topology`` no longer declares, by kind."""
-    old = parse_topology(record.spec)
+    old = record.topology()
     new_ns = {ns["name"] for ns in topology.namespaces}
     gone_ns = [ns["name"] for ns in old.namespaces
                if ns["name"] not in new_ns and ns["name"] not in record.foreign_namespaces]

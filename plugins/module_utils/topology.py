@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import ownership
+from . import iptables_snapshot, ownership
 from .addresses import address_spec, plan_addresses
 from .errors import NetnsError
 from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
@@ -191,7 +191,12 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
 
     topology = parse_topology(data)
     record = ownership.load(topology.name, state_dir)
+    if record is not None:
+        record.parsed_as(data, topology)
+    snapshot_path = iptables_snapshot.snapshot_path(topology.name, state_dir)
     if state == "absent":
+        if not check_mode:
+            iptables_snapshot.remove(snapshot_path)
         changes = converge(kernel, lambda k, _pending: plan_teardown(k, topology, record), check_mode,
                            rollback=rollback)
         if not check_mode:
@@ -218,11 +223,21 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
         if not check_mode and not intent_saved:
             # Write-ahead: a run killed part-way must not leave its creations looking like objects
             # that existed before the topology (which teardown and purge never remove).
-            ownership.save(topology.name, ownership.updated(record, data, topology, changes, purge), state_dir)
+            _save_record(topology.name, ownership.updated(record, data, topology, changes, purge), record, state_dir)
             intent_saved.append(True)
         return changes
 
-    changes = converge_stages(kernel, [purge_stage, planner], check_mode, rollback=rollback)
-    if not check_mode:
-        ownership.save(topology.name, ownership.updated(record, data, topology, changes, purge), state_dir)
+    kernel.table_snapshot = iptables_snapshot.load(snapshot_path)
+    try:
+        changes = converge_stages(kernel, [purge_stage, planner], check_mode, rollback=rollback)
+        if not check_mode:
+            _save_record(topology.name, ownership.updated(record, data, topology, changes, purge), record, state_dir)
+            kernel.table_snapshot.save(kernel)
+    finally:
+        kernel.table_snapshot = None
     return changes
+
+
+def _save_record(name: str, record: ownership.Record, loaded: Optional[ownership.Record], state_dir: str) -> None:
+    if record != loaded:  # a run that changes nothing writes nothing
+        ownership.save(name, record, state_dir)

@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""iptables tables as a topology's last run read or wrote them, kept in its state directory, so
+that a run need not start iptables-save in a namespace whose ruleset has not changed since.
+
+Under the nf_tables backend every change to a namespace's ruleset, by any tool and in any table or
+family, is a commit that advances that namespace's generation id, which one netlink request reads.
+A namespace is told apart by its cookie (never reused before the next boot, unlike its inode) and
+the boot id. A remembered content is used only when cookie and generation are exactly the ones it
+was recorded with. It is recorded with the generation read before iptables-save started, or the one
+after this run's own restore (one commit: the one before plus one); if another commit came in
+between, the kernel has moved past that generation and never reports it again, so such a record
+is simply never used. Rule counters move with traffic, not with commits: a remembered table serves
+comparisons only, and is read afresh before it is restored.
+
+The legacy backend has no generation, nor do kernels before 5.14 a cookie: there, every run reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from . import nsfs
+from .iptables_rules import Chain, Table
+from .kernel import Kernel
+
+FORMAT_VERSION = 1
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+Generation = Tuple[int, int]  # (namespace cookie, nftables generation id)
+Tables = Dict[str, Table]
+
+
+class Entry:
+    """What one namespace's tables were, by family (the iptables-save tool), at one generation."""
+
+    def __init__(self, generation: Generation, tables: Optional[Dict[str, Tables]] = None,
+                 old_counters: Optional[Set[str]] = None) -> None:
+        self.generation = generation
+        self.tables: Dict[str, Tables] = tables if tables is not None else {}
+        self.old_counters: Set[str] = old_counters if old_counters is not None else set()  # families from a file
+
+
+class Snapshot:
+    """The remembered tables of one topology, for one run (see the module's description)."""
+
+    def __init__(self, path: str, boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry]) -> None:
+        self.path = path
+        self._boot_id = boot_id
+        self._tools = tools  # iptables-save binary -> its identity, when known to be the nf_tables one
+        self._loaded = _serialise(boot_id, tools, entries)
+        self._entries = entries
+        self._touched: Set[Optional[str]] = set()  # namespaces this run read, wrote or compared
+        self._before_restore: Dict[Optional[str], Optional[Generation]] = {}
+        self._identities: Dict[str, List[Any]] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+    def generation(self, kernel: Kernel, ns: Optional[str]) -> Optional[Generation]:
+        """``ns``'s generation now: ask before reading its tables, then ``tables`` or ``read``."""
+        self._touched.add(ns)
+        return kernel.generation(ns)
+
+    def tables(self, ns: Optional[str], tool: str, generation: Optional[Generation]) -> Optional[Tables]:
+        """Copies of ``ns``'s tables of one family if they are known at ``generation``."""
+        entry = self._entries.get(ns)
+        if generation is None or entry is None or entry.generation != generation or tool not in entry.tables:
+            return None
+        if not self._trusted(tool):
+            return None
+        return {name: table.copy() for name, table in entry.tables[tool].items()}
+
+    def read(self, ns: Optional[str], tool: str, generation: Optional[Generation], tables: Tables) -> None:
+        """What iptables-save printed, started at ``generation``."""
+        if generation is None:
+            self._entries.pop(ns, None)
+            return
+        entry = self._entries.get(ns)
+        if entry is None or entry.generation != generation:
+            entry = self._entries[ns] = Entry(generation)
+        entry.tables[tool] = {name: table.copy() for name, table in tables.items()}
+        entry.old_counters.discard(tool)
+
+    def remembered(self, ns: Optional[str], tool: str) -> bool:
+        """Whether the tables of ``ns`` this run holds came from an earlier run (with old counters)."""
+        entry = self._entries.get(ns)
+        return entry is not None and tool in entry.old_counters
+
+    # -- writing ---------------------------------------------------------------------------
+    def restoring(self, kernel: Kernel, ns: Optional[str]) -> None:
+        """Call before a restore in ``ns`` (never two at once in one namespace)."""
+        self._touched.add(ns)
+        generation = self._before_restore[ns] = kernel.generation(ns)
+        entry = self._entries.get(ns)
+        if generation is not None and ns in kernel.created and (entry is None or entry.generation != generation):
+            # The engine's rule for namespaces it created: no tables until this run writes them.
+            self._entries[ns] = Entry(generation)
+
+    def restored(self, ns: Optional[str], tool: str, tables: Tables) -> None:
+        """``ns``'s tables of one family after this run's restore: one commit after ``restoring``."""
+        before = self._before_restore.pop(ns, None)
+        entry = self._entries.get(ns)
+        if before is None or entry is None or entry.generation != before:
+            self._entries.pop(ns, None)  # not known what the other tables were when it started
+            return
+        entry.generation = (before[0], before[1] % 0xFFFFFFFF + 1)  # the kernel skips 0
+        entry.tables[tool] = {name: table.copy() for name, table in tables.items()}
+        entry.old_counters.discard(tool)
+
+    def save(self, kernel: Kernel) -> None:
+        """Keep what this run knows of the namespaces it looked at and that are still there, if it
+        differs from what was loaded; families whose iptables is not the nf_tables one are left out."""
+        kept = {ns: self._entries[ns] for ns in self._touched if ns in self._entries and kernel.exists(ns)}
+        for tool in {tool for entry in kept.values() for tool in entry.tables}:
+            if not self._trusted(tool) and _is_nf_tables(tool):
+                self._tools[tool] = self._identity(tool)
+        kept = {ns: Entry(entry.generation, {t: v for t, v in entry.tables.items() if self._trusted(t)})
+                for ns, entry in kept.items()}
+        text = _serialise(self._boot_id, self._tools, {ns: entry for ns, entry in kept.items() if entry.tables})
+        if text != self._loaded:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            nsfs.write_file_atomically(self.path, text, 0o600)
+
+    def _trusted(self, tool: str) -> bool:
+        return self._tools.get(tool) == self._identity(tool) != []
+
+    def _identity(self, tool: str) -> List[Any]:
+        if tool not in self._identities:
+            self._identities[tool] = _identity(tool)
+        return self._identities[tool]
+
+
+def snapshot_path(name: str, state_dir: str) -> str:
+    return os.path.join(state_dir, "%s.tables.json" % name)
+
+
+def load(path: str) -> Snapshot:
+    """The snapshot at ``path``; an empty one when there is none, it is unreadable or from another boot."""
+    boot_id = _boot_id()
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+        if data.get("version") != FORMAT_VERSION or data.get("boot_id") != boot_id:
+            raise ValueError("another boot or format")
+        entries = {_ns_from_key(key): Entry(tuple(value["generation"]),
+                                            {tool: _tables_from_json(tables) for tool, tables in value["tables"].items()},
+                                            old_counters=set(value["tables"]))
+                   for key, value in data["namespaces"].items()}
+        return Snapshot(path, boot_id, dict(data["tools"]), entries)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Snapshot(path, boot_id, {}, {})
+
+
+def remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _boot_id() -> str:
+    try:
+        with open(BOOT_ID_PATH) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def _identity(tool: str) -> List[Any]:
+    """Which binary ``tool`` is here (a switch of backend or an upgrade changes it)."""
+    path = shutil.which(tool)
+    if path is None:
+        return []
+    real = os.path.realpath(path)
+    try:
+        status = os.stat(real)
+    except OSError:
+        return []
+    return [path, real, status.st_size, status.st_mtime_ns]
+
+
+def _is_nf_tables(tool: str) -> bool:
+    try:
+        proc = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return False
+    return proc.returncode == 0 and "nf_tables" in proc.stdout
+
+
+def _ns_key(ns: Optional[str]) -> str:
+    return "" if ns is None else "netns " + ns
+
+
+def _ns_from_key(key: str) -> Optional[str]:
+    return None if key == "" else key[len("netns "):]
+
+
+def _serialise(boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry]) -> str:
+    namespaces = {_ns_key(ns): {"generation": list(entry.generation),
+                                "tables": {tool: _tables_to_json(tables) for tool, tables in sorted(entry.tables.items())}}
+                  for ns, entry in entries.items()}
+    return json.dumps({"version": FORMAT_VERSION, "boot_id": boot_id, "tools": tools, "namespaces": namespaces},
+                      sort_keys=True) + "\n"
+
+
+def _tables_to_json(tables: Tables) -> Dict[str, List[Any]]:
+    return {name: [[c.name, c.policy, [text for _, text in c.rules]] for c in table.chains.values()]
+            for name, table in tables.items()}
+
+
+def _tables_from_json(data: Dict[str, List[Any]]) -> Tables:
+    # Counters are not kept: a remembered table is read afresh before it is restored.
+    return {name: Table(name, {c[0]: Chain(c[0], c[1], rules=[("[0:0]", text) for text in c[2]]) for c in chains})
+            for name, chains in data.items()}

@@ -1,0 +1,125 @@
+"""Tables remembered between runs (iptables_snapshot) on the real kernel: a run reads a namespace's
+tables again exactly when its nftables ruleset changed, whoever changed it, and a restore keeps
+the counters the kernel has, not the remembered ones.
+
+iptables-save is wrapped (a script first in PATH) so that every read is logged with the namespace
+it ran in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from typing import Any, Dict, List
+
+import pytest
+
+from helpers import restore_program, run, save_spec
+
+pytestmark = pytest.mark.skipif(b"nf_tables" not in run(["iptables-save", "--version"]).encode(),
+                                reason="the snapshot needs the nf_tables backend of iptables")
+
+
+def spec(prefix: str, extra_rule: bool = False) -> Dict[str, Any]:
+    """Two namespaces joined by a veth, an ICMP rule that counts the pings between them."""
+    a, b = prefix + "a", prefix + "b"
+    rules_a = ["-p icmp -j ACCEPT"] + (["-p tcp --dport 22 -j ACCEPT"] if extra_rule else [])
+    return {
+        "name": prefix + "snap",
+        "namespaces": [
+            {"name": a, "addresses": [{"dev": "ab", "address": "10.231.7.1/30"}],
+             "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": rules_a}]}]},
+            {"name": b, "addresses": [{"dev": "ba", "address": "10.231.7.2/30"}],
+             "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}]},
+        ],
+        "links": [{"type": "veth", "name": "ab", "netns": a, "peer": "ba", "peer_netns": b}],
+    }
+
+
+class Reads:
+    """A directory with an iptables-save that logs the namespace (inode) of each call."""
+
+    def __init__(self, tmp_path: Any, version: str = "") -> None:
+        self.directory = tmp_path / "bin"
+        self.directory.mkdir()
+        self.log = tmp_path / "reads.log"
+        real = shutil.which("iptables-save")
+        fake_version = ('[ "$1" = --version ] && { echo "%s"; exit 0; }\n' % version) if version else ""
+        script = self.directory / "iptables-save"
+        script.write_text('#!/bin/sh\n%secho "$(stat -L -c %%i /proc/self/ns/net) $*" >> %s\nexec %s "$@"\n'
+                          % (fake_version, self.log, real))
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        self.env = {"PATH": "%s:%s" % (self.directory, os.environ["PATH"])}
+
+    def namespaces(self) -> List[str]:
+        """The namespaces read since the last call, by name (only this test's)."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        self.log.write_text("")
+        names = {os.stat("/run/netns/" + n).st_ino: n for n in os.listdir("/run/netns")}
+        return sorted(names.get(int(line.split()[0]), "other") for line in lines if line.split()[1:2] == ["-c"])
+
+
+def restore(reads: Reads, command: str, path: str, state_dir: str) -> Any:
+    return restore_program(command, path, "--state-dir", state_dir, extra_env=reads.env)
+
+
+def test_only_namespaces_changed_since_the_last_run_are_read(prefix: str, tmp_path: Any) -> None:
+    a, b = prefix + "a", prefix + "b"
+    reads = Reads(tmp_path)
+    path, state_dir = save_spec(tmp_path, spec(prefix))
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    reads.namespaces()
+    for command in ("apply", "check", "apply"):
+        result = restore(reads, command, path, state_dir)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert reads.namespaces() == [], command
+    # Another tool removes a declared rule: that namespace is read again, and the drift seen.
+    run(["iptables", "-D", "INPUT", "-p", "icmp", "-j", "ACCEPT"], ns=a)
+    drift = restore(reads, "check", path, state_dir)
+    assert drift.returncode == 1 and "iptables" in drift.stdout, drift.stdout
+    assert reads.namespaces() == [a]
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    assert restore(reads, "check", path, state_dir).returncode == 0
+    reads.namespaces()
+    # A change outside iptables' tables (nftables, another table family) also makes it read again.
+    run(["nft", "add", "table", "inet", prefix + "x"], ns=b)
+    assert restore(reads, "check", path, state_dir).returncode == 0
+    assert reads.namespaces() == [b]
+
+
+def test_a_namespace_made_anew_under_the_same_name_is_read(prefix: str, tmp_path: Any) -> None:
+    a = prefix + "a"
+    reads = Reads(tmp_path)
+    path, state_dir = save_spec(tmp_path, spec(prefix))
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    run(["ip", "netns", "delete", a])
+    run(["ip", "netns", "add", a])
+    reads.namespaces()
+    drift = restore(reads, "check", path, state_dir)
+    assert drift.returncode == 1
+    assert a in reads.namespaces()
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    assert restore(reads, "check", path, state_dir).returncode == 0
+
+
+def test_a_restore_keeps_the_counters_the_kernel_has(prefix: str, tmp_path: Any) -> None:
+    a, b = prefix + "a", prefix + "b"
+    reads = Reads(tmp_path)
+    path, state_dir = save_spec(tmp_path, spec(prefix))
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.231.7.1"], ns=b)
+    path, state_dir = save_spec(tmp_path, spec(prefix, extra_rule=True))
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    counted = [line for line in run(["iptables-save", "-c", "-t", "filter"], ns=a).splitlines()
+               if line.endswith("-A INPUT -p icmp -j ACCEPT")]
+    assert len(counted) == 1 and int(counted[0][1:].split(":")[0]) >= 3, counted
+
+
+def test_not_remembered_under_the_legacy_backend(prefix: str, tmp_path: Any) -> None:
+    """An iptables that is not the nf_tables one (here: one that says so) is read every run."""
+    reads = Reads(tmp_path, version="iptables-save v1.8.9 (legacy)")
+    path, state_dir = save_spec(tmp_path, spec(prefix))
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    reads.namespaces()
+    assert restore(reads, "check", path, state_dir).returncode == 0
+    assert reads.namespaces() == sorted([prefix + "a", prefix + "b"])

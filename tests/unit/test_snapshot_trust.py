@@ -1,0 +1,145 @@
+"""The iptables snapshot's rules of trust, table-driven over (cookie, generation) histories.
+
+The kernel is a stand-in here that only answers "what is the generation of this namespace";
+tests/integration/test_iptables_snapshot.py runs the same code against real namespaces."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+import pytest
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import iptables_snapshot
+from ansible_collections.linuxnet.netns.plugins.module_utils.iptables_rules import parse_save
+
+SAVE = "iptables-save"
+BEFORE = parse_save("*filter\n:INPUT ACCEPT [0:0]\n[3:180] -A INPUT -p icmp -j ACCEPT\nCOMMIT\n")
+AFTER = parse_save("*filter\n:INPUT ACCEPT [0:0]\n[3:180] -A INPUT -p icmp -j ACCEPT\n[0:0] -A INPUT -j DROP\nCOMMIT\n")
+
+
+class Generations:
+    """Answers Kernel.generation from a table the test changes as 'the kernel' moves on."""
+
+    def __init__(self, now: Dict[Optional[str], Optional[Tuple[int, int]]], created: Set[str] = frozenset()) -> None:
+        self.now = dict(now)
+        self.created = set(created)
+
+    def generation(self, ns: Optional[str]) -> Optional[Tuple[int, int]]:
+        return self.now.get(ns)
+
+    def exists(self, ns: Optional[str]) -> bool:
+        return ns is None or ns in self.now
+
+
+def trusting(path: str) -> iptables_snapshot.Snapshot:
+    """An empty snapshot that already knows this host's iptables-save as the nf_tables one."""
+    snapshot = iptables_snapshot.load(path)
+    snapshot._tools[SAVE] = iptables_snapshot._identity(SAVE)
+    return snapshot
+
+
+def rules(tables: Optional[Dict[str, Any]]) -> Optional[List[str]]:
+    return None if tables is None else tables["filter"].chains["INPUT"].texts()
+
+
+# (what happens, steps, expected rules the snapshot then gives for namespace "a" at its generation)
+# Steps: ("read", generation at start) | ("kernel", new generation) | ("restore", generation before,
+# generation after) | ("created",).
+CASES = [
+    ("read, nothing since", [("read", (7, 4))], ["-p icmp -j ACCEPT"]),
+    ("read, then another tool committed", [("read", (7, 4)), ("kernel", (7, 5))], None),
+    ("namespace replaced under the same name", [("read", (7, 4)), ("kernel", (8, 4))], None),
+    ("read, restored by this run", [("read", (7, 4)), ("restore", (7, 4), (7, 5))],
+     ["-p icmp -j ACCEPT", "-j DROP"]),
+    ("another tool committed right after this run's restore", [("read", (7, 4)), ("restore", (7, 4), (7, 6))], None),
+    ("another commit came between the read and the restore", [("read", (7, 4)), ("restore", (7, 5), (7, 6))], None),
+    ("created by this run, then restored", [("created",), ("restore", (7, 1), (7, 2))],
+     ["-p icmp -j ACCEPT", "-j DROP"]),
+    ("the generation counter wraps past 0", [("read", (7, 0xFFFFFFFF)), ("restore", (7, 0xFFFFFFFF), (7, 1))],
+     ["-p icmp -j ACCEPT", "-j DROP"]),
+    ("no cookie or generation on this kernel", [("read", None)], None),
+]
+
+
+@pytest.mark.parametrize("steps,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_trusted_only_at_the_generation_recorded(tmp_path: Any, steps: List[Tuple[Any, ...]],
+                                                 expected: Optional[List[str]]) -> None:
+    kernel = Generations({"a": None})
+    snapshot = trusting(str(tmp_path / "t.tables.json"))
+    for step in steps:
+        if step[0] == "read":
+            kernel.now["a"] = step[1]
+            snapshot.read("a", SAVE, snapshot.generation(kernel, "a"), BEFORE)
+        elif step[0] == "kernel":
+            kernel.now["a"] = step[1]
+        elif step[0] == "created":
+            kernel.created.add("a")
+        elif step[0] == "restore":
+            kernel.now["a"] = step[1]
+            snapshot.restoring(kernel, "a")
+            kernel.now["a"] = step[2]
+            snapshot.restored("a", SAVE, AFTER if "a" not in kernel.created else {"filter": AFTER["filter"]})
+    assert rules(snapshot.tables("a", SAVE, kernel.generation("a"))) == expected
+
+
+def test_saved_and_loaded_with_old_counters(tmp_path: Any) -> None:
+    path = str(tmp_path / "t.tables.json")
+    kernel = Generations({"a": (7, 4), "b": (9, 2)})
+    snapshot = trusting(path)
+    snapshot.read("a", SAVE, snapshot.generation(kernel, "a"), BEFORE)
+    snapshot.save(kernel)
+    loaded = iptables_snapshot.load(path)
+    assert rules(loaded.tables("a", SAVE, (7, 4))) == ["-p icmp -j ACCEPT"]
+    assert loaded.remembered("a", SAVE)  # its counters are old: read afresh before a restore
+    assert loaded.tables("b", SAVE, (9, 2)) is None
+
+
+def test_a_run_that_learns_nothing_new_writes_nothing(tmp_path: Any) -> None:
+    path = str(tmp_path / "t.tables.json")
+    kernel = Generations({"a": (7, 4)})
+    first = trusting(path)
+    first.read("a", SAVE, first.generation(kernel, "a"), BEFORE)
+    first.save(kernel)
+    written = (tmp_path / "t.tables.json").stat().st_mtime_ns
+    second = iptables_snapshot.load(path)
+    assert second.tables("a", SAVE, second.generation(kernel, "a")) is not None
+    second.save(kernel)
+    assert (tmp_path / "t.tables.json").stat().st_mtime_ns == written
+
+
+def test_namespaces_gone_or_not_looked_at_are_dropped(tmp_path: Any) -> None:
+    path = str(tmp_path / "t.tables.json")
+    kernel = Generations({"a": (7, 4), "b": (9, 2)})
+    first = trusting(path)
+    for ns in ("a", "b"):
+        first.read(ns, SAVE, first.generation(kernel, ns), BEFORE)
+    first.save(kernel)
+    del kernel.now["b"]
+    second = iptables_snapshot.load(path)
+    second.generation(kernel, "a")
+    second.save(kernel)
+    assert list(json.load(open(path))["namespaces"]) == ["netns a"]
+
+
+@pytest.mark.parametrize("content", ["", "{", '{"version": 1}', '{"version": 99, "boot_id": "x"}', "[]",
+                                     '{"version": 1, "boot_id": "another boot", "tools": {}, "namespaces": {}}'])
+def test_unusable_files_are_an_empty_snapshot(tmp_path: Any, content: str) -> None:
+    path = tmp_path / "t.tables.json"
+    path.write_text(content)
+    snapshot = iptables_snapshot.load(str(path))
+    assert snapshot.tables("a", SAVE, (7, 4)) is None
+
+
+def test_another_binary_is_not_trusted(tmp_path: Any) -> None:
+    """A snapshot taken with one iptables (backend, version) is not used with another."""
+    path = str(tmp_path / "t.tables.json")
+    kernel = Generations({"a": (7, 4)})
+    snapshot = trusting(path)
+    snapshot.read("a", SAVE, snapshot.generation(kernel, "a"), BEFORE)
+    snapshot.save(kernel)
+    data = json.load(open(path))
+    data["tools"][SAVE][-1] += 1  # another modification time: e.g. an upgrade
+    with open(path, "w") as handle:
+        json.dump(data, handle)
+    assert iptables_snapshot.load(path).tables("a", SAVE, (7, 4)) is None
