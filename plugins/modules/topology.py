@@ -54,7 +54,8 @@ options:
     default: false
   state_dir:
     description:
-      - Where ownership records are kept.
+      - Where ownership records (C(NAME.owned.json)) and the iptables tables remembered between runs
+        (C(NAME.tables.json), a cache described in docs/topology-format.md) are kept.
     type: path
     default: /var/lib/linuxnet-netns
   rollback:
