@@ -6,6 +6,7 @@ tests/integration/test_iptables_snapshot.py runs the same code against real name
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
@@ -83,12 +84,19 @@ def test_trusted_only_at_the_generation_recorded(tmp_path: Any, steps: List[Tupl
     assert rules(snapshot.tables("a", SAVE, kernel.generation("a"))) == expected
 
 
-def test_saved_and_loaded_with_old_counters(tmp_path: Any) -> None:
+def saved(tmp_path: Any, generations: Dict[Optional[str], Tuple[int, int]]) -> Tuple[str, Generations]:
+    """A snapshot file written by a run that read every namespace of ``generations``."""
     path = str(tmp_path / "t.tables.json")
-    kernel = Generations({"a": (7, 4), "b": (9, 2)})
+    kernel = Generations(generations)
     snapshot = trusting(path)
-    snapshot.read("a", SAVE, snapshot.generation(kernel, "a"), BEFORE)
+    for ns in generations:
+        snapshot.read(ns, SAVE, snapshot.generation(kernel, ns), BEFORE)
     snapshot.save(kernel)
+    return path, kernel
+
+
+def test_saved_and_loaded_with_old_counters(tmp_path: Any) -> None:
+    path, _kernel = saved(tmp_path, {"a": (7, 4)})
     loaded = iptables_snapshot.load(path)
     assert rules(loaded.tables("a", SAVE, (7, 4))) == ["-p icmp -j ACCEPT"]
     assert loaded.remembered("a", SAVE)  # its counters are old: read afresh before a restore
@@ -96,30 +104,22 @@ def test_saved_and_loaded_with_old_counters(tmp_path: Any) -> None:
 
 
 def test_a_run_that_learns_nothing_new_writes_nothing(tmp_path: Any) -> None:
-    path = str(tmp_path / "t.tables.json")
-    kernel = Generations({"a": (7, 4)})
-    first = trusting(path)
-    first.read("a", SAVE, first.generation(kernel, "a"), BEFORE)
-    first.save(kernel)
-    written = (tmp_path / "t.tables.json").stat().st_mtime_ns
+    path, kernel = saved(tmp_path, {"a": (7, 4)})
+    written = os.stat(path).st_mtime_ns
     second = iptables_snapshot.load(path)
     assert second.tables("a", SAVE, second.generation(kernel, "a")) is not None
     second.save(kernel)
-    assert (tmp_path / "t.tables.json").stat().st_mtime_ns == written
+    assert os.stat(path).st_mtime_ns == written
 
 
 def test_namespaces_gone_or_not_looked_at_are_dropped(tmp_path: Any) -> None:
-    path = str(tmp_path / "t.tables.json")
-    kernel = Generations({"a": (7, 4), "b": (9, 2)})
-    first = trusting(path)
-    for ns in ("a", "b"):
-        first.read(ns, SAVE, first.generation(kernel, ns), BEFORE)
-    first.save(kernel)
+    path, kernel = saved(tmp_path, {"a": (7, 4), "b": (9, 2)})
     del kernel.now["b"]
     second = iptables_snapshot.load(path)
     second.generation(kernel, "a")
     second.save(kernel)
-    assert list(json.load(open(path))["namespaces"]) == ["netns a"]
+    with open(path) as handle:
+        assert list(json.load(handle)["namespaces"]) == ["netns a"]
 
 
 @pytest.mark.parametrize("content", ["", "{", '{"version": 1}', '{"version": 99, "boot_id": "x"}', "[]",
@@ -133,12 +133,9 @@ def test_unusable_files_are_an_empty_snapshot(tmp_path: Any, content: str) -> No
 
 def test_another_binary_is_not_trusted(tmp_path: Any) -> None:
     """A snapshot taken with one iptables (backend, version) is not used with another."""
-    path = str(tmp_path / "t.tables.json")
-    kernel = Generations({"a": (7, 4)})
-    snapshot = trusting(path)
-    snapshot.read("a", SAVE, snapshot.generation(kernel, "a"), BEFORE)
-    snapshot.save(kernel)
-    data = json.load(open(path))
+    path, _kernel = saved(tmp_path, {"a": (7, 4)})
+    with open(path) as handle:
+        data = json.load(handle)
     data["tools"][SAVE][-1] += 1  # another modification time: e.g. an upgrade
     with open(path, "w") as handle:
         json.dump(data, handle)
