@@ -18,18 +18,23 @@ def mode_of(path: str) -> int:
 
 def test_written_files_modes_and_no_temporaries(prefix: str, tmp_path: Any) -> None:
     state_dir = str(tmp_path / "state")
-    spec = {"name": prefix + "sec", "namespaces": [{"name": prefix + "a", "nameservers": ["192.0.2.53"]}]}
+    spec = {"name": prefix + "sec", "namespaces": [{"name": prefix + "a", "nameservers": ["192.0.2.53"], "iptables": [
+        {"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}]}]}
     assert not run_module("topology", {"topology": spec, "state_dir": state_dir}).get("failed")
     record = os.path.join(state_dir, prefix + "sec.owned.json")
+    tables = os.path.join(state_dir, prefix + "sec.tables.json")
     resolv = "/etc/netns/%sa/resolv.conf" % prefix
     assert mode_of(state_dir) == 0o700 and mode_of(record) == 0o600 and os.stat(record).st_uid == 0
+    assert mode_of(tables) == 0o600 and os.stat(tables).st_uid == 0
     assert mode_of(resolv) == 0o644 and os.stat(resolv).st_uid == 0
     assert mode_of("/run/netns/" + prefix + "a") & 0o022 == 0  # nobody but root writes a namespace file
     for directory in (state_dir, os.path.dirname(resolv)):
         assert not [f for f in os.listdir(directory) if ".tmp." in f]
     json.loads(open(record).read())  # complete, valid
+    json.loads(open(tables).read())
     run_module("topology", {"topology": spec, "state": "absent", "state_dir": state_dir})
     assert not os.path.exists(os.path.dirname(resolv))
+    assert not os.path.exists(tables)  # a cache of the topology's tables: gone with it
 
 
 def test_a_planted_symlink_is_not_followed(prefix: str, tmp_path: Any) -> None:
