@@ -109,8 +109,12 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.addresses import address_report, address_spec, plan_addresses
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
+
+payload_import.install()  # before the collection's other files, so that each is compiled once
+
+from ansible_collections.linuxnet.netns.plugins.module_utils.addresses import address_report, address_spec, plan_addresses  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module  # noqa: E402
 
 ARGUMENT_SPEC = dict(
     netns=dict(type="str"),

@@ -131,8 +131,12 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.iptables import iptables_report, iptables_spec, plan_iptables
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
+
+payload_import.install()  # before the collection's other files, so that each is compiled once
+
+from ansible_collections.linuxnet.netns.plugins.module_utils.iptables import iptables_report, iptables_spec, plan_iptables  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module  # noqa: E402
 
 CHAIN_OPTIONS = dict(
     name=dict(type="str", required=True),

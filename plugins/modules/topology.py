@@ -106,8 +106,12 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_converger
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology, summary
+from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
+
+payload_import.install()  # before the collection's other files, so that each is compiled once
+
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_converger  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology, summary  # noqa: E402
 
 ARGUMENT_SPEC = dict(
     topology=dict(type="dict", required=True),

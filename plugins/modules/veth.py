@@ -124,8 +124,12 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
-from ansible_collections.linuxnet.netns.plugins.module_utils.veth import plan_veth, veth_report, veth_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
+
+payload_import.install()  # before the collection's other files, so that each is compiled once
+
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.veth import plan_veth, veth_report, veth_spec  # noqa: E402
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
