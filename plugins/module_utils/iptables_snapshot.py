@@ -48,11 +48,12 @@ class Entry:
 class Snapshot:
     """The remembered tables of one topology, for one run (see the module's description)."""
 
-    def __init__(self, path: str, boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry]) -> None:
+    def __init__(self, path: str, boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry],
+                 loaded: str = "") -> None:
         self.path = path
         self._boot_id = boot_id
         self._tools = tools  # iptables-save binary -> its identity, when known to be the nf_tables one
-        self._loaded = _serialise(boot_id, tools, entries)
+        self._loaded = loaded  # the file's text: a run that learns nothing new leaves it as it is
         self._entries = entries
         self._touched: Set[Optional[str]] = set()  # namespaces this run read, wrote or compared
         self._before_restore: Dict[Optional[str], Optional[Generation]] = {}
@@ -113,12 +114,12 @@ class Snapshot:
     def save(self, kernel: Kernel) -> None:
         """Keep what this run knows of the namespaces it looked at and that are still there, if it
         differs from what was loaded; families whose iptables is not the nf_tables one are left out."""
-        kept = {ns: self._entries[ns] for ns in self._touched if ns in self._entries and kernel.exists(ns)}
-        for tool in {tool for entry in kept.values() for tool in entry.tables}:
+        known = {ns: self._entries[ns] for ns in self._touched if ns in self._entries and kernel.exists(ns)}
+        for tool in {tool for entry in known.values() for tool in entry.tables}:
             if not self._trusted(tool) and _is_nf_tables(tool):
                 self._tools[tool] = self._identity(tool)
         kept = {ns: Entry(entry.generation, {t: v for t, v in entry.tables.items() if self._trusted(t)})
-                for ns, entry in kept.items()}
+                for ns, entry in known.items()}
         text = _serialise(self._boot_id, self._tools, {ns: entry for ns, entry in kept.items() if entry.tables})
         if text != self._loaded:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
@@ -142,14 +143,15 @@ def load(path: str) -> Snapshot:
     boot_id = _boot_id()
     try:
         with open(path) as handle:
-            data = json.load(handle)
+            text = handle.read()
+        data = json.loads(text)
         if data.get("version") != FORMAT_VERSION or data.get("boot_id") != boot_id:
             raise ValueError("another boot or format")
         entries = {_ns_from_key(key): Entry(tuple(value["generation"]),
                                             {tool: _tables_from_json(tables) for tool, tables in value["tables"].items()},
                                             old_counters=set(value["tables"]))
                    for key, value in data["namespaces"].items()}
-        return Snapshot(path, boot_id, dict(data["tools"]), entries)
+        return Snapshot(path, boot_id, dict(data["tools"]), entries, loaded=text)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Snapshot(path, boot_id, {}, {})
 
