@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import NetnsError
 from .kernel import Kernel, ns_label
 from .links import index_of, links, plan_link_attributes
 from .plan import Change, Pending, applier
-from .validation import IPInterface, check_ifname, check_optional_netns, parse_interface
+from .validation import IPInterface, check_ifname, check_optional_netns, ip_interface, parse_interface
 
 IFA_F_NODAD = 0x02
 IFA_F_DADFAILED = 0x08
@@ -77,7 +76,7 @@ def read_addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
         if text is None or msg["index"] not in names:
             continue
         flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
-        result.append(Address(names[msg["index"]], ipaddress.ip_interface("%s/%d" % (text, msg["prefixlen"])), flags))
+        result.append(Address(names[msg["index"]], ip_interface("%s/%d" % (text, msg["prefixlen"])), flags))
     return result
 
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -15,7 +14,8 @@ from .errors import NetnsError
 from .kernel import Kernel, ns_label
 from .links import index_of, links
 from .plan import Change, Pending, applier
-from .validation import IPAddress, IPNetwork, check_ifname, check_optional_netns, parse_address, parse_destination
+from .validation import (IPAddress, IPNetwork, check_ifname, check_optional_netns, ip_address, ip_network, parse_address,
+                         parse_destination)
 
 MAIN_TABLE, LOCAL_TABLE = 254, 255
 RTPROT_KERNEL = 2
@@ -140,15 +140,15 @@ def read_routes(kernel: Kernel, ns: Optional[str], version: int) -> List[Route]:
         table = msg.get_attr("RTA_TABLE") or msg["table"]
         if table == LOCAL_TABLE or msg["type"] != RTN_UNICAST:
             continue
-        dst = ipaddress.ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"),
+        dst = ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"),
                                               msg["dst_len"]))
         via, src = msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
         metric = msg.get_attr("RTA_PRIORITY")
         result.append(Route(dst, table, DEFAULT_METRIC[4] if metric is None else metric,
-                            None if via is None else ipaddress.ip_address(via),
+                            None if via is None else ip_address(via),
                             names.get(msg.get_attr("RTA_OIF")), msg["scope"],
                             bool(msg["flags"] & RTNH_F_ONLINK),
-                            None if src is None else ipaddress.ip_address(src), msg["proto"]))
+                            None if src is None else ip_address(src), msg["proto"]))
     return result
 
 

@@ -9,7 +9,6 @@ Every error names its path in the spec, e.g. ``namespaces[1].routes[0].via``.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -20,6 +19,8 @@ from .validation import (
     check_mtu,
     check_netns_name,
     check_sysctl_key,
+    ip_address,
+    ip_interface,
     parse_address,
     parse_destination,
     parse_interface,
@@ -318,7 +319,7 @@ def _check_bridge_ports(links: List[Dict[str, Any]], endpoints: Set[Endpoint]) -
 
 def _check_section_refs(netns: Optional[str], section: Dict[str, Any], path: str, endpoints: Set[Endpoint]) -> None:
     """Addresses on declared links (or lo, or the host's own devices), gateways on declared subnets."""
-    subnets = [ipaddress.ip_interface(a["address"]).network for a in section["addresses"]]
+    subnets = [ip_interface(a["address"]).network for a in section["addresses"]]
     for i, address in enumerate(section["addresses"]):
         if netns is not None and address["dev"] != "lo" and Endpoint(netns, address["dev"]) not in endpoints:
             raise _fail("%s.addresses[%d].dev" % (path, i),
@@ -327,7 +328,7 @@ def _check_section_refs(netns: Optional[str], section: Dict[str, Any], path: str
         if netns is not None and route["dev"] not in (None, "lo") and Endpoint(netns, route["dev"]) not in endpoints:
             raise _fail(route["path"] + ".dev", "link %s is not declared in namespace %s" % (route["dev"], netns))
         if route["via"] is not None and not route["onlink"] and netns is not None:
-            gateway = ipaddress.ip_address(route["via"])
+            gateway = ip_address(route["via"])
             if not gateway.is_link_local and not any(gateway in subnet for subnet in subnets):
                 raise _fail(route["path"] + ".via", "gateway %s is on no subnet declared in namespace %s "
                             "(declare an address there, or set onlink)" % (gateway, netns))

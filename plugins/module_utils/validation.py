@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Optional, Union
@@ -19,6 +20,23 @@ _SYSCTL_KEY = re.compile(r"^net[./][A-Za-z0-9_.\-/]+$")
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+# ipaddress parses slowly (a Python loop per octet) and its objects never change: a run that
+# parses the same addresses for the spec, the kernel's dump and each plan parses each once.
+@functools.lru_cache(maxsize=None)
+def ip_interface(text: str) -> IPInterface:
+    return ipaddress.ip_interface(text)
+
+
+@functools.lru_cache(maxsize=None)
+def ip_address(text: str) -> IPAddress:
+    return ipaddress.ip_address(text)
+
+
+@functools.lru_cache(maxsize=None)
+def ip_network(text: str) -> IPNetwork:
+    return ipaddress.ip_network(text, strict=True)
 
 
 def check_netns_name(name: object, field: str = "netns") -> str:
@@ -73,7 +91,7 @@ def parse_interface(value: object, field: str = "address") -> IPInterface:
     if not isinstance(value, str) or "/" not in value:
         raise NetnsError("%r is not an address in CIDR notation (ADDRESS/PREFIX)" % (value,), obj=field)
     try:
-        return ipaddress.ip_interface(value)
+        return ip_interface(value)
     except ValueError as exc:
         raise NetnsError("%r is not a valid address: %s" % (value, exc), obj=field) from None
 
@@ -82,7 +100,7 @@ def parse_address(value: object, field: str) -> IPAddress:
     if not isinstance(value, str):
         raise NetnsError("%r is not an IP address" % (value,), obj=field)
     try:
-        return ipaddress.ip_address(value)
+        return ip_address(value)
     except ValueError as exc:
         raise NetnsError("%r is not a valid IP address: %s" % (value, exc), obj=field) from None
 
@@ -90,13 +108,13 @@ def parse_address(value: object, field: str) -> IPAddress:
 def parse_destination(value: object, field: str = "dst", family: Optional[int] = None) -> IPNetwork:
     """A route destination: ``default``, an address (host route) or a network."""
     if value in ("default", "default4", None) and family != 6:
-        return ipaddress.ip_network("0.0.0.0/0")
+        return ip_network("0.0.0.0/0")
     if value in ("default", "default6") or (value is None and family == 6):
-        return ipaddress.ip_network("::/0")
+        return ip_network("::/0")
     if not isinstance(value, str):
         raise NetnsError("%r is not a route destination" % (value,), obj=field)
     try:
-        return ipaddress.ip_network(value, strict=True)
+        return ip_network(value)
     except ValueError as exc:
         raise NetnsError("%r is not a valid destination network: %s" % (value, exc), obj=field) from None
 
