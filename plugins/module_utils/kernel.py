@@ -152,10 +152,10 @@ class Kernel:
                 self._sockets[ns] = self._plain_socket(ns)
         return Requests(self, self._sockets[ns])
 
-    def _plain_socket(self, ns: Optional[str]) -> Any:
-        """A plain netlink route socket bound inside ``ns``."""
+    def _plain_socket(self, ns: Optional[str], protocol: int = netlink_dump.NETLINK_ROUTE) -> Any:
+        """A plain netlink socket (route, unless told otherwise) bound inside ``ns``."""
         with self.entered(ns):
-            return netlink_dump.open_socket()
+            return netlink_dump.open_socket(protocol)
 
     def compile_request(self, kind: str, command: str, args: Dict[str, Any]) -> List[bytes]:
         """The netlink messages pyroute2 compiles for IPRoute's ``kind(command, **args)``."""
@@ -252,7 +252,7 @@ class Kernel:
         """(cookie, nftables generation) of ``ns``: while both are as they were, its nftables
         ruleset has not changed. None where the kernel tells either not."""
         try:
-            with self.entered(ns), contextlib.closing(netlink_dump.open_socket(netlink_dump.NETLINK_NETFILTER)) as sock:
+            with self._plain_socket(ns, netlink_dump.NETLINK_NETFILTER) as sock:
                 return netlink_dump.netns_cookie(sock), netlink_dump.nft_generation(sock)
         except OSError:
             return None

@@ -132,7 +132,10 @@ def decode(kind: str, data: bytes) -> Message:
     return Message(dict(zip(spec.fields, values)), _attributes(data, HEADER.size + spec.header.size, spec.attributes))
 
 
-def open_socket(protocol: int = socket.NETLINK_ROUTE) -> socket.socket:
+NETLINK_ROUTE = socket.NETLINK_ROUTE
+
+
+def open_socket(protocol: int = NETLINK_ROUTE) -> socket.socket:
     """A netlink socket (route, unless told otherwise) in the calling thread's current network namespace."""
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
 

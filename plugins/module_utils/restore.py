@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ipaddress
 import json
 import sys
 import time
@@ -32,6 +31,7 @@ from .ownership import STATE_DIR
 from .plan import Change
 from .topology import converge_topology, summary
 from .topology_spec import parse_topology
+from .validation import ip_address, ip_interface
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -78,12 +78,12 @@ def without_parents(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str,
     sections = [(None, reduced.get("host") or {})] + [(ns["name"], ns) for ns in reduced.get("namespaces") or []]
     for netns, section in sections:
         lost = [a for a in section.get("addresses") or [] if (netns, a["dev"]) in gone]
-        networks = [ipaddress.ip_interface(a["address"]).network for a in lost]
+        networks = [ip_interface(a["address"]).network for a in lost]
         section["addresses"] = [a for a in section.get("addresses") or [] if a not in lost]
         section["routes"] = [r for r in section.get("routes") or []
                              if (netns, r.get("dev")) not in gone
-                             and not (r.get("via") and any(ipaddress.ip_address(r["via"]) in n for n in networks
-                                                           if n.version == ipaddress.ip_address(r["via"]).version))]
+                             and not (r.get("via") and any(ip_address(r["via"]) in n for n in networks
+                                                           if n.version == ip_address(r["via"]).version))]
     return reduced, sorted("%s in %s" % (name, netns or "the root namespace") for netns, name in gone)
 
 

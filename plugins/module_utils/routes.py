@@ -140,8 +140,7 @@ def read_routes(kernel: Kernel, ns: Optional[str], version: int) -> List[Route]:
         table = msg.get_attr("RTA_TABLE") or msg["table"]
         if table == LOCAL_TABLE or msg["type"] != RTN_UNICAST:
             continue
-        dst = ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"),
-                                              msg["dst_len"]))
+        dst = ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"), msg["dst_len"]))
         via, src = msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
         metric = msg.get_attr("RTA_PRIORITY")
         result.append(Route(dst, table, DEFAULT_METRIC[4] if metric is None else metric,
