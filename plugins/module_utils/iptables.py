@@ -103,7 +103,15 @@ def _chain_spec(raw: Any, ip_version: str, table: str, field: str) -> ChainSpec:
 # -- canonical forms -------------------------------------------------------------------------
 def canonicalise(kernel: Kernel, specs: List[IptablesSpec]) -> None:
     """Let iptables canonicalise every declared rule of ``specs``: one restore and one save per
-    (ip_version, table) in a throw-away namespace. Invalid rules fail here, before any change."""
+    (ip_version, table) in a throw-away namespace. Invalid rules fail here, before any change.
+    A topology's rules canonicalised by an earlier run with the same iptables binaries (its tables
+    snapshot keeps them) are not done again: the form is a property of the binary."""
+    snapshot = kernel.table_snapshot
+    families = sorted({spec.ip_version for spec in specs})
+    if snapshot is not None:
+        for family in families:
+            for (table, chain, rule), form in snapshot.canonical_forms(family, TOOLS[family]).items():
+                _CANONICAL.setdefault((family, table, chain, rule), form)
     groups: Dict[Tuple[str, str], List[Tuple[ChainSpec, str]]] = {}
     user_chains: Dict[Tuple[str, str], set] = {}
     for spec in specs:
@@ -116,11 +124,15 @@ def canonicalise(kernel: Kernel, specs: List[IptablesSpec]) -> None:
                     groups.setdefault(group, [])
                     if (chain, rule) not in groups[group]:
                         groups[group].append((chain, rule))
-    if not groups:
-        return
-    with nsfs.scratch_namespace():
-        for (ip_version, table), rules in groups.items():
-            _canonicalise_group(ip_version, table, rules, user_chains.get((ip_version, table), set()))
+    if groups:
+        with nsfs.scratch_namespace():
+            for (ip_version, table), rules in groups.items():
+                _canonicalise_group(ip_version, table, rules, user_chains.get((ip_version, table), set()))
+    if snapshot is not None:
+        for family in families:
+            snapshot.canonicalised(family, TOOLS[family], {
+                (spec.table, chain.name, rule): _CANONICAL[(family, spec.table, chain.name, rule)]
+                for spec in specs if spec.ip_version == family for chain in spec.chains for rule in chain.rules})
 
 
 def _canonicalise_group(ip_version: str, table: str, rules: List[Tuple[ChainSpec, str]], user_chains: set) -> None:

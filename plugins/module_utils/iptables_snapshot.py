@@ -15,6 +15,10 @@ is simply never used. Rule counters move with traffic, not with commits: a remem
 comparisons only, and is read afresh before it is restored.
 
 The legacy backend has no generation, nor do kernels before 5.14 a cookie: there, every run reads.
+
+The same file keeps the canonical form iptables gave each declared rule (see iptables.canonicalise),
+with the identity of the iptables-save and iptables-restore binaries that gave it: the next run
+starts no canonicalisation for rules it already knows while those binaries are unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import os
 import shutil
 import subprocess
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import nsfs
 from .iptables_rules import Chain, Table
@@ -33,6 +37,8 @@ FORMAT_VERSION = 1
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 Generation = Tuple[int, int]  # (namespace cookie, nftables generation id)
 Tables = Dict[str, Table]
+RuleKey = Tuple[str, str, str]  # (table, chain, rule as declared)
+Canonical = Dict[str, Dict[str, Any]]  # family -> {"tools": identities, "rules": {RuleKey: canonical form}}
 
 
 class Entry:
@@ -49,7 +55,7 @@ class Snapshot:
     """The remembered tables of one topology, for one run (see the module's description)."""
 
     def __init__(self, path: str, boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry],
-                 loaded: str = "") -> None:
+                 loaded: str = "", canonical: Optional[Canonical] = None) -> None:
         self.path = path
         self._boot_id = boot_id
         self._tools = tools  # iptables-save binary -> its identity, when known to be the nf_tables one
@@ -58,6 +64,8 @@ class Snapshot:
         self._touched: Set[Optional[str]] = set()  # namespaces this run read, wrote or compared
         self._before_restore: Dict[Optional[str], Optional[Generation]] = {}
         self._identities: Dict[str, List[Any]] = {}
+        self._canonical_known: Canonical = canonical if canonical is not None else {}
+        self._canonical_used: Canonical = {}  # what this run's rules needed: the next file keeps only that
 
     # -- reading ---------------------------------------------------------------------------
     def generation(self, kernel: Kernel, ns: Optional[str]) -> Optional[Generation]:
@@ -90,6 +98,22 @@ class Snapshot:
         entry = self._entries.get(ns)
         return entry is not None and tool in entry.old_counters
 
+    def canonical_forms(self, family: str, tools: Sequence[str]) -> Dict[RuleKey, str]:
+        """Rules of one family as iptables wrote them back in an earlier run, if the binaries
+        ``tools`` (save, restore) are the ones that did."""
+        known = self._canonical_known.get(family)
+        if known is None or known["tools"] != [self._identity(tool) for tool in tools]:
+            return {}
+        return dict(known["rules"])
+
+    def canonicalised(self, family: str, tools: Sequence[str], forms: Dict[RuleKey, str]) -> None:
+        """Canonical forms of rules this run declares, for the next run."""
+        identities = [self._identity(tool) for tool in tools]
+        if [] in identities:
+            return
+        used = self._canonical_used.setdefault(family, {"tools": identities, "rules": {}})
+        used["rules"].update(forms)
+
     # -- writing ---------------------------------------------------------------------------
     def restoring(self, kernel: Kernel, ns: Optional[str]) -> None:
         """Call before a restore in ``ns`` (never two at once in one namespace)."""
@@ -120,7 +144,8 @@ class Snapshot:
                 self._tools[tool] = self._identity(tool)
         kept = {ns: Entry(entry.generation, {t: v for t, v in entry.tables.items() if self._trusted(t)})
                 for ns, entry in known.items()}
-        text = _serialise(self._boot_id, self._tools, {ns: entry for ns, entry in kept.items() if entry.tables})
+        text = _serialise(self._boot_id, self._tools, {ns: entry for ns, entry in kept.items() if entry.tables},
+                          self._canonical_used)
         if text != self._loaded:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             nsfs.write_file_atomically(self.path, text, 0o600)
@@ -151,7 +176,9 @@ def load(path: str) -> Snapshot:
                                             {tool: _tables_from_json(tables) for tool, tables in value["tables"].items()},
                                             old_counters=set(value["tables"]))
                    for key, value in data["namespaces"].items()}
-        return Snapshot(path, boot_id, dict(data["tools"]), entries, loaded=text)
+        canonical = {family: {"tools": value["tools"], "rules": {(t, c, r): form for t, c, r, form in value["rules"]}}
+                     for family, value in data.get("canonical", {}).items()}
+        return Snapshot(path, boot_id, dict(data["tools"]), entries, loaded=text, canonical=canonical)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Snapshot(path, boot_id, {}, {})
 
@@ -201,12 +228,15 @@ def _ns_from_key(key: str) -> Optional[str]:
     return None if key == "" else key[len("netns "):]
 
 
-def _serialise(boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry]) -> str:
+def _serialise(boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry],
+               canonical: Canonical) -> str:
     namespaces = {_ns_key(ns): {"generation": list(entry.generation),
                                 "tables": {tool: _tables_to_json(tables) for tool, tables in sorted(entry.tables.items())}}
                   for ns, entry in entries.items()}
-    return json.dumps({"version": FORMAT_VERSION, "boot_id": boot_id, "tools": tools, "namespaces": namespaces},
-                      sort_keys=True) + "\n"
+    rules = {family: {"tools": value["tools"], "rules": sorted([*key, form] for key, form in value["rules"].items())}
+             for family, value in canonical.items()}
+    return json.dumps({"version": FORMAT_VERSION, "boot_id": boot_id, "tools": tools, "namespaces": namespaces,
+                       "canonical": rules}, sort_keys=True) + "\n"
 
 
 def _tables_to_json(tables: Tables) -> Dict[str, List[Any]]:

@@ -2,8 +2,8 @@
 tables again exactly when its nftables ruleset changed, whoever changed it, and a restore keeps
 the counters the kernel has, not the remembered ones.
 
-iptables-save is wrapped (a script first in PATH) so that every read is logged with the namespace
-it ran in."""
+iptables-save and iptables-restore are wrapped (scripts first in PATH) so that every read is
+logged with the namespace it ran in, and every canonicalisation of declared rules with its rules."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ pytestmark = pytest.mark.skipif(b"nf_tables" not in run(["iptables-save", "--ver
                                 reason="the snapshot needs the nf_tables backend of iptables")
 
 
-def spec(prefix: str, extra_rule: bool = False) -> Dict[str, Any]:
+def spec(prefix: str, extra_rule: bool = False, new_rule: str = "") -> Dict[str, Any]:
     """Two namespaces joined by a veth, an ICMP rule that counts the pings between them."""
     a, b = prefix + "a", prefix + "b"
-    rules_a = ["-p icmp -j ACCEPT"] + (["-p tcp --dport 22 -j ACCEPT"] if extra_rule else [])
+    rules_a = ["-p icmp -j ACCEPT"] + (["-p tcp --dport 22 -j ACCEPT"] if extra_rule else []) + ([new_rule] if new_rule else [])
     return {
         "name": prefix + "snap",
         "namespaces": [
@@ -39,20 +39,31 @@ def spec(prefix: str, extra_rule: bool = False) -> Dict[str, Any]:
 
 
 class Reads:
-    """A directory with an iptables-save and an ip6tables-save that log the namespace (inode) of
-    each call; ``version``: what they say they are."""
+    """A directory with iptables-save, ip6tables-save, iptables-restore and ip6tables-restore that
+    log the namespace (inode) of each call, and the rules a canonicalisation (a restore without -c)
+    is given; ``version``: what the save tools say they are."""
 
     def __init__(self, tmp_path: Any, version: str = "") -> None:
         self.directory = tmp_path / "bin"
         self.directory.mkdir()
         self.log = tmp_path / "reads.log"
-        for tool in ("iptables-save", "ip6tables-save"):
-            fake_version = ('[ "$1" = --version ] && { echo "%s"; exit 0; }\n' % version) if version else ""
+        self.rules = tmp_path / "canonicalised.log"
+        for tool in ("iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore"):
+            fake_version = ('[ "$1" = --version ] && { echo "%s"; exit 0; }\n' % version) if version and "save" in tool else ""
+            run_it = ('exec %s "$@"' % shutil.which(tool) if "save" in tool else
+                      '[ "$#" = 0 ] && { tee -a %s | %s; exit $?; }\nexec %s "$@"' % (self.rules, shutil.which(tool),
+                                                                                  shutil.which(tool)))
             script = self.directory / tool
-            script.write_text('#!/bin/sh\n%secho "$(stat -L -c %%i /proc/self/ns/net) %s $*" >> %s\nexec %s "$@"\n'
-                              % (fake_version, tool, self.log, shutil.which(tool)))
+            script.write_text('#!/bin/sh\n%secho "$(stat -L -c %%i /proc/self/ns/net) %s $*" >> %s\n%s\n'
+                              % (fake_version, tool, self.log, run_it))
             script.chmod(script.stat().st_mode | stat.S_IXUSR)
         self.env = {"PATH": "%s:%s" % (self.directory, os.environ["PATH"])}
+
+    def canonicalised(self) -> List[str]:
+        """The rules given to canonicalisations since the last call (their -A lines)."""
+        lines = self.rules.read_text().splitlines() if self.rules.exists() else []
+        self.rules.write_text("")
+        return sorted(line for line in lines if line.startswith("-A "))
 
     def namespaces(self, tool: str = "iptables-save") -> List[str]:
         """The namespaces ``tool`` read since the last call, by name (only this test's)."""
@@ -122,6 +133,32 @@ def test_a_restore_keeps_the_counters_the_kernel_has(prefix: str, tmp_path: Any)
     counted = [line for line in run(["iptables-save", "-c", "-t", "filter"], ns=a).splitlines()
                if line.endswith("-A INPUT -p icmp -j ACCEPT")]
     assert len(counted) == 1 and int(counted[0][1:].split(":")[0]) >= 3, counted
+
+
+def test_rules_are_canonicalised_once_while_iptables_stays_the_same(prefix: str, tmp_path: Any) -> None:
+    reads = Reads(tmp_path)
+    path, state_dir = save_spec(tmp_path, spec(prefix))
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    assert reads.canonicalised() == ["-A INPUT -p icmp -j ACCEPT", "-A INPUT -p ipv6-icmp -j ACCEPT",
+                                     "-A INPUT -p tcp --dport 22 -j ACCEPT"]
+    for command in ("apply", "check", "apply"):
+        assert restore(reads, command, path, state_dir).returncode == 0
+        assert reads.canonicalised() == [], command
+    # A rule added to the spec: only that one; it is refused or accepted by iptables as before.
+    path, state_dir = save_spec(tmp_path, spec(prefix, new_rule="-p udp --dport 53 -j ACCEPT"))
+    assert restore(reads, "apply", path, state_dir).returncode == 0
+    assert reads.canonicalised() == ["-A INPUT -p udp --dport 53 -j ACCEPT"]
+    assert "-A INPUT -p udp -m udp --dport 53 -j ACCEPT" in run(["iptables-save", "-t", "filter"], ns=prefix + "a")
+    path, state_dir = save_spec(tmp_path, spec(prefix, new_rule="-p udp --dport 53 -j NOSUCHTARGET"))
+    refused = restore(reads, "apply", path, state_dir)
+    assert refused.returncode != 0 and "NOSUCHTARGET" in refused.stdout + refused.stderr
+    # Another iptables binary (here: the wrapper changed) canonicalises everything again.
+    path, state_dir = save_spec(tmp_path, spec(prefix, new_rule="-p udp --dport 53 -j ACCEPT"))
+    reads.canonicalised()
+    os.utime(reads.directory / "iptables-restore", ns=(1, 1))
+    assert restore(reads, "check", path, state_dir).returncode == 0
+    assert reads.canonicalised() == ["-A INPUT -p icmp -j ACCEPT", "-A INPUT -p tcp --dport 22 -j ACCEPT",
+                                     "-A INPUT -p udp --dport 53 -j ACCEPT"]
 
 
 def test_not_remembered_under_the_legacy_backend(prefix: str, tmp_path: Any) -> None:

@@ -140,3 +140,51 @@ def test_another_binary_is_not_trusted(tmp_path: Any) -> None:
     with open(path, "w") as handle:
         json.dump(data, handle)
     assert iptables_snapshot.load(path).tables("a", SAVE, (7, 4)) is None
+
+
+TOOLS = ("iptables-save", "iptables-restore")
+FORMS = {("filter", "INPUT", "-p tcp --dport 22 -j ACCEPT"): "-p tcp -m tcp --dport 22 -j ACCEPT"}
+
+
+def with_forms(tmp_path: Any) -> str:
+    path, kernel = saved(tmp_path, {"a": (7, 4)})
+    snapshot = iptables_snapshot.load(path)
+    snapshot.generation(kernel, "a")
+    snapshot.canonicalised("ipv4", TOOLS, FORMS)
+    snapshot.save(kernel)
+    return path
+
+
+def rewritten(path: str, change: Any) -> str:
+    with open(path) as handle:
+        data = json.load(handle)
+    change(data)
+    with open(path, "w") as handle:
+        json.dump(data, handle)
+    return path
+
+
+@pytest.mark.parametrize("what, change, expected", [
+    ("as saved", lambda data: None, FORMS),
+    ("another iptables-restore binary", lambda data: data["canonical"]["ipv4"]["tools"][1].__setitem__(-1, 1), {}),
+    ("another iptables-save binary", lambda data: data["canonical"]["ipv4"]["tools"][0].__setitem__(0, "/x"), {}),
+    ("another boot", lambda data: data.__setitem__("boot_id", "another boot"), {}),
+    ("rules that are not (table, chain, rule, form)", lambda data: data["canonical"]["ipv4"].__setitem__("rules", [[1]]), {}),
+    ("a file of an earlier version, without canonical forms", lambda data: data.pop("canonical"), {}),
+])
+def test_canonical_forms_are_trusted_with_the_binaries_that_made_them(tmp_path: Any, what: str, change: Any,
+                                                                    expected: Dict[Any, str]) -> None:
+    path = rewritten(with_forms(tmp_path), change)
+    snapshot = iptables_snapshot.load(path)
+    assert snapshot.canonical_forms("ipv4", TOOLS) == expected, what
+    assert snapshot.canonical_forms("ipv6", ("ip6tables-save", "ip6tables-restore")) == {}
+
+
+def test_only_the_rules_a_run_declares_are_kept(tmp_path: Any) -> None:
+    path = with_forms(tmp_path)
+    kernel = Generations({"a": (7, 4)})
+    snapshot = iptables_snapshot.load(path)
+    snapshot.generation(kernel, "a")
+    snapshot.canonicalised("ipv4", TOOLS, {("filter", "INPUT", "-j DROP"): "-j DROP"})
+    snapshot.save(kernel)
+    assert iptables_snapshot.load(path).canonical_forms("ipv4", TOOLS) == {("filter", "INPUT", "-j DROP"): "-j DROP"}
