@@ -93,3 +93,59 @@ def test_role_applies_persists_and_removes(prefix: str, tmp_path: Any) -> None:
     assert playbook(role, dict(extra, topology_state="absent"))["changed"] > 0
     assert snapshot(prefix) == before
     assert not os.path.exists(saved) and not os.path.exists(unit) and not os.path.exists(program)
+
+
+MODULES = ["netns", "netns_addr", "netns_info", "netns_iptables", "netns_route", "topology", "veth"]
+
+
+def test_every_module_runs_under_the_collections_action() -> None:
+    """Each module has the collection's action (the normal one with the worker's inherited heap
+    frozen, plugins/plugin_utils/module_action.py), found as Ansible finds it."""
+    code = ("from ansible.plugins.loader import init_plugin_loader, action_loader\n"
+            "init_plugin_loader()\n"
+            "for name in %r:\n"
+            "    action = action_loader.get('linuxnet.netns.' + name, None, None, None, None, None, None)\n"
+            "    print(name, type(action).__mro__[1].__module__, action._supports_async, action._supports_check_mode)\n"
+            % MODULES)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
+    lines = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=env).stdout.split("\n")
+    assert lines[:-1] == ["%s ansible.plugins.action.normal True True" % name for name in MODULES]
+
+
+def test_async_and_check_mode_through_the_action(prefix: str, tmp_path: Any) -> None:
+    path = tmp_path / "async.yml"
+    path.write_text("""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: the topology module started in the background and polled
+      linuxnet.netns.topology:
+        topology: "{{ spec }}"
+        state_dir: "{{ scratch }}/state"
+      async: 120
+      poll: 1
+      register: applied
+    - name: checked in the background, nothing to change
+      linuxnet.netns.topology:
+        topology: "{{ spec }}"
+        state_dir: "{{ scratch }}/state"
+      async: 120
+      poll: 1
+      check_mode: true
+      register: checked
+    - ansible.builtin.assert:
+        that: [applied is changed, checked is not changed, applied.summary.netns.create == 1]
+    - name: removed in the background
+      linuxnet.netns.topology:
+        topology: "{{ spec }}"
+        state: absent
+        state_dir: "{{ scratch }}/state"
+      async: 120
+      poll: 1
+""")
+    before = snapshot(prefix)
+    spec = {"name": prefix + "async", "namespaces": [{"name": prefix + "as"}]}
+    stats = playbook(str(path), {"spec": spec, "scratch": str(tmp_path)})
+    assert stats["changed"] == 2
+    assert snapshot(prefix) == before
