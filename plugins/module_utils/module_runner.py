@@ -9,6 +9,7 @@ so the engine stays free of Ansible imports.
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Callable, Dict, List, Optional
 
 from . import nsfs
@@ -95,6 +96,7 @@ def run_module(module: Any, planner: Planner, reporter: Reporter, missing_librar
 def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]], reporter: Reporter,
                   missing_library_msg: str) -> None:
     """Run ``converger(kernel, check_mode)`` and report; engine errors become fail_json here only."""
+    _freeze_loaded_objects()
     if PYROUTE2_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_library_msg, exception=PYROUTE2_IMPORT_ERROR)
     try:
@@ -113,8 +115,16 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
     module.exit_json(**result)
 
 
+def _freeze_loaded_objects() -> None:
+    # A module's process ends with its one run: what exists once its code is loaded (Ansible's and
+    # ours, ~100,000 objects) lives until then. Frozen (gc.freeze), neither the collections of the run
+    # nor the one at interpreter exit walk it again: ~14 ms a run at N=100, most of it at exit.
+    gc.freeze()
+
+
 def run_reader(module: Any, reader: Reporter, missing_library_msg: str) -> None:
     """Run an information module: read only, never changed; engine errors become fail_json here."""
+    _freeze_loaded_objects()
     if PYROUTE2_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_library_msg, exception=PYROUTE2_IMPORT_ERROR)
     try:
