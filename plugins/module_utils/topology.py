@@ -9,6 +9,8 @@ create through ``Pending``), so check mode predicts a whole topology on an empty
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import iptables_snapshot, ownership
@@ -180,6 +182,14 @@ def summary(changes: List[Change]) -> Dict[str, Dict[str, int]]:
         per_kind = result.setdefault(change.kind, {})
         per_kind[change.action] = per_kind.get(change.action, 0) + 1
     return result
+
+
+def described(data: Dict[str, Any]) -> Dict[str, Any]:
+    """A validated topology as a result names it: its name, its size and the SHA-256 of its JSON
+    (sorted keys), not the whole of it again."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return {"name": data["name"], "namespaces": len(data.get("namespaces") or []),
+            "links": len(data.get("links") or []), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
 def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "present", purge: bool = False,

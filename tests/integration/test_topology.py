@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -92,6 +93,12 @@ def test_check_mode_predicts_whole_topology_on_empty_host(prefix: str, tmp_path:
     assert not os.path.exists(state_dir)
     applied = run_module("topology", {"topology": spec, "state_dir": state_dir})
     assert [c["object"] for c in applied["changes"]] == [c["object"] for c in checked["changes"]]
+    # The result names the topology it was given instead of repeating it (see the module's notes).
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    for result in (checked, applied):
+        assert result["invocation"]["module_args"] == {
+            "topology": {"name": prefix + "topo", "namespaces": 2, "links": 3, "sha256": digest},
+            "state": "present", "purge": False, "state_dir": state_dir, "rollback": True}
 
 
 def test_bad_topology_changes_nothing(prefix: str, tmp_path: Any) -> None:
@@ -102,6 +109,7 @@ def test_bad_topology_changes_nothing(prefix: str, tmp_path: Any) -> None:
     result = run_module("topology", {"topology": spec, "state_dir": state_dir})
     assert result["failed"]
     assert result["msg"].startswith("namespaces[1].routes[0].via: gateway 10.99.99.99")
+    assert result["invocation"]["module_args"]["topology"] == spec  # a failure repeats the arguments in full
     assert snapshot(prefix) == before
 
 
