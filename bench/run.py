@@ -239,6 +239,8 @@ def write_results(path: str, text: str, names: List[str], sizes: List[int], repe
         handle.write("Machine: %s.\n\n" % machine())
         handle.write("Median of %d repetitions, contenders alternating; N = %s. Skipped: %s.\n\n"
                      % (repeat, ", ".join(map(str, sizes)), "; ".join(skipped) or "nothing"))
+        handle.write("Our modules keep their compiled code in a bytecode cache on the host, here a directory of "
+                     "the run, filled by its first module run.\n\n")
         handle.write(text + "\n")
         if drawn:
             handle.write("\n![time against N](%s)\n" % os.path.basename(plot))
