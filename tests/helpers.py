@@ -221,6 +221,12 @@ def wait_settled(namespaces: List[Optional[str]], timeout: float = 10.0, only: s
                 # carrier is there but linkwatch has not yet made the link operationally up
                 if "UP" in flags and "LOWER_UP" in flags and link.get("operstate") not in ("UP", "UNKNOWN"):
                     busy = True
+                # a veth set up: linkwatch has not yet given it any operational state (UP, or DOWN
+                # without its peer); it runs late when the machine is busy, e.g. while the kernel
+                # cleans up many namespaces just deleted
+                if "UP" in flags and link.get("operstate") == "UNKNOWN" \
+                        and link.get("linkinfo", {}).get("info_kind") == "veth":
+                    busy = True
                 if any("tentative" in a for a in link.get("addr_info", [])):
                     # DAD needs carrier to start, but once started it finishes even after the carrier
                     # is lost (the peer set down): give it DAD's few seconds, then accept it as stable
