@@ -160,14 +160,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     results: Dict[Tuple[int, str], List[Tuple[float, float]]] = {}
     started = time.monotonic()
-    # Modules keep their compiled code in a bytecode cache on the host, filled by the first module run
-    # of this benchmark: here in a directory of this run rather than the host's /var/cache.
-    bytecode = tempfile.mkdtemp(prefix="linuxnet-bench-bytecode-")
-    os.environ["LINUXNET_NETNS_BYTECODE_CACHE"] = os.path.join(bytecode, "cache")
-    try:
-        run_all(sizes, names, args.repeat, results, started)
-    finally:
-        shutil.rmtree(bytecode, ignore_errors=True)
+    run_all(sizes, names, args.repeat, results, started)
     text = table(results, names)
     print(text)
     if args.output:
@@ -239,8 +232,6 @@ def write_results(path: str, text: str, names: List[str], sizes: List[int], repe
         handle.write("Machine: %s.\n\n" % machine())
         handle.write("Median of %d repetitions, contenders alternating; N = %s. Skipped: %s.\n\n"
                      % (repeat, ", ".join(map(str, sizes)), "; ".join(skipped) or "nothing"))
-        handle.write("Our modules keep their compiled code in a bytecode cache on the host, here a directory of "
-                     "the run, filled by its first module run.\n\n")
         handle.write(text + "\n")
         if drawn:
             handle.write("\n![time against N](%s)\n" % os.path.basename(plot))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 from typing import Iterator
 
 import pytest
@@ -22,18 +20,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 # whatever else lives on the machine) never collide. Interface names stay within 15 bytes.
 RUN_PREFIX = os.environ.get("LINUXNET_TEST_PREFIX") or "ln%s" % secrets.token_hex(2)[:3]
 
-# Modules run through ansible-playbook keep their compiled code in a bytecode cache on the host; the
-# tests' modules keep it in a directory of this session instead of the host's /var/cache.
-BYTECODE_CACHE = tempfile.mkdtemp(prefix="linuxnet-test-bytecode-")
-os.environ.setdefault("LINUXNET_NETNS_BYTECODE_CACHE", os.path.join(BYTECODE_CACHE, "cache"))
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "root: needs root and a real kernel")
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(BYTECODE_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -140,12 +140,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
-
-payload_import.install()  # before the collection's other files: each compiled at most once, none if cached
-
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module  # noqa: E402
-from ansible_collections.linuxnet.netns.plugins.module_utils.namespaces import (  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils.namespaces import (
     namespace_report,
     namespace_spec,
     plan_namespace,

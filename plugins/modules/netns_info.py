@@ -123,13 +123,9 @@ spec:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
-
-payload_import.install()  # before the collection's other files: each compiled at most once, none if cached
-
-from ansible_collections.linuxnet.netns.plugins.module_utils.info import gather, spec_from_info  # noqa: E402
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_reader  # noqa: E402
-from ansible_collections.linuxnet.netns.plugins.module_utils.validation import check_netns_name  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.info import gather, spec_from_info
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_reader
+from ansible_collections.linuxnet.netns.plugins.module_utils.validation import check_netns_name
 
 ARGUMENT_SPEC = dict(
     names=dict(type="list", elements="str"),

@@ -131,12 +131,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
-
-payload_import.install()  # before the collection's other files: each compiled at most once, none if cached
-
-from ansible_collections.linuxnet.netns.plugins.module_utils.iptables import iptables_report, iptables_spec, plan_iptables  # noqa: E402
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.iptables import iptables_report, iptables_spec, plan_iptables
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
 
 CHAIN_OPTIONS = dict(
     name=dict(type="str", required=True),

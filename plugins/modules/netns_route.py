@@ -113,12 +113,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
-
-payload_import.install()  # before the collection's other files: each compiled at most once, none if cached
-
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module  # noqa: E402
-from ansible_collections.linuxnet.netns.plugins.module_utils.routes import plan_routes, route_report, route_spec  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils.routes import plan_routes, route_report, route_spec
 
 ROUTE_OPTIONS = dict(
     dst=dict(type="str", default="default"),

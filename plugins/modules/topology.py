@@ -110,12 +110,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
-
-payload_import.install()  # before the collection's other files: each compiled at most once, none if cached
-
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_converger  # noqa: E402
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology import (  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_converger
+from ansible_collections.linuxnet.netns.plugins.module_utils.topology import (
     converge_topology, described, summary)
 
 ARGUMENT_SPEC = dict(

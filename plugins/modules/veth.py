@@ -124,12 +124,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import payload_import
-
-payload_import.install()  # before the collection's other files: each compiled at most once, none if cached
-
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module  # noqa: E402
-from ansible_collections.linuxnet.netns.plugins.module_utils.veth import plan_veth, veth_report, veth_spec  # noqa: E402
+from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils.veth import plan_veth, veth_report, veth_spec
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
