@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno as errno_names
 import os
-from typing import Optional
+from typing import Any, List, Optional
 
 
 class NetnsError(Exception):
@@ -22,6 +22,8 @@ class NetnsError(Exception):
         self.message = message
         self.obj = obj
         self.errno = errno
+        # A failed run's changes that are still in the kernel (applied and not rolled back).
+        self.standing: List[Any] = []
 
     def __str__(self) -> str:
         text = self.message

@@ -12,8 +12,8 @@ from __future__ import annotations
 import gc
 from typing import Any, Callable, Dict, List, Optional
 
-from . import nsfs
 from .errors import NetnsError
+from .host_lock import host_lock
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel, Pyroute2Missing, require_pyroute2
 from .plan import Change, Pending, diff_of, execute
 from .rollback import Journal
@@ -37,7 +37,7 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
         shared = pending or Pending()
         return [change for planner in planners for change in planner(kernel, shared)]
     changes: List[Change] = []
-    with nsfs.apply_lock():
+    with host_lock():
         journal = Journal(undoable=rollback)
         try:
             for planner in planners:
@@ -64,19 +64,24 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
 
 
 def _after_failure(kernel: Kernel, exc: NetnsError, journal: Journal, rollback: bool) -> NetnsError:
-    """The error to report once a change failed: what this run had done, and whether it was undone."""
+    """The error to report once a change failed: what this run had done, whether it was undone, and
+    (``standing``) what of it is still in the kernel."""
     done = [change for change, _undo in journal.entries]
     if not done:
         return NetnsError(exc.message + "; nothing had been changed", obj=exc.obj, errno=exc.errno)
     if not rollback:
-        return NetnsError("%s; left as far as this run got, %d change(s) applied: %s"
-                          % (exc.message, len(done), "; ".join(c.summary() for c in done)), obj=exc.obj, errno=exc.errno)
+        failure = NetnsError("%s; left as far as this run got, %d change(s) applied: %s"
+                             % (exc.message, len(done), "; ".join(c.summary() for c in done)), obj=exc.obj, errno=exc.errno)
+        failure.standing = done
+        return failure
     kernel.release_descriptors()  # the failure may have been running out of them
     undone, problems = journal.roll_back(kernel)
     text = "%s; rolled back the %d change(s) this run had applied" % (exc.message, len(undone))
     if problems:
-        text += "; NOT rolled back: %s" % "; ".join(problems)
-    return NetnsError(text, obj=exc.obj, errno=exc.errno)
+        text += "; NOT rolled back, still in effect: %s" % "; ".join(problems)
+    failure = NetnsError(text, obj=exc.obj, errno=exc.errno)
+    failure.standing = [change for change in done if change not in undone]
+    return failure
 
 
 def run_module(module: Any, planner: Planner, reporter: Reporter, missing_library_msg: str) -> None:
@@ -85,7 +90,8 @@ def run_module(module: Any, planner: Planner, reporter: Reporter, missing_librar
     pending = Pending(assume_missing=True)
 
     def converger(kernel: Kernel, check_mode: bool) -> List[Change]:
-        changes = converge(kernel, planner, check_mode, pending)
+        # One object's changes: a refusal part-way undoes the ones before it.
+        changes = converge(kernel, planner, check_mode, pending, rollback=True)
         for thing in sorted(pending.assumed):
             module.warn("check mode: %s does not exist yet; assuming an earlier task creates it" % thing)
         return changes
@@ -107,7 +113,8 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
     except Pyroute2Missing as exc:
         module.fail_json(msg=missing_library_msg, exception=exc.details)
     except NetnsError as exc:
-        module.fail_json(msg=str(exc), errno=exc.errno, object=exc.obj)
+        module.fail_json(msg=str(exc), errno=exc.errno, object=exc.obj, changed=bool(exc.standing),
+                         changes=[c.as_dict() for c in exc.standing])
     result: Dict[str, Any] = dict(state)
     result.update(changed=bool(changes), changes=[c.as_dict() for c in changes])
     if getattr(module, "_diff", False):  # as Ansible's own modules: a diff only when one is asked for

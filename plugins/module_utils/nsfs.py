@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import os
 import resource
 import stat
@@ -23,7 +22,6 @@ from .validation import check_netns_name
 
 NETNS_RUN_DIR = "/run/netns"
 NETNS_ETC_DIR = "/etc/netns"
-LOCK_PATH = "/run/lock/linuxnet-netns.lock"
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
@@ -222,18 +220,6 @@ def pids_by_netns_inode() -> Dict[int, List[int]]:
     return result
 
 
-@contextlib.contextmanager
-def apply_lock(path: str = LOCK_PATH) -> Iterator[None]:
-    """Serialise every change this collection makes on a host; released when the holder dies."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def write_file_atomically(path: str, content: str, mode: int = 0o644) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -275,3 +261,27 @@ def scratch_namespace() -> Iterator[None]:
             setns(home)
     finally:
         os.close(home)
+
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id() -> str:
+    """This boot's id: identities of namespaces and links hold within one boot only."""
+    try:
+        with open(BOOT_ID_PATH) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def read_trusted(path: str) -> Optional[str]:  # placeholder until the trusted-files work lands
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def private_directory(path: str) -> None:  # placeholder until the trusted-files work lands
+    os.makedirs(path, mode=0o700, exist_ok=True)

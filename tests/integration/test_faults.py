@@ -85,8 +85,8 @@ def test_sigkill_at_many_points_then_the_next_run_converges(prefix: str, tmp_pat
 # Holds the host lock until killed.
 HOLDER = r"""
 import sys, time
-from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs
-with nsfs.apply_lock():
+from ansible_collections.linuxnet.netns.plugins.module_utils.host_lock import host_lock
+with host_lock():
     print("held", flush=True)
     time.sleep(600)
 """
