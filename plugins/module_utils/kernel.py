@@ -65,6 +65,7 @@ class Kernel:
         # one and what this run adds, so e.g. their iptables tables need not be read before writing.
         self.created: set = set()
         self._settlers: List[Callable[[], None]] = []
+        self._identities: Dict[Optional[str], List[Any]] = {}
         # iptables_snapshot.Snapshot of a run with a state directory: tables known from earlier runs.
         self.table_snapshot: Any = None
 
@@ -83,6 +84,7 @@ class Kernel:
         self.indexes.clear()
         self._existing = None
         self.created.clear()
+        self._identities.clear()
 
     def release_descriptors(self) -> None:
         """Close every socket and namespace descriptor (they are opened again when needed), e.g.
@@ -119,6 +121,7 @@ class Kernel:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._identities.pop(ns, None)
         for what in self._cache.pop(ns, {}):
             self._written.discard((ns, what))
         if self._existing is not None:  # one stat, not a new listing: N creations stay linear
@@ -256,6 +259,19 @@ class Kernel:
                 return netlink_dump.netns_cookie(sock), netlink_dump.nft_generation(sock)
         except OSError:
             return None
+
+    def identity(self, ns: Optional[str]) -> List[Any]:
+        """What tells ``ns`` (as this run opened it) from every other namespace of this boot: its
+        cookie, never handed out again before the next boot, or, on kernels before 5.14, which have
+        none, its inode number (handed out again once the namespace is freed)."""
+        if ns not in self._identities:
+            try:
+                with self._plain_socket(ns) as sock:
+                    self._identities[ns] = ["cookie", netlink_dump.netns_cookie(sock)]
+            except OSError:
+                self._identities[ns] = ["inode", os.fstat(self.fd(ns)).st_ino if ns is not None
+                                        else os.stat("/proc/thread-self/ns/net").st_ino]
+        return self._identities[ns]
 
     def nsid(self, ns_from: Optional[str], ns_target: Optional[str]) -> Optional[int]:
         """The id ``ns_from`` uses for ``ns_target`` (IFLA_LINK_NETNSID), or None if unassigned."""

@@ -183,6 +183,11 @@ def _apply_create(kernel: Kernel, change: Change) -> None:
 @applier("netns", "delete")
 def _apply_delete(kernel: Kernel, change: Change) -> None:
     name = change.params["name"]
+    if "identity" in change.params:  # planned as ours: still the same namespace under that name?
+        kernel.forget_namespace(name)
+        if not kernel.exists(name) or kernel.identity(name) != change.params["identity"]:
+            raise NetnsError("is no longer the namespace this topology created (deleted and made again by "
+                             "someone else since it was planned); left alone", obj="netns %s" % name)
     outside_peers = _veth_peers_outside(kernel, name)
     # One /proc scan per run, not per deletion (a process entering a namespace that this run is
     # deleting, under our lock, is not worth a scan of every process for every namespace).

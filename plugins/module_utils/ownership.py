@@ -1,10 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which objects a topology manages, so that purge removes only what it created.
+"""Which objects a topology created, known by identity, so that purge and teardown remove only those.
 
-The record keeps the spec last applied and the namespaces/links that already existed before this
-topology first declared them ("foreign"): purge and teardown never remove those.
+The record keeps the spec last applied and, for every namespace and link the topology created, what
+the kernel does not hand out again within a boot: a namespace's cookie (SO_NETNS_COOKIE; its inode
+number where the kernel has no cookie), a link's ifindex together with its namespace's identity,
+and the boot they belong to. A name that was deleted and made again by someone else is not ours.
+A record written ahead of a run claims the objects the run is about to create before their
+identity exists; such a claim stands for the object of that name in the same boot (a run killed
+part-way is finished by the next one). Nothing of an earlier boot is ours: the boot restore makes
+the topology again and records the new identities.
 """
 
 from __future__ import annotations
@@ -12,31 +18,46 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from . import nsfs
 from .errors import NetnsError
-from .links import link_key
+from .kernel import Kernel
+from .links import links
 from .plan import Change
 from .topology_spec import Topology, link_ends, parse_topology
 
 STATE_DIR = "/var/lib/linuxnet-netns"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+LinkKey = Tuple[Optional[str], str]  # (namespace, name)
+Identity = Optional[List[Any]]  # None: claimed ahead of its creation
+
+
+@dataclasses.dataclass
+class LinkClaim:
+    type: str  # veth, bridge, vlan, macvlan
+    identity: Identity  # [namespace identity, ifindex]
+    peer: Optional[LinkKey] = None  # a veth's other end
 
 
 @dataclasses.dataclass
 class Record:
     spec: Dict[str, Any]
-    foreign_namespaces: Set[str] = dataclasses.field(default_factory=set)
-    foreign_links: Set[Tuple[Optional[str], str]] = dataclasses.field(default_factory=set)
-    # Objects an earlier spec declared and the current one no longer does, kept until a purge.
+    boot_id: str = ""
+    namespaces: Dict[str, Identity] = dataclasses.field(default_factory=dict)
+    links: Dict[LinkKey, LinkClaim] = dataclasses.field(default_factory=dict)
+    # Addresses, routes and rules an earlier spec declared and the current one no longer does, kept until a purge.
     retired: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
     _parsed: Optional[Topology] = dataclasses.field(default=None, compare=False, repr=False)
+    source: str = dataclasses.field(default="ownership record", compare=False, repr=False)  # its file
 
     def topology(self) -> Topology:
-        """The recorded spec, parsed once."""
+        """The recorded spec, parsed once (only when it is not the spec of this run)."""
         if self._parsed is None:
-            self._parsed = parse_topology(self.spec)
+            try:
+                self._parsed = parse_topology(self.spec)
+            except NetnsError as exc:
+                raise NetnsError("ownership record holds an invalid topology: %s" % exc, obj=self.source) from None
         return self._parsed
 
     def parsed_as(self, spec: Dict[str, Any], topology: Topology) -> None:
@@ -44,34 +65,131 @@ class Record:
         if self._parsed is None and self.spec == spec:
             self._parsed = topology
 
+    def has_claims_to_settle(self) -> bool:
+        return self.boot_id != nsfs.boot_id() or None in self.namespaces.values() \
+            or any(claim.identity is None for claim in self.links.values())
+
     def as_json(self) -> str:
-        return json.dumps({"version": RECORD_VERSION, "spec": self.spec, "retired": self.retired,
-                           "foreign_namespaces": sorted(self.foreign_namespaces),
-                           "foreign_links": sorted([list(k) for k in self.foreign_links], key=str)},
-                          indent=1, sort_keys=True) + "\n"
+        return json.dumps({
+            "version": RECORD_VERSION, "boot_id": self.boot_id, "spec": self.spec, "retired": self.retired,
+            "namespaces": self.namespaces,
+            "links": [{"netns": ns, "name": name, "type": claim.type, "identity": claim.identity,
+                       "peer": None if claim.peer is None else list(claim.peer)}
+                      for (ns, name), claim in sorted(self.links.items(), key=str)],
+        }, indent=1, sort_keys=True) + "\n"
+
+
+def empty(spec: Dict[str, Any]) -> Record:
+    return Record(spec, nsfs.boot_id())
 
 
 def record_path(name: str, state_dir: str = STATE_DIR) -> str:
     return os.path.join(state_dir, "%s.owned.json" % name)
 
 
+# -- the file -------------------------------------------------------------------------------
 def load(name: str, state_dir: str = STATE_DIR) -> Optional[Record]:
+    """The record, None if there is none. A file of the wrong shape is an error naming it."""
     path = record_path(name, state_dir)
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
+    text = nsfs.read_trusted(path)
+    if text is None:
         return None
-    except (OSError, ValueError) as exc:
+    try:
+        record = _from_json(json.loads(text))
+    except NetnsError as exc:
+        raise NetnsError("ownership record holds an invalid topology: %s" % exc, obj=path) from None
+    except RecursionError:
+        raise NetnsError("ownership record is nested too deeply", obj=path) from None
+    except ValueError as exc:
         raise NetnsError("ownership record is unreadable: %s" % exc, obj=path) from None
-    if not isinstance(data, dict) or data.get("version") != RECORD_VERSION or "spec" not in data:
-        raise NetnsError("ownership record has an unknown format", obj=path)
-    return Record(data["spec"], set(data.get("foreign_namespaces", [])),
-                  {(k[0], k[1]) for k in data.get("foreign_links", [])}, data.get("retired") or {})
+    record.source = path
+    return record
+
+
+def _from_json(data: Any) -> Record:
+    if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
+        raise ValueError("not an object with a spec")
+    if data.get("version") == 1:
+        return _from_version_1(data)
+    if data.get("version") != RECORD_VERSION:
+        raise ValueError("unknown format version %r" % (data.get("version"),))
+    boot_id, namespaces, retired = data.get("boot_id"), data.get("namespaces"), data.get("retired")
+    if not isinstance(boot_id, str) or not isinstance(namespaces, dict) or not isinstance(retired, dict):
+        raise ValueError("boot_id, namespaces or retired of the wrong type")
+    for name, identity in namespaces.items():
+        _check_identity(identity, "namespaces.%s" % name, 2)
+    claims: Dict[LinkKey, LinkClaim] = {}
+    for i, item in enumerate(_typed(data.get("links"), list, "links")):
+        where = "links[%d]" % i
+        _typed(item, dict, where)
+        key = (_optional_str(item.get("netns"), where + ".netns"), _typed(item.get("name"), str, where + ".name"))
+        _check_identity(item.get("identity"), where + ".identity", 2)
+        if item["identity"] is not None:
+            _check_identity(item["identity"][0], where + ".identity[0]", 2)
+        peer = item.get("peer")
+        if peer is not None:
+            if not (isinstance(peer, list) and len(peer) == 2 and isinstance(peer[1], str)):
+                raise ValueError("%s.peer must be [netns, name]" % where)
+            peer = (_optional_str(peer[0], where + ".peer[0]"), peer[1])
+        claims[key] = LinkClaim(_typed(item.get("type"), str, where + ".type"), item["identity"], peer)
+    return Record(data["spec"], boot_id, dict(namespaces), claims, _check_retired(retired))
+
+
+def _from_version_1(data: Dict[str, Any]) -> Record:
+    """A record of an earlier version knew objects by name only: what it did not call foreign is
+    claimed as the topology's own once, and known by identity from the next run on."""
+    topology = parse_topology(data["spec"])
+    foreign_ns = set(_typed(data.get("foreign_namespaces", []), list, "foreign_namespaces"))
+    foreign_links = {tuple(item) for item in _typed(data.get("foreign_links", []), list, "foreign_links")}
+    record = Record(data["spec"], nsfs.boot_id())
+    for ns in topology.namespaces:
+        if ns["name"] not in foreign_ns:
+            record.namespaces[ns["name"]] = None
+    for item in topology.links:
+        ends = [(end.netns, end.name) for end in link_ends(item)]
+        for end in ends:
+            if end not in foreign_links:
+                record.links[end] = LinkClaim(item["type"], None, _other(ends, end))
+    retired = data.get("retired") or {}
+    record.retired = _check_retired({k: v for k, v in _typed(retired, dict, "retired").items()
+                                     if k in ("addresses", "routes", "iptables")})
+    return record
+
+
+def _check_retired(retired: Dict[str, Any]) -> Dict[str, List[Any]]:
+    result: Dict[str, List[Any]] = {}
+    for kind, items in retired.items():
+        if kind not in ("addresses", "routes", "iptables"):
+            raise ValueError("retired.%s is not a kind of object" % kind)
+        for i, entry in enumerate(_typed(items, list, "retired." + kind)):
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
+                raise ValueError("retired.%s[%d] must be [netns, object]" % (kind, i))
+            _optional_str(entry[0], "retired.%s[%d][0]" % (kind, i))
+        result[kind] = [list(entry) for entry in items]
+    return result
+
+
+def _check_identity(value: Any, where: str, length: int) -> None:
+    if value is None:
+        return
+    if not (isinstance(value, list) and len(value) == length):
+        raise ValueError("%s must be a list of %d or null" % (where, length))
+
+
+def _typed(value: Any, kind: type, where: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError("%s must be a %s" % (where, kind.__name__))
+    return value
+
+
+def _optional_str(value: Any, where: str) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("%s must be a string or null" % where)
+    return value
 
 
 def save(name: str, record: Record, state_dir: str = STATE_DIR) -> None:
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    nsfs.private_directory(state_dir)
     nsfs.write_file_atomically(record_path(name, state_dir), record.as_json(), 0o600)
 
 
@@ -82,47 +200,113 @@ def remove(name: str, state_dir: str = STATE_DIR) -> None:
         pass
 
 
-def updated(previous: Optional[Record], spec: Dict[str, Any], topology: Topology,
-            changes: List[Change], purged: bool = False) -> Record:
-    """The record after applying ``changes``: objects that existed before and were not created by
-    this topology (now or earlier) stay foreign."""
-    created_ns = {c.key for c in changes if c.kind == "netns" and c.action == "create"}
-    created_links = {c.key for c in changes if c.kind == "link" and c.action == "create"}
-    old = previous.topology() if previous else None
-    old_ns = {ns["name"] for ns in old.namespaces} - previous.foreign_namespaces if old else set()
-    old_links = {(e.netns, e.name) for e in old.endpoints} - previous.foreign_links if old else set()
-    foreign_ns = {ns["name"] for ns in topology.namespaces
-                  if ns["name"] not in created_ns and ns["name"] not in old_ns}
-    foreign_links: Set[Tuple[Optional[str], str]] = set()
-    for item in topology.links:
-        ends = [(end.netns, end.name) for end in link_ends(item)]
-        created = any(link_key(ns, name) in created_links or ns in created_ns for ns, name in ends)
-        foreign_links |= {end for end in ends if not created and end not in old_links}
-    retired = {} if purged or previous is None else _as_json_lists(undeclared(previous, topology))
-    return Record(spec, foreign_ns, foreign_links, retired)
+# -- what is ours ---------------------------------------------------------------------------
+def namespace_identity(kernel: Kernel, name: Optional[str]) -> Identity:
+    """What tells this namespace from any other of this boot, as the record keeps it."""
+    return kernel.identity(name)
 
 
+def owns_namespace(kernel: Kernel, record: Optional[Record], name: str) -> bool:
+    """Whether the namespace named ``name`` now is the one this topology created."""
+    if record is None or name not in record.namespaces or record.boot_id != nsfs.boot_id() or not kernel.exists(name):
+        return False
+    claimed = record.namespaces[name]
+    return claimed is None or claimed == namespace_identity(kernel, name)
+
+
+def owns_link(kernel: Kernel, record: Optional[Record], key: LinkKey) -> bool:
+    """Whether the link ``key`` now is the one this topology created."""
+    if record is None or key not in record.links or record.boot_id != nsfs.boot_id():
+        return False
+    ns, name = key
+    link = links(kernel, ns).get(name) if kernel.exists(ns) else None
+    if link is None:
+        return False
+    claimed = record.links[key].identity
+    return claimed is None or claimed == [namespace_identity(kernel, ns), link.index]
+
+
+def owned_namespaces(kernel: Kernel, record: Optional[Record]) -> List[str]:
+    return [name for name in sorted(record.namespaces) if owns_namespace(kernel, record, name)] if record else []
+
+
+def owned_links(kernel: Kernel, record: Optional[Record]) -> Dict[LinkKey, LinkClaim]:
+    return {key: claim for key, claim in sorted(record.links.items(), key=str)
+            if owns_link(kernel, record, key)} if record else {}
+
+
+def _other(ends: List[LinkKey], end: LinkKey) -> Optional[LinkKey]:
+    others = [other for other in ends if other != end]
+    return others[0] if others else None
+
+
+def created_by(changes: Iterable[Change]) -> Tuple[Set[str], Dict[LinkKey, LinkClaim]]:
+    """The namespaces and links ``changes`` create, as unconfirmed claims."""
+    namespaces: Set[str] = set()
+    claims: Dict[LinkKey, LinkClaim] = {}
+    for change in changes:
+        if change.kind == "netns" and change.action == "create":
+            namespaces.add(change.params["name"])
+        elif change.kind == "link" and change.action == "create":
+            p = change.params
+            if "end" in p:  # a veth pair
+                ends = [(p["end"].netns, p["end"].name), (p["peer"].netns, p["peer"].name)]
+                for end in ends:
+                    claims[end] = LinkClaim("veth", None, _other(ends, end))
+            else:
+                claims[(p["ns"], p["name"])] = LinkClaim(p["link_type"], None)
+    return namespaces, claims
+
+
+def claimed(record: Record, changes: List[Change]) -> Record:
+    """The record written ahead of ``changes``: what they create is claimed before it exists."""
+    namespaces, claims = created_by(changes)
+    ahead = dataclasses.replace(record, namespaces=dict(record.namespaces), links=dict(record.links))
+    if ahead.boot_id != nsfs.boot_id():
+        ahead.boot_id, ahead.namespaces, ahead.links = nsfs.boot_id(), {}, {}
+    ahead.namespaces.update({name: None for name in namespaces if name not in ahead.namespaces})
+    for key, claim in claims.items():
+        ahead.links.setdefault(key, claim)
+    return ahead
+
+
+def settled(record: Record, spec: Dict[str, Any], topology: Topology, kernel: Kernel, standing: List[Change],
+            purged: bool) -> Record:
+    """The record after a run whose ``standing`` changes are in the kernel: what it created and what
+    was ours before and still is, each with its identity now; retired objects as the spec says."""
+    new_ns, new_links = created_by(standing)
+    result = Record(spec, nsfs.boot_id())
+    for name in sorted(set(record.namespaces) | new_ns):
+        if kernel.exists(name) and (name in new_ns or owns_namespace(kernel, record, name)):
+            result.namespaces[name] = namespace_identity(kernel, name)
+    for key in sorted(set(record.links) | set(new_links), key=str):
+        ns, name = key
+        link = links(kernel, ns).get(name) if kernel.exists(ns) else None
+        if link is not None and (key in new_links or owns_link(kernel, record, key)):
+            claim = new_links.get(key) or record.links[key]
+            result.links[key] = LinkClaim(claim.type, [namespace_identity(kernel, ns), link.index], claim.peer)
+    if not purged:
+        declared = {ns["name"] for ns in topology.namespaces}
+        gone = {name for name in result.namespaces if name not in declared}  # a purge takes them whole
+        result.retired = _as_json_lists(retired_objects(record, topology, gone))
+    return result
+
+
+# -- what an earlier spec declared and this one does not -------------------------------------
 def _as_json_lists(leftovers: Dict[str, List[Any]]) -> Dict[str, List[Any]]:
     return {kind: [list(item) if isinstance(item, tuple) else item for item in items]
             for kind, items in leftovers.items() if items}
 
 
-def undeclared(record: Record, topology: Topology) -> Dict[str, List[Any]]:
-    """What ``record`` manages that ``topology`` no longer declares, by kind."""
+def retired_objects(record: Record, topology: Topology, gone_namespaces: Set[str]) -> Dict[str, List[Any]]:
+    """Addresses, routes and rules that ``record``'s spec (or an earlier one, its ``retired``)
+    declared and ``topology`` does not, outside ``gone_namespaces`` (they go with those)."""
     old = record.topology()
-    new_ns = {ns["name"] for ns in topology.namespaces}
-    gone_ns = [ns["name"] for ns in old.namespaces
-               if ns["name"] not in new_ns and ns["name"] not in record.foreign_namespaces]
-    new_links = {(e.netns, e.name) for e in topology.endpoints}
-    gone_links = [item for item in old.links
-                  if (item.get("netns"), item["name"]) not in new_links
-                  and (item.get("netns"), item["name"]) not in record.foreign_links]
-    result: Dict[str, List[Any]] = {"namespaces": gone_ns, "links": gone_links,
-                                    "addresses": [], "routes": [], "iptables": []}
+    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "iptables": []}
     new_scopes = {netns: section for netns, section, _ in topology.scopes()}
     for netns, section, _ in old.scopes():
-        if netns in gone_ns:
-            continue  # removed with its namespace
+        if netns in gone_namespaces:
+            continue
         now = new_scopes.get(netns, {"addresses": [], "routes": [], "iptables": []})
         now_addresses = {(a["dev"], a["address"]) for a in now["addresses"]}
         result["addresses"] += [(netns, a) for a in section["addresses"] if (a["dev"], a["address"]) not in now_addresses]
@@ -130,12 +314,12 @@ def undeclared(record: Record, topology: Topology) -> Dict[str, List[Any]]:
         result["routes"] += [(netns, {k: v for k, v in r.items() if k != "path"})
                              for r in section["routes"] if _route_id(r) not in now_routes]
         result["iptables"] += [(netns, t) for t in _removed_rules(section["iptables"], now["iptables"])]
-    _add_retired(result, record.retired, topology, new_ns, new_links, new_scopes)
+    _add_retired(result, record.retired, gone_namespaces, new_scopes)
     return result
 
 
-def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], topology: Topology,
-                 new_ns: Set[str], new_links: Set[Tuple[Optional[str], str]], new_scopes: Dict[Any, Any]) -> None:
+def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], gone_namespaces: Set[str],
+                 new_scopes: Dict[Any, Any]) -> None:
     """Leftovers of earlier runs without purge, unless declared again (or already listed)."""
     def declared_again(kind: str, netns: Optional[str], item: Any) -> bool:
         now = new_scopes.get(netns)
@@ -147,16 +331,10 @@ def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], to
             return _route_id(item) in {_route_id(r) for r in now["routes"]}
         return False
 
-    for name in retired.get("namespaces", []):
-        if name not in new_ns and name not in result["namespaces"]:
-            result["namespaces"].append(name)
-    for item in retired.get("links", []):
-        if (item.get("netns"), item["name"]) not in new_links and item not in result["links"]:
-            result["links"].append(item)
     for kind in ("addresses", "routes", "iptables"):
         for netns, item in retired.get(kind, []):
             entry = (netns, item)
-            if netns not in result["namespaces"] and not declared_again(kind, netns, item) and entry not in result[kind]:
+            if netns not in gone_namespaces and not declared_again(kind, netns, item) and entry not in result[kind]:
                 result[kind].append(entry)
 
 

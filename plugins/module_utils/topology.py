@@ -9,6 +9,7 @@ create through ``Pending``), so check mode predicts a whole topology on an empty
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any, Dict, List, Optional, Tuple
@@ -17,13 +18,14 @@ from . import iptables_snapshot, ownership
 from .addresses import address_spec, plan_addresses
 from .errors import NetnsError
 from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
+from .host_lock import host_lock
 from .kernel import Kernel
 from .namespaces import namespace_spec, plan_namespace
 from .plan import Change, Pending
 from .routes import plan_routes, route_spec
 from .topology_spec import Endpoint, Topology, link_ends, parse_topology
 from .veth import plan_veth, veth_spec
-from .virtual_links import plan_virtual_link, virtual_link_spec
+from .virtual_links import VirtualLinkSpec, plan_virtual_link, virtual_link_spec
 
 LOOPBACK = {"up": True, "down": False, "unmanaged": None}
 
@@ -76,9 +78,16 @@ def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownersh
     mode, where nothing is applied, ``pending`` tells the later planners which links go)."""
     if owned is None:
         return []
-    leftovers = ownership.undeclared(owned, topology)
-    pending.doomed_links |= {(end.netns, end.name) for item in leftovers.get("links", []) for end in link_ends(item)}
-    return plan_purge(kernel, leftovers)
+    declared_ns = {ns["name"] for ns in topology.namespaces}
+    declared = {frozenset((end.netns, end.name) for end in link_ends(item)) for item in topology.links}
+    namespaces = [name for name in ownership.owned_namespaces(kernel, owned) if name not in declared_ns]
+    # A veth is still declared only as the same pair: an end declared with another peer is a new pair.
+    claims = {key: claim for key, claim in ownership.owned_links(kernel, owned).items()
+              if frozenset([key] + ([claim.peer] if claim.peer is not None else [])) not in declared}
+    pending.doomed_links |= set(claims)
+    leftovers = ownership.retired_objects(owned, topology, set(namespaces))
+    return (_plan_subobject_removal(kernel, leftovers) + _plan_namespace_removal(kernel, namespaces)
+            + _plan_link_removal(kernel, claims, set(namespaces), _link_order(topology, owned)))
 
 
 def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
@@ -113,16 +122,20 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
 
 
 def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.Record] = None) -> List[Change]:
-    """Remove ``topology`` in reverse order, except namespaces and links that existed before it
-    (``owned.foreign_*``): of those only the declared addresses, routes and rules go.
+    """Remove everything of ``topology`` in reverse order: the namespaces and links it created
+    (known by identity, declared or retired), and the declared (and retired) addresses, routes and
+    rules of namespaces it did not create, which stay.
 
     Namespaces go before root-namespace links: deleting a namespace takes its veth ends with it,
     and many namespace deletions settle together far faster than one link deletion after another."""
-    foreign_ns = owned.foreign_namespaces if owned else set()
-    foreign_links = owned.foreign_links if owned else set()
-    doomed = {ns["name"] for ns in topology.namespaces} - foreign_ns
-    # Addresses on links that the namespace deletions take along go with them.
-    dying = {end for item in topology.links if _lives_only_in(item, doomed) for end in link_ends(item)}
+    doomed_list = ownership.owned_namespaces(kernel, owned)
+    order = [ns["name"] for ns in reversed(topology.namespaces)]
+    doomed_list.sort(key=lambda name: order.index(name) if name in order else len(order))
+    doomed = set(doomed_list)
+    claims = ownership.owned_links(kernel, owned)
+    # Addresses on links that go (with their namespace, or deleted as ours) go with them.
+    dying = {Endpoint(*key) for key in claims} | {
+        end for item in topology.links if _lives_only_in(item, doomed) for end in link_ends(item)}
     changes: List[Change] = []
     for netns, section, _path in reversed(topology.scopes()):
         if netns in doomed:
@@ -137,14 +150,10 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
         for spec in _address_specs(netns, section, "absent"):
             if Endpoint(netns, spec.dev) not in dying:
                 changes += plan_addresses(kernel, spec, Pending())
-    for ns in reversed(topology.namespaces):
-        if ns["name"] in doomed:
-            changes += plan_namespace(kernel, _namespace(ns, "absent"))
-    for item in reversed(topology.links):
-        if _lives_only_in(item, doomed) or (item.get("netns"), item["name"]) in foreign_links:
-            continue
-        changes += _plan_link(kernel, _link(item, "absent"), Pending())
-    return changes
+    if owned is not None:
+        changes += _plan_subobject_removal(kernel, ownership.retired_objects(owned, topology, doomed))
+    changes += _plan_namespace_removal(kernel, doomed_list)
+    return changes + _plan_link_removal(kernel, claims, doomed, _link_order(topology, owned))
 
 
 def _lives_only_in(item: Dict[str, Any], namespaces: set) -> bool:
@@ -152,8 +161,8 @@ def _lives_only_in(item: Dict[str, Any], namespaces: set) -> bool:
     return any(end.netns is not None and end.netns in namespaces for end in link_ends(item))
 
 
-def plan_purge(kernel: Kernel, leftovers: Dict[str, List[Any]]) -> List[Change]:
-    """Remove objects this topology created before and no longer declares, rules first."""
+def _plan_subobject_removal(kernel: Kernel, leftovers: Dict[str, List[Any]]) -> List[Change]:
+    """Remove addresses, routes and rules an earlier spec declared, rules first."""
     changes: List[Change] = []
     for netns, table in leftovers.get("iptables", []):
         spec = iptables_spec(netns, table["ip_version"], table["table"], table["chains"], state="absent")
@@ -163,14 +172,52 @@ def plan_purge(kernel: Kernel, leftovers: Dict[str, List[Any]]) -> List[Change]:
         changes += plan_routes(kernel, route_spec(netns, [route], state="absent"), Pending())
     for netns, item in leftovers.get("addresses", []):
         changes += plan_addresses(kernel, address_spec(netns, item["dev"], [item["address"]], state="absent"), Pending())
-    for name in leftovers.get("namespaces", []):
-        changes += plan_namespace(kernel, namespace_spec(name, "absent"))
-    for item in leftovers.get("links", []):
-        if not _lives_only_in(item, set(leftovers.get("namespaces", []))):
-            try:
-                changes += _plan_link(kernel, _link(item, "absent"), Pending())
-            except NetnsError:
-                pass  # the name now belongs to another link, which this topology did not create
+    return changes
+
+
+def _plan_namespace_removal(kernel: Kernel, names: List[str]) -> List[Change]:
+    """Delete namespaces this topology created; each deletion carries the identity it was planned on."""
+    changes: List[Change] = []
+    for name in names:
+        for change in plan_namespace(kernel, namespace_spec(name, "absent")):
+            if change.kind == "netns":
+                change = dataclasses.replace(change, params=dict(change.params, identity=ownership.namespace_identity(kernel, name)))
+            changes.append(change)
+    return changes
+
+
+def _link_order(topology: Topology, record: Optional[ownership.Record]) -> List[ownership.LinkKey]:
+    """Links in the order they are removed: the reverse of the order they are made in."""
+    items = list(reversed(topology.links)) + (list(reversed(record.topology().links)) if record else [])
+    return list(dict.fromkeys((end.netns, end.name) for item in items for end in link_ends(item)))
+
+
+def _plan_link_removal(kernel: Kernel, claims: Dict[ownership.LinkKey, ownership.LinkClaim], doomed: set,
+                       order: List[ownership.LinkKey]) -> List[Change]:
+    """Delete the links this topology created (``claims``, checked by identity) that do not go with
+    a ``doomed`` namespace anyway; each deletion names the ifindex it was planned on."""
+    changes: List[Change] = []
+    handled: set = set()
+    for key in sorted(claims, key=lambda k: order.index(k) if k in order else len(order)):
+        claim = claims[key]
+        ends = [key] + ([claim.peer] if claim.peer is not None else [])
+        if key in handled or any(ns is not None and ns in doomed for ns, _name in ends):
+            continue
+        handled.update(ends)
+        try:
+            if claim.type == "veth" and claim.peer is not None:
+                spec: Any = veth_spec(key[1], claim.peer[1], netns=key[0], peer_netns=claim.peer[0], state="absent")
+                planned = plan_veth(kernel, spec, Pending())
+            else:
+                planned = plan_virtual_link(kernel, VirtualLinkSpec(claim.type, key[0], key[1], state="absent"),
+                                            Pending())
+        except NetnsError:
+            continue  # not as this topology made it (e.g. its veth peer moved away): left alone
+        for change in planned:
+            deleted = claims.get((change.params["ns"], change.params["name"]))
+            if deleted is not None and deleted.identity is not None:
+                change = dataclasses.replace(change, params=dict(change.params, index=deleted.identity[1]))
+            changes.append(change)
     return changes
 
 
@@ -195,59 +242,98 @@ def described(data: Dict[str, Any]) -> Dict[str, Any]:
 def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "present", purge: bool = False,
                       check_mode: bool = False, state_dir: str = ownership.STATE_DIR,
                       rollback: bool = False) -> List[Change]:
-    """Validate ``data`` in full, then bring the kernel to it (or tear it down) under the host lock;
-    records ownership after a real run."""
-    from .module_runner import converge, converge_stages
+    """Validate ``data`` in full, then, under the host lock, read what the topology owns, bring the
+    kernel to it (or tear it down) and record what it owns now."""
+    from .module_runner import converge_stages
 
     topology = parse_topology(data)
-    record = ownership.load(topology.name, state_dir)
-    if record is not None:
-        record.parsed_as(data, topology)
-    snapshot_path = iptables_snapshot.snapshot_path(topology.name, state_dir)
-    if state == "absent":
-        if not check_mode:
-            iptables_snapshot.remove(snapshot_path)
-        changes = converge(kernel, lambda k, _pending: plan_teardown(k, topology, record), check_mode,
-                           rollback=rollback)
-        if not check_mode:
-            # Keep remembering what existed before the topology, so a repeated teardown still leaves
-            # those objects alone; but nothing of the topology is left, so a later apply must neither
-            # purge its old names (they may belong to others by then) nor take them for its own.
-            kept = ownership.updated(record, data, topology, changes, purged=True)
-            kept.spec = {"name": topology.name, "version": 1, "namespaces": [], "links": []}
-            ownership.save(topology.name, kept, state_dir)
-        return changes
-    intent_saved: List[bool] = []  # the write-ahead record is saved once per run
-    purge_planned: List[bool] = []
-
-    def purge_stage(k: Kernel, pending: Pending) -> List[Change]:
-        # Planned once per run: the verification pass must not take a new link that reuses a purged
-        # name for the purged one.
-        if not purge or purge_planned:
-            return []
-        purge_planned.append(True)
-        return plan_purge_stage(k, topology, record, pending)
-
-    def planner(k: Kernel, pending: Pending) -> List[Change]:
-        changes = plan_topology(k, topology, False, record, pending)
-        if not check_mode and not intent_saved:
-            # Write-ahead: a run killed part-way must not leave its creations looking like objects
-            # that existed before the topology (which teardown and purge never remove).
-            _save_record(topology.name, ownership.updated(record, data, topology, changes, purge), record, state_dir)
-            intent_saved.append(True)
-        return changes
-
-    kernel.table_snapshot = iptables_snapshot.load(snapshot_path)
-    try:
-        changes = converge_stages(kernel, [purge_stage, planner], check_mode, rollback=rollback)
-        if not check_mode:
-            _save_record(topology.name, ownership.updated(record, data, topology, changes, purge), record, state_dir)
-            kernel.table_snapshot.save(kernel)
-    finally:
-        kernel.table_snapshot = None
+    with host_lock(shared=check_mode):
+        record = ownership.load(topology.name, state_dir)
+        if record is not None:
+            record.parsed_as(data, topology)
+        run = _Run(kernel, data, topology, record, check_mode, state_dir)
+        if state == "absent":
+            stages = [lambda k, _pending: plan_teardown(k, topology, record)]
+        else:
+            stages = [run.purge_stage if purge else run.nothing, run.plan_ahead]
+        kernel.table_snapshot = iptables_snapshot.load(run.snapshot_path) if state != "absent" else None
+        try:
+            try:
+                changes = converge_stages(kernel, stages, check_mode, rollback=rollback)
+            except NetnsError as exc:
+                if not check_mode:
+                    run.record_after_failure(exc, purge)
+                raise
+            if not check_mode:
+                run.record_after(changes, state == "absent", purge)
+        finally:
+            kernel.table_snapshot = None
     return changes
 
 
-def _save_record(name: str, record: ownership.Record, loaded: Optional[ownership.Record], state_dir: str) -> None:
-    if record != loaded:  # a run that changes nothing writes nothing
-        ownership.save(name, record, state_dir)
+class _Run:
+    """One apply or teardown of a topology: its stages and what it records of them."""
+
+    def __init__(self, kernel: Kernel, data: Dict[str, Any], topology: Topology,
+                 record: Optional[ownership.Record], check_mode: bool, state_dir: str) -> None:
+        self.kernel = kernel
+        self.data = data
+        self.topology = topology
+        self.record = record
+        self.check_mode = check_mode
+        self.state_dir = state_dir
+        self.snapshot_path = iptables_snapshot.snapshot_path(topology.name, state_dir)
+        self.purge_planned = False
+        self.ahead_saved = False
+
+    @staticmethod
+    def nothing(_kernel: Kernel, _pending: Pending) -> List[Change]:
+        return []
+
+    def purge_stage(self, kernel: Kernel, pending: Pending) -> List[Change]:
+        # Planned once per run: the verification pass must not take a new link that reuses a purged
+        # name for the purged one.
+        if self.purge_planned:
+            return []
+        self.purge_planned = True
+        return plan_purge_stage(kernel, self.topology, self.record, pending)
+
+    def plan_ahead(self, kernel: Kernel, pending: Pending) -> List[Change]:
+        changes = plan_topology(kernel, self.topology, False, self.record, pending)
+        if not self.check_mode and not self.ahead_saved:
+            # Write-ahead: what this run creates is claimed before it exists, so that a run killed
+            # part-way leaves its creations recorded as its own for the next run to finish.
+            ahead = ownership.claimed(self.record or ownership.empty(self.data), changes)
+            if ahead != self.record:
+                ownership.save(self.topology.name, ahead, self.state_dir)
+            self.ahead_saved = True
+        return changes
+
+    def record_after(self, changes: List[Change], torn_down: bool, purged: bool) -> None:
+        if torn_down:  # nothing of the topology is left: neither is its record or its tables
+            ownership.remove(self.topology.name, self.state_dir)
+            iptables_snapshot.remove(self.snapshot_path)
+            return
+        record = self.record
+        if changes or record is None or record.spec != self.data or record.has_claims_to_settle():
+            self._save(ownership.settled(record or ownership.empty(self.data), self.data, self.topology,
+                                         self.kernel, changes, purged))
+        assert self.kernel.table_snapshot is not None
+        self.kernel.table_snapshot.save(self.kernel)
+
+    def record_after_failure(self, failure: NetnsError, purged: bool) -> None:
+        """A failed run leaves the record as before it, except for what still stands of its changes."""
+        standing = list(failure.standing)
+        if not standing:
+            if self.record is None:
+                ownership.remove(self.topology.name, self.state_dir)
+            else:
+                ownership.save(self.topology.name, self.record, self.state_dir)
+            return
+        self.kernel.invalidate()
+        base = self.record or ownership.empty(self.data)
+        self._save(ownership.settled(base, self.data, self.topology, self.kernel, standing, purged))
+
+    def _save(self, record: ownership.Record) -> None:
+        if record != self.record:  # a run that changes nothing writes nothing
+            ownership.save(self.topology.name, record, self.state_dir)

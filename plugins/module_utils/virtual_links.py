@@ -153,6 +153,7 @@ def _apply_port(kernel: Kernel, change: Change) -> None:
 def _apply_delete(kernel: Kernel, change: Change) -> None:
     p = change.params
     with kernel.netlink("delete", "link " + change.key):
-        kernel.requests(p["ns"]).link("del", index=index_of(kernel, p["ns"], p["name"]))
+        # a link planned by identity is deleted by the ifindex it was planned on, whatever its name now
+        kernel.requests(p["ns"]).link("del", index=p.get("index") or index_of(kernel, p["ns"], p["name"]))
     forget_indexes(kernel)
     kernel.invalidate(p["ns"], "links")

@@ -1,15 +1,20 @@
-"""Ownership: what purge may remove, table-driven over pairs of specs."""
+"""Ownership records: what purge may remove of addresses, routes and rules (table-driven over pairs
+of specs), what a run claims ahead, and every corrupt shape of a record file as a clear error."""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.ownership import Record, undeclared
+from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs, ownership
+from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils.ownership import Record, claimed, retired_objects
 from ansible_collections.linuxnet.netns.plugins.module_utils.plan import Change
-from ansible_collections.linuxnet.netns.plugins.module_utils.ownership import updated
 from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils.veth import VethEnd
 
 
 def spec(namespaces: List[Dict[str, Any]], links: List[Dict[str, Any]] = (), host: Dict[str, Any] = None) -> Dict[str, Any]:
@@ -23,41 +28,96 @@ A = {"name": "a", "addresses": [{"dev": "v1", "address": "10.0.0.2/24"}],
 A_BARE = {"name": "a", "addresses": [{"dev": "v1", "address": "10.0.0.2/24"}]}
 
 CASES = [
-    # (old spec, new spec, foreign namespaces, expected namespaces, links, #addresses, #routes, #iptables)
-    ("nothing removed", spec([A], [VETH]), spec([A], [VETH]), set(), [], [], 0, 0, 0),
-    ("namespace dropped", spec([A, {"name": "b"}], [VETH]), spec([A], [VETH]), set(), ["b"], [], 0, 0, 0),
-    ("foreign namespace kept", spec([A, {"name": "b"}], [VETH]), spec([A], [VETH]), {"b"}, [], [], 0, 0, 0),
-    ("link dropped", spec([A_BARE], [VETH]), spec([{"name": "a"}]), set(), [], ["v0"], 1, 0, 0),
-    ("route and rules dropped", spec([A], [VETH]), spec([A_BARE], [VETH]), set(), [], [], 0, 1, 1),
-    ("inside a dropped namespace nothing else", spec([A], [VETH]), spec([]), set(), ["a"], ["v0"], 0, 0, 0),
+    # (title, old spec, new spec, namespaces that go whole, #addresses, #routes, #iptables)
+    ("nothing removed", spec([A], [VETH]), spec([A], [VETH]), set(), 0, 0, 0),
+    ("link dropped: its address", spec([A_BARE], [VETH]), spec([{"name": "a"}]), set(), 1, 0, 0),
+    ("route and rules dropped", spec([A], [VETH]), spec([A_BARE], [VETH]), set(), 0, 1, 1),
+    ("inside a namespace that goes nothing else", spec([A], [VETH]), spec([]), {"a"}, 0, 0, 0),
+    ("a namespace that stays keeps its leftovers", spec([A], [VETH]), spec([]), set(), 1, 1, 1),
 ]
 
 
-@pytest.mark.parametrize("title,old,new,foreign,namespaces,links,addresses,routes,iptables", CASES)
-def test_undeclared(title: str, old: Dict[str, Any], new: Dict[str, Any], foreign: set, namespaces: List[str],
-                    links: List[str], addresses: int, routes: int, iptables: int) -> None:
-    result = undeclared(Record(old, foreign_namespaces=foreign), parse_topology(new))
-    assert result["namespaces"] == namespaces
-    assert [item["name"] for item in result["links"]] == links
-    assert len(result["addresses"]) == addresses
-    assert len(result["routes"]) == routes
-    assert len(result["iptables"]) == iptables
+@pytest.mark.parametrize("title,old,new,gone,addresses,routes,iptables", CASES)
+def test_retired_objects(title: str, old: Dict[str, Any], new: Dict[str, Any], gone: set, addresses: int,
+                         routes: int, iptables: int) -> None:
+    result = retired_objects(Record(old), parse_topology(new), gone)
+    assert (len(result["addresses"]), len(result["routes"]), len(result["iptables"])) == (addresses, routes, iptables)
 
 
 def test_removed_rules_keep_only_the_dropped_ones() -> None:
     old = spec([A], [VETH])
     new_a = dict(A, iptables=[{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-j ACCEPT"]}]}])
-    result = undeclared(Record(old), parse_topology(spec([new_a], [VETH])))
+    result = retired_objects(Record(old), parse_topology(spec([new_a], [VETH])), set())
     assert result["iptables"] == [("a", {"ip_version": "ipv4", "table": "filter",
                                          "chains": [{"name": "INPUT", "rules": ["-p udp -j DROP"]}]})]
 
 
-def test_updated_marks_preexisting_objects_foreign() -> None:
-    data = spec([A, {"name": "b"}], [VETH])
-    changes = [Change("netns", "create", "a"), Change("link", "create", "v0 in root namespace")]
-    record = updated(None, data, parse_topology(data), changes)
-    assert record.foreign_namespaces == {"b"}
-    assert record.foreign_links == set()
-    # a later run that creates nothing keeps what was ours ours
-    again = updated(record, data, parse_topology(data), [])
-    assert again.foreign_namespaces == {"b"} and again.foreign_links == set()
+def test_a_run_claims_what_it_creates_ahead() -> None:
+    changes = [Change("netns", "create", "a", params={"name": "a"}),
+               Change("link", "create", "v0 in root namespace", params={"end": VethEnd(None, "v0"), "peer": VethEnd("a", "v1")}),
+               Change("link", "create", "br in netns a", params={"link_type": "bridge", "ns": "a", "name": "br"})]
+    known = Record(spec([]), nsfs.boot_id(), {"old": ["cookie", 7]})
+    ahead = claimed(known, changes)
+    assert ahead.namespaces == {"old": ["cookie", 7], "a": None}
+    assert {key: (claim.type, claim.identity, claim.peer) for key, claim in ahead.links.items()} == {
+        (None, "v0"): ("veth", None, ("a", "v1")), ("a", "v1"): ("veth", None, (None, "v0")),
+        ("a", "br"): ("bridge", None, None)}
+    assert known.namespaces == {"old": ["cookie", 7]}  # the loaded record is left as it was
+    stale = claimed(Record(spec([]), "another boot", {"old": ["cookie", 7]}), changes)
+    assert set(stale.namespaces) == {"a"}  # nothing of another boot is ours
+
+
+def test_a_record_survives_its_own_json() -> None:
+    record = claimed(Record(spec([A], [VETH]), nsfs.boot_id()), [Change("netns", "create", "a", params={"name": "a"})])
+    record.namespaces["a"] = ["cookie", 42]
+    assert ownership._from_json(json.loads(record.as_json())) == record
+
+
+GOOD = {"version": 2, "boot_id": "b", "spec": {"name": "t"}, "retired": {}, "namespaces": {}, "links": []}
+BAD_RECORDS = [
+    ("a list", []),
+    ("no spec", {"version": 2}),
+    ("unknown version", dict(GOOD, version=9)),
+    ("namespaces a list", dict(GOOD, namespaces=[])),
+    ("identity a number", dict(GOOD, namespaces={"a": 5})),
+    ("links an object", dict(GOOD, links={})),
+    ("link without name", dict(GOOD, links=[{"netns": None, "type": "veth", "identity": None}])),
+    ("link name a number", dict(GOOD, links=[{"netns": None, "name": 3, "type": "veth", "identity": None}])),
+    ("link entry empty", dict(GOOD, links=[{}])),
+    ("peer of one", dict(GOOD, links=[{"netns": None, "name": "x", "type": "veth", "identity": None, "peer": ["a"]}])),
+    ("retired kind unknown", dict(GOOD, retired={"namespaces": []})),
+    ("retired entry a string", dict(GOOD, retired={"routes": ["x"]})),
+    ("boot id a number", dict(GOOD, boot_id=1)),
+    ("version 1 with a bad spec", {"version": 1, "spec": {"name": 5}}),
+]
+
+
+@pytest.mark.parametrize("title,data", BAD_RECORDS)
+def test_a_corrupt_record_is_a_clear_error(title: str, data: Any, tmp_path: Any) -> None:
+    _write_record(tmp_path, json.dumps(data))
+    with pytest.raises(NetnsError) as failure:
+        ownership.load("t", str(tmp_path))
+    assert failure.value.obj == os.path.join(str(tmp_path), "t.owned.json"), title
+
+
+@pytest.mark.parametrize("text", ["", "{", "[" * 100000 + "]" * 100000, '{"version": 2, "spec": ' * 5000])
+def test_unreadable_and_deeply_nested_records_are_clear_errors(text: str, tmp_path: Any) -> None:
+    _write_record(tmp_path, text)
+    with pytest.raises(NetnsError, match="ownership record"):
+        ownership.load("t", str(tmp_path))
+
+
+def test_a_version_1_record_claims_what_it_did_not_call_foreign(tmp_path: Any) -> None:
+    old = spec([A, {"name": "b"}], [VETH])
+    _write_record(tmp_path, json.dumps({"version": 1, "spec": old, "foreign_namespaces": ["b"],
+                                        "foreign_links": [], "retired": {}}))
+    record = ownership.load("t", str(tmp_path))
+    assert record.namespaces == {"a": None}
+    assert set(record.links) == {(None, "v0"), ("a", "v1")}
+
+
+def _write_record(directory: Any, text: str) -> None:
+    path = os.path.join(str(directory), "t.owned.json")
+    with open(path, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
