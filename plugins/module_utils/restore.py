@@ -105,9 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--purge", action="store_true", help="apply: also remove what the topology no longer declares")
     parser.add_argument("--wait-parents", type=float, default=30.0, metavar="SECONDS",
                         help="apply: how long to wait for physical parent devices (default 30)")
-    parser.add_argument("--rollback", action="store_true",
-                        help="apply, teardown: when a change fails, undo this run's changes (at boot the default, "
-                             "keeping what could be done, is usually better)")
+    parser.add_argument("--keep-partial", dest="rollback", action="store_false",
+                        help="apply, teardown: when a change fails, keep what this run did instead of undoing it "
+                             "(the boot unit does: at boot, what could be restored is better than nothing)")
+    parser.add_argument("--rollback", dest="rollback", action="store_true",
+                        help="apply, teardown: when a change fails, undo this run's changes (the default)")
+    parser.set_defaults(rollback=True)
     parser.add_argument("--json", action="store_true", help="apply, check, teardown: print changes as JSON")
     parser.add_argument("--format", choices=sorted(RENDERERS), default="mermaid", help="graph: output language")
     parser.add_argument("--live", action="store_true", help="graph: draw the kernel's state of FILE's namespaces")
