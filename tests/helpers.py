@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import stat
 import subprocess
 import sys
 import tempfile
@@ -161,10 +162,16 @@ def _list_difference(where: str, old: Any, new: Any) -> List[str]:
 
 
 def _tree(top: str) -> Dict[str, str]:
+    """Every file under ``top`` with its content; a link, FIFO or device by its kind (never opened:
+    a FIFO planted by a test would block the reader)."""
     files = {}
     for dirpath, _dirs, filenames in os.walk(top):
         for filename in filenames:
             path = os.path.join(dirpath, filename)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISREG(mode):
+                files[path] = "<%s %o>" % ("link" if stat.S_ISLNK(mode) else "special", mode)
+                continue
             with open(path, "rb") as handle:
                 files[path] = handle.read().decode("utf-8", "replace")
     return files
