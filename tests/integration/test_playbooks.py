@@ -141,6 +141,29 @@ def test_role_fails_when_the_boot_interpreter_lacks_pyroute2(prefix: str, tmp_pa
     assert snapshot(prefix) == before
 
 
+def test_role_refuses_unsafe_values_before_writing_anything(prefix: str, tmp_path: Any) -> None:
+    """Every value the role renders into the unit, the program or a path is checked whole before
+    the first change: a trailing newline, a space, a quote, a relative path, a bool for a number."""
+    before = snapshot(prefix)
+    for number, (overrides, named) in enumerate([
+            ({"topology_spec": dict(role_spec(prefix), name=prefix + "role\n")}, "topology_spec.name"),
+            ({"topology_spec": dict(role_spec(prefix), name="-" + prefix)}, "topology_spec.name"),
+            ({"topology_etc_dir": "{{ scratch }}/etc\nExecStartPre=/x"}, "topology_etc_dir"),
+            ({"topology_program": "{{ scratch }}/sbin/linuxnet-netns --purge"}, "topology_program"),
+            ({"topology_lib_dir": '{{ scratch }}/lib");import os;("'}, "topology_lib_dir"),
+            ({"topology_state_dir": "{{ scratch }}/state/../etc"}, "topology_state_dir"),
+            ({"topology_python": "python3"}, "topology_python"),
+            ({"topology_wait_parents": True}, "topology_wait_parents"),
+            ({"topology_state_dir": "{{ scratch }}/etc"}, "topology_state_dir")]):
+        scratch = str(tmp_path / str(number))
+        returncode, result = run_playbook(ROLE_PLAYBOOK, dict({"scratch": scratch,
+                                                               "topology_spec": role_spec(prefix)}, **overrides))
+        failed = failed_tasks(result)
+        assert returncode != 0 and len(failed) == 1 and named in str(failed[0][1]), (overrides, failed)
+        assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK, (overrides, tree(scratch))
+        assert snapshot(prefix) == before, overrides
+
+
 def test_role_installs_the_host_packages_by_default(prefix: str, tmp_path: Any) -> None:
     """python3-pyroute2 and iptables through the OS package manager, only those dpkg does not have
     (here in check mode only: the test installs nothing on this machine); none with
