@@ -119,7 +119,34 @@ def test_role_applies_persists_and_removes(prefix: str, tmp_path: Any) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
     assert playbook(ROLE_PLAYBOOK, dict(extra, topology_state="absent"))["changed"] > 0
     assert snapshot(prefix) == before
-    assert not os.path.exists(saved) and not os.path.exists(unit) and not os.path.exists(program)
+    # nothing of the topology is left: no unit, saved topology, ownership record, remembered tables,
+    # engine, program or directory the role made
+    assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK
+    playbook(ROLE_PLAYBOOK, dict(extra, topology_state="absent"))
+    assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK
+
+
+def test_role_absent_removes_its_topology_only(prefix: str, tmp_path: Any) -> None:
+    """Absent of one topology keeps the other's files and the shared program; absent of the last
+    removes the program and engine and only the directories left empty: files of others stay."""
+    scratch = str(tmp_path)
+    first, second = role_spec(prefix), {"name": prefix + "rol2", "namespaces": [{"name": prefix + "s2"}]}
+    before = snapshot(prefix)
+    for spec in (first, second):
+        playbook(ROLE_PLAYBOOK, {"scratch": scratch, "topology_spec": spec})
+    foreign = ["etc/README", "lib/other.py", "state/notes.txt"]
+    for name in foreign:
+        with open(os.path.join(scratch, name), "w") as handle:
+            handle.write("not the role's\n")
+    playbook(ROLE_PLAYBOOK, {"scratch": scratch, "topology_spec": first, "topology_state": "absent"})
+    left = tree(scratch)
+    assert not [path for path in left if os.path.basename(path).startswith(first["name"] + ".")
+                or first["name"] + ".service" in path], left
+    assert {"etc/%s.json" % second["name"], "state/%s.owned.json" % second["name"], "sbin/linuxnet-netns",
+            "units/linuxnet-netns-%s.service" % second["name"], "lib/linuxnet_netns_engine/restore.py"} <= set(left)
+    playbook(ROLE_PLAYBOOK, {"scratch": scratch, "topology_spec": second, "topology_state": "absent"})
+    assert snapshot(prefix) == before
+    assert tree(scratch) == sorted(SCRATCH_OF_THE_PLAYBOOK + foreign + ["etc/", "lib/", "state/"])
 
 
 def test_role_fails_when_the_boot_interpreter_lacks_pyroute2(prefix: str, tmp_path: Any) -> None:
@@ -139,6 +166,7 @@ def test_role_fails_when_the_boot_interpreter_lacks_pyroute2(prefix: str, tmp_pa
     assert not os.listdir(os.path.join(scratch, "units"))
     playbook(ROLE_PLAYBOOK, dict(extra, topology_state="absent"))
     assert snapshot(prefix) == before
+    assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK
 
 
 def test_role_refuses_unsafe_values_before_writing_anything(prefix: str, tmp_path: Any) -> None:
