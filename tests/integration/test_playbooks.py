@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any, Dict, List
+import sys
+from typing import Any, Dict, List, Tuple
 
 from helpers import COLLECTIONS, REPO, netns_list, snapshot
 
 PLAYBOOK_BIN = os.path.join(os.path.dirname(os.path.realpath(os.sys.executable)), "ansible-playbook")
 
 
-def playbook(path: str, extra: Dict[str, Any], *options: str) -> Dict[str, Any]:
-    """Run a playbook on localhost; returns per-task stats from the json callback."""
+def run_playbook(path: str, extra: Dict[str, Any], *options: str) -> Tuple[int, Dict[str, Any]]:
+    """Run a playbook on localhost; returns its exit code and the whole run from the json callback."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK="test_json",
                ANSIBLE_CALLBACK_PLUGINS=os.path.join(REPO, "tests", "callback_plugins"),
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
@@ -22,14 +23,25 @@ def playbook(path: str, extra: Dict[str, Any], *options: str) -> Dict[str, Any]:
                            "-e", json.dumps(extra)] + list(options),
                           capture_output=True, text=True, env=env, check=False)
     try:
-        result = json.loads(proc.stdout)
+        return proc.returncode, json.loads(proc.stdout)
     except ValueError:
         raise AssertionError("no JSON from ansible-playbook (rc=%d): %s %s" % (proc.returncode, proc.stdout[-3000:],
                                                                               proc.stderr[-3000:])) from None
+
+
+def playbook(path: str, extra: Dict[str, Any], *options: str) -> Dict[str, Any]:
+    """Run a playbook on localhost that must succeed; returns per-task stats from the json callback."""
+    returncode, result = run_playbook(path, extra, *options)
     stats = result["stats"]["localhost"]
-    assert proc.returncode == 0 and stats["failures"] == 0 and stats["unreachable"] == 0, \
+    assert returncode == 0 and stats["failures"] == 0 and stats["unreachable"] == 0, \
         json.dumps(failed_tasks(result), indent=1)
     return stats
+
+
+def task_results(result: Dict[str, Any], name: str) -> List[Dict[str, Any]]:
+    """localhost's result of each run of the task called ``name``."""
+    return [t["hosts"]["localhost"] for play in result["plays"] for t in play["tasks"]
+            if t["task"]["name"].split(" : ")[-1] == name and "localhost" in t["hosts"]]
 
 
 def failed_tasks(result: Dict[str, Any]) -> List[Any]:
@@ -72,15 +84,30 @@ def role_spec(prefix: str) -> Dict[str, Any]:
             "host": {"addresses": [{"dev": prefix + "h", "address": "10.235.0.1/30"}]}}
 
 
+ROLE_PLAYBOOK = os.path.join(REPO, "tests", "playbooks", "role_localhost.yml")
+# What tests/playbooks/role_localhost.yml itself makes in the scratch directory before the role runs.
+SCRATCH_OF_THE_PLAYBOOK = ["sbin/", "units/"]
+
+
+def tree(top: str) -> List[str]:
+    """Every directory (with a trailing /) and file under ``top``, relative to it, sorted."""
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        relative = os.path.relpath(dirpath, top)
+        entries += [os.path.normpath(os.path.join(relative, d)) + "/" for d in dirnames]
+        entries += [os.path.normpath(os.path.join(relative, f)) for f in filenames]
+    return sorted(entries)
+
+
 def test_role_applies_persists_and_removes(prefix: str, tmp_path: Any) -> None:
-    role = os.path.join(REPO, "tests", "playbooks", "role_localhost.yml")
     scratch = str(tmp_path)
     extra = {"scratch": scratch, "topology_spec": role_spec(prefix)}
     before = snapshot(prefix)
-    assert playbook(role, dict(extra), "--check")["changed"] > 0
+    assert playbook(ROLE_PLAYBOOK, dict(extra), "--check")["changed"] > 0
     assert snapshot(prefix) == before
-    assert playbook(role, dict(extra))["changed"] > 0
-    assert playbook(role, dict(extra))["changed"] == 0
+    assert playbook(ROLE_PLAYBOOK, dict(extra))["changed"] > 0
+    assert playbook(ROLE_PLAYBOOK, dict(extra))["changed"] == 0
+    assert playbook(ROLE_PLAYBOOK, dict(extra), "--check")["changed"] == 0
     saved = os.path.join(scratch, "etc", prefix + "role.json")
     assert oct(os.stat(saved).st_mode & 0o777) == "0o600" and os.stat(saved).st_uid == 0
     unit = os.path.join(scratch, "units", "linuxnet-netns-%srole.service" % prefix)
@@ -90,9 +117,103 @@ def test_role_applies_persists_and_removes(prefix: str, tmp_path: Any) -> None:
     check = subprocess.run([program, "check", saved, "--state-dir", os.path.join(scratch, "state")],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert playbook(role, dict(extra, topology_state="absent"))["changed"] > 0
+    assert playbook(ROLE_PLAYBOOK, dict(extra, topology_state="absent"))["changed"] > 0
     assert snapshot(prefix) == before
-    assert not os.path.exists(saved) and not os.path.exists(unit) and not os.path.exists(program)
+    # nothing of the topology is left: no unit, saved topology, ownership record, remembered tables,
+    # engine, program or directory the role made
+    assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK
+    assert playbook(ROLE_PLAYBOOK, dict(extra, topology_state="absent"))["changed"] == 0
+    assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK
+
+
+def test_role_absent_removes_its_topology_only(prefix: str, tmp_path: Any) -> None:
+    """Absent of one topology keeps the other's files and the shared program; absent of the last
+    removes the program and engine and only the directories left empty: files of others stay."""
+    scratch = str(tmp_path)
+    first, second = role_spec(prefix), {"name": prefix + "rol2", "namespaces": [{"name": prefix + "s2"}]}
+    before = snapshot(prefix)
+    for spec in (first, second):
+        playbook(ROLE_PLAYBOOK, {"scratch": scratch, "topology_spec": spec})
+    foreign = ["etc/README", "lib/other.py", "state/notes.txt"]
+    for name in foreign:
+        with open(os.path.join(scratch, name), "w") as handle:
+            handle.write("not the role's\n")
+    playbook(ROLE_PLAYBOOK, {"scratch": scratch, "topology_spec": first, "topology_state": "absent"})
+    left = tree(scratch)
+    assert not [path for path in left if os.path.basename(path).startswith(first["name"] + ".")
+                or first["name"] + ".service" in path], left
+    assert {"etc/%s.json" % second["name"], "state/%s.owned.json" % second["name"], "sbin/linuxnet-netns",
+            "units/linuxnet-netns-%s.service" % second["name"], "lib/linuxnet_netns_engine/restore.py"} <= set(left)
+    playbook(ROLE_PLAYBOOK, {"scratch": scratch, "topology_spec": second, "topology_state": "absent"})
+    assert snapshot(prefix) == before
+    assert tree(scratch) == sorted(SCRATCH_OF_THE_PLAYBOOK + foreign + ["etc/", "lib/", "state/"])
+
+
+def test_role_fails_when_the_boot_interpreter_lacks_pyroute2(prefix: str, tmp_path: Any) -> None:
+    """The unit's interpreter cannot run the restore program: the role fails, saying why, and
+    installs no unit (the topology is applied, the error says it would not come back at boot)."""
+    python = str(tmp_path / "bare" / "bin" / "python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    scratch = str(tmp_path / "scratch")
+    extra = {"scratch": scratch, "topology_spec": role_spec(prefix), "topology_python": python,
+             "topology_install_packages": False}
+    before = snapshot(prefix)
+    returncode, result = run_playbook(ROLE_PLAYBOOK, extra)
+    failed = failed_tasks(result)
+    assert returncode != 0 and len(failed) == 1, failed
+    message = failed[0][1]
+    assert "pyroute2 is not installed" in message and python in message and "boot" in message, message
+    assert not os.listdir(os.path.join(scratch, "units"))
+    playbook(ROLE_PLAYBOOK, dict(extra, topology_state="absent"))
+    assert snapshot(prefix) == before
+    assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK
+
+
+def test_role_refuses_unsafe_values_before_writing_anything(prefix: str, tmp_path: Any) -> None:
+    """Every value the role renders into the unit, the program or a path is checked whole before
+    the first change: a trailing newline, a space, a quote, a relative path, a bool for a number."""
+    before = snapshot(prefix)
+    for number, (overrides, named) in enumerate([
+            ({"topology_spec": dict(role_spec(prefix), name=prefix + "role\n")}, "topology_spec.name"),
+            ({"topology_spec": dict(role_spec(prefix), name="-" + prefix)}, "topology_spec.name"),
+            ({"topology_etc_dir": "{{ scratch }}/etc\nExecStartPre=/x"}, "topology_etc_dir"),
+            ({"topology_program": "{{ scratch }}/sbin/linuxnet-netns --purge"}, "topology_program"),
+            ({"topology_lib_dir": '{{ scratch }}/lib");import os;("'}, "topology_lib_dir"),
+            ({"topology_state_dir": "{{ scratch }}/state/../etc"}, "topology_state_dir"),
+            ({"topology_python": "python3"}, "topology_python"),
+            ({"topology_wait_parents": True}, "topology_wait_parents"),
+            ({"topology_state_dir": "{{ scratch }}/etc"}, "topology_state_dir")]):
+        scratch = str(tmp_path / str(number))
+        returncode, result = run_playbook(ROLE_PLAYBOOK, dict({"scratch": scratch,
+                                                               "topology_spec": role_spec(prefix)}, **overrides))
+        failed = failed_tasks(result)
+        assert returncode != 0 and len(failed) == 1 and named in str(failed[0][1]), (overrides, failed)
+        assert tree(scratch) == SCRATCH_OF_THE_PLAYBOOK, (overrides, tree(scratch))
+        assert snapshot(prefix) == before, overrides
+
+
+def test_role_installs_the_host_packages_by_default(prefix: str, tmp_path: Any) -> None:
+    """python3-pyroute2 and iptables through the OS package manager, only those dpkg does not have
+    (here in check mode only: the test installs nothing on this machine); none with
+    topology_install_packages: false."""
+    extra = {"scratch": str(tmp_path), "topology_spec": role_spec(prefix), "topology_install_packages": True}
+    name = "Install the packages the topology and its boot need"
+    status = subprocess.run(["dpkg-query", "--show", "--showformat", "${Package} ${db:Status-Status}\\n",
+                             "--", "python3-pyroute2", "iptables", "linuxnet-no-such-package"],
+                            capture_output=True, text=True).stdout.split("\n")
+    missing = sorted({"python3-pyroute2", "iptables"} - {line.split()[0] for line in status if line.endswith(" installed")})
+    returncode, result = run_playbook(ROLE_PLAYBOOK, dict(extra, topology_packages=["python3-pyroute2", "iptables"]),
+                                      "--check")
+    assert returncode == 0, failed_tasks(result)
+    (package,) = task_results(result, name)
+    assert bool(package.get("skipped")) is not bool(missing) and bool(package.get("changed")) is bool(missing), package
+    # a package apt does not know is not taken for installed: the install is tried, and fails naming it
+    returncode, result = run_playbook(ROLE_PLAYBOOK, dict(extra, topology_packages=["iptables",
+                                                                                    "linuxnet-no-such-package"]),
+                                      "--check")
+    assert returncode != 0 and "linuxnet-no-such-package" in json.dumps(failed_tasks(result)), failed_tasks(result)
+    returncode, result = run_playbook(ROLE_PLAYBOOK, dict(extra, topology_install_packages=False), "--check")
+    assert returncode == 0 and task_results(result, name)[0].get("skipped"), failed_tasks(result)
 
 
 def test_check_mode_writes_no_file_anywhere(prefix: str, tmp_path: Any) -> None:
