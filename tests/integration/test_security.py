@@ -38,16 +38,23 @@ def test_written_files_modes_and_no_temporaries(prefix: str, tmp_path: Any) -> N
 
 
 def test_a_planted_symlink_is_not_followed(prefix: str, tmp_path: Any) -> None:
-    """Writing /etc/netns/NAME/resolv.conf goes through NAME/resolv.conf.tmp.PID: a symlink there
-    (someone racing us) makes the write fail instead of writing through it."""
+    """Writing goes through NAME.tmp.PID, created with O_EXCL|O_NOFOLLOW in the directory opened once:
+    a symlink planted at that name (or left there) is removed as a stale temporary, never written
+    through, and a symlink at the target itself is replaced, not followed."""
     target = tmp_path / "victim"
     target.write_text("keep\n")
+    directory = tmp_path / "d"
+    directory.mkdir(mode=0o700)
     code = ("import os, sys\n"
             "from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs\n"
             "d = sys.argv[1]\n"
             "os.symlink(sys.argv[2], os.path.join(d, 'f.tmp.%d' % os.getpid()))\n"
-            "try:\n    nsfs.write_file_atomically(os.path.join(d, 'f'), 'x\\n')\nexcept OSError as e:\n    print(e.errno)\n")
-    out = subprocess.run([MODULE_PYTHON, "-c", code, str(tmp_path), str(target)], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=True).stdout.strip()
-    assert out == "40"  # ELOOP
+            "os.symlink(sys.argv[2], os.path.join(d, 'g'))\n"
+            "nsfs.write_file_atomically(os.path.join(d, 'f'), 'x\\n')\n"
+            "nsfs.write_file_atomically(os.path.join(d, 'g'), 'y\\n')\n")
+    subprocess.run([MODULE_PYTHON, "-c", code, str(directory), str(target)], capture_output=True, text=True,
+                   env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=True)
     assert target.read_text() == "keep\n"
+    assert sorted(os.listdir(str(directory))) == ["f", "g"]
+    assert (directory / "f").read_text() == "x\n" and (directory / "g").read_text() == "y\n"
+    assert not os.path.islink(str(directory / "g"))
