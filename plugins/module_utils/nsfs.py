@@ -322,27 +322,47 @@ def write_file_atomically(path: str, content: str, mode: int = 0o644, directory_
 
 
 def remove_file(path: str) -> None:
-    """Remove the regular file ``path`` from its trusted directory; nothing when it is not there.
-    NetnsError naming it when it is something else (a symlink, a FIFO...)."""
+    """Remove the trusted regular file ``path`` from its trusted directory; nothing when it is not
+    there. NetnsError naming it when it is anything else (a symlink, a FIFO, another user's)."""
     directory, name = os.path.split(os.path.abspath(path))
     dir_fd = _open_directory(directory, create_mode=None)
     if dir_fd is None:
         return
     try:
-        try:
-            found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISREG(found.st_mode):
-            raise NetnsError("is %s, not a regular file: not removed" % _kind(found.st_mode), obj=path)
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise NetnsError("cannot remove", obj=path, errno=exc.errno) from None
+        if _removable(dir_fd, name, path):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise NetnsError("cannot remove", obj=path, errno=exc.errno) from None
     finally:
         os.close(dir_fd)
+
+
+def check_removable(path: str) -> None:
+    """NetnsError naming ``path`` when ``remove_file`` would refuse it."""
+    directory, name = os.path.split(os.path.abspath(path))
+    dir_fd = _open_directory(directory, create_mode=None)
+    if dir_fd is not None:
+        try:
+            _removable(dir_fd, name, path)
+        finally:
+            os.close(dir_fd)
+
+
+def _removable(dir_fd: int, name: str, path: str) -> bool:
+    """Whether ``name`` is there to remove; NetnsError when it is not a trusted regular file."""
+    try:
+        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(found.st_mode):
+        raise NetnsError("is %s, not a regular file: not removed" % _kind(found.st_mode), obj=path)
+    reason = _distrust(found)
+    if reason is not None:
+        raise _untrusted(path, reason, "file")
+    return True
 
 
 def is_regular_file(path: str) -> bool:

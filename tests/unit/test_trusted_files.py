@@ -208,7 +208,7 @@ def test_stale_temporaries_of_the_target_are_removed(state: Any, tmp_path: Any) 
     assert (tmp_path / "victim").read_text() == "keep\n"
 
 
-def test_remove_file_removes_only_a_regular_file_in_a_trusted_directory(state: Any, tmp_path: Any) -> None:
+def test_remove_file_removes_only_a_trusted_regular_file_in_a_trusted_directory(state: Any, tmp_path: Any) -> None:
     nsfs.remove_file(str(state / "t.json"))
     assert not (state / "t.json").exists()
     nsfs.remove_file(str(state / "t.json"))  # already gone: nothing to do
@@ -217,6 +217,13 @@ def test_remove_file_removes_only_a_regular_file_in_a_trusted_directory(state: A
     with pytest.raises(NetnsError, match="is a FIFO"):
         nsfs.remove_file(str(state / "fifo"))
     (state / "t.json").write_text("")
+    os.chown(str(state / "t.json"), NOBODY, -1)
+    with pytest.raises(NetnsError, match="owned by uid 65534"):
+        nsfs.check_removable(str(state / "t.json"))
+    with pytest.raises(NetnsError, match="owned by uid 65534"):
+        nsfs.remove_file(str(state / "t.json"))
+    os.chown(str(state / "t.json"), 0, -1)
+    nsfs.check_removable(str(state / "t.json"))
     os.chmod(str(state), 0o777)
     with pytest.raises(NetnsError, match="writable by others"):
         nsfs.remove_file(str(state / "t.json"))
