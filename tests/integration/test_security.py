@@ -296,3 +296,49 @@ def test_missing_parents_of_the_state_directory_are_0700_too(prefix: str, tmp_pa
     state_dir = str(tmp_path / "new" / "state")
     made_under_umask(prefix, state_dir, umask)
     assert mode_of(state_dir) == 0o700 and mode_of(os.path.dirname(state_dir)) == 0o700
+
+
+# -- the saved topology the restore program reads -------------------------------------------------
+def write(path: Any, content: Any) -> None:
+    with open(str(path), "wb" if isinstance(content, bytes) else "w") as handle:
+        handle.write(content)
+
+
+SAVED = [
+    ("nested 100000 deep", lambda p: write(p, "[" * 100000 + "]" * 100000), "topology.json", "nested too deeply"),
+    ("objects nested deep", lambda p: write(p, '{"name": ' * 50000 + "1" + "}" * 50000), "topology.json",
+     "nested too deeply"),
+    ("a number", lambda p: write(p, "1"), "topology.json", "must be a mapping"),
+    ("null", lambda p: write(p, "null"), "topology.json", "must be a mapping"),
+    ("a string", lambda p: write(p, '"lab"'), "topology.json", "must be a mapping"),
+    ("not UTF-8", lambda p: write(p, b'{"name": "\xff"}'), "topology.json", "not valid JSON"),
+    ("missing", lambda p: None, "topology.json", "does not exist"),
+    ("a directory", lambda p: os.mkdir(str(p)), "topology.json", "is a directory"),
+    ("mode 0666", lambda p: (write(p, "{}"), os.chmod(str(p), 0o666)), "topology.json", "writable by others"),
+    ("another uid's", lambda p: (write(p, "{}"), os.chown(str(p), 65534, -1)), "topology.json", "owned by uid 65534"),
+    ("a symlink", lambda p: (write(str(p) + ".real", "{}"), os.symlink(str(p) + ".real", str(p))), "topology.json",
+     "is a symlink"),
+    ("a FIFO", lambda p: os.mkfifo(str(p), 0o600), "topology.json", "is a FIFO"),
+    ("in a directory writable by others", lambda p: (write(p, "{}"), os.chmod(os.path.dirname(str(p)), 0o777)),
+     "", "writable by others"),
+]
+
+
+@pytest.mark.parametrize("make,named,words", [c[1:] for c in SAVED], ids=[c[0] for c in SAVED])
+def test_a_bad_saved_topology_is_one_line_and_exit_2(prefix: str, tmp_path: Any, make: Any, named: str,
+                                                     words: str) -> None:
+    directory = tmp_path / "etc"
+    directory.mkdir(mode=0o700)
+    path = directory / "topology.json"
+    make(path)
+    before = normalised(prefix)
+    for command in ("apply", "check", "teardown", "show", "graph"):
+        with deadline(60):
+            proc = restore_program(command, str(path), "--state-dir", str(tmp_path / "state"))
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert proc.stdout == "" and proc.stderr.count("\n") == 1, (command, proc.stderr[:2000])
+        assert proc.stderr.startswith("linuxnet-netns: %s" % os.path.join(str(directory), named).rstrip("/")), \
+            proc.stderr
+        assert words in proc.stderr, (command, proc.stderr)
+    assert normalised(prefix) == before
+    assert not (tmp_path / "state").exists()
