@@ -30,8 +30,10 @@ import subprocess
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import nsfs
+from .errors import NetnsError
 from .iptables_rules import Chain, Table
 from .kernel import Kernel
+from .validation import check_netns_name
 
 FORMAT_VERSION = 1
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -147,8 +149,7 @@ class Snapshot:
         text = _serialise(self._boot_id, self._tools, {ns: entry for ns, entry in kept.items() if entry.tables},
                           self._canonical_used)
         if text != self._loaded:
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            nsfs.write_file_atomically(self.path, text, 0o600)
+            nsfs.write_file_atomically(self.path, text, 0o600, directory_mode=0o700)
 
     def _trusted(self, tool: str) -> bool:
         return self._tools.get(tool) == self._identity(tool) != []
@@ -164,30 +165,23 @@ def snapshot_path(name: str, state_dir: str) -> str:
 
 
 def load(path: str) -> Snapshot:
-    """The snapshot at ``path``; an empty one when there is none, it is unreadable or from another boot."""
+    """The snapshot at ``path``: an empty one when there is none, or it holds anything but what this
+    version writes (garbage, another shape, another boot), as a cache. NetnsError naming the file or
+    its directory when someone other than root could have written it: its tables are never used."""
     boot_id = _boot_id()
-    try:
-        with open(path) as handle:
-            text = handle.read()
-        data = json.loads(text)
-        if data.get("version") != FORMAT_VERSION or data.get("boot_id") != boot_id:
-            raise ValueError("another boot or format")
-        entries = {_ns_from_key(key): Entry(tuple(value["generation"]),
-                                            {tool: _tables_from_json(tables) for tool, tables in value["tables"].items()},
-                                            old_counters=set(value["tables"]))
-                   for key, value in data["namespaces"].items()}
-        canonical = {family: {"tools": value["tools"], "rules": {(t, c, r): form for t, c, r, form in value["rules"]}}
-                     for family, value in data.get("canonical", {}).items()}
-        return Snapshot(path, boot_id, dict(data["tools"]), entries, loaded=text, canonical=canonical)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    data = nsfs.read_trusted_bytes(path)
+    if data is None:
         return Snapshot(path, boot_id, {}, {})
+    try:
+        text = data.decode("utf-8")
+        tools, entries, canonical = _from_json(json.loads(text), boot_id)
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
+        return Snapshot(path, boot_id, {}, {})
+    return Snapshot(path, boot_id, tools, entries, loaded=text, canonical=canonical)
 
 
 def remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    nsfs.remove_file(path)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -224,10 +218,6 @@ def _ns_key(ns: Optional[str]) -> str:
     return "" if ns is None else "netns " + ns
 
 
-def _ns_from_key(key: str) -> Optional[str]:
-    return None if key == "" else key[len("netns "):]
-
-
 def _serialise(boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional[str], Entry],
                canonical: Canonical) -> str:
     namespaces = {_ns_key(ns): {"generation": list(entry.generation),
@@ -244,7 +234,77 @@ def _tables_to_json(tables: Tables) -> Dict[str, List[Any]]:
             for name, table in tables.items()}
 
 
-def _tables_from_json(data: Dict[str, List[Any]]) -> Tables:
+class _Shape(ValueError):
+    """The file holds something this version does not write: ignored, like a missing file."""
+
+
+def _expect(condition: bool) -> None:
+    if not condition:
+        raise _Shape()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _from_json(data: Any, boot_id: str) -> Tuple[Dict[str, List[Any]], Dict[Optional[str], Entry], Canonical]:
+    """(tools, entries, canonical forms) of a file's JSON, each checked whole; _Shape otherwise."""
+    _expect(isinstance(data, dict) and _is_int(data.get("version")) and data["version"] == FORMAT_VERSION)
+    _expect(data.get("boot_id") == boot_id and isinstance(data.get("tools"), dict)
+            and isinstance(data.get("namespaces"), dict))
+    tools = {tool: _identity_from_json(identity) for tool, identity in data["tools"].items()}
+    entries = {_ns_from_key(key): _entry_from_json(value) for key, value in data["namespaces"].items()}
+    canonical = data.get("canonical", {})
+    _expect(isinstance(canonical, dict))
+    return tools, entries, {family: _canonical_from_json(value) for family, value in canonical.items()}
+
+
+def _identity_from_json(value: Any) -> List[Any]:
+    _expect(isinstance(value, list) and all(isinstance(item, str) or _is_int(item) for item in value))
+    return value
+
+
+def _ns_from_key(key: str) -> Optional[str]:
+    if key == "":
+        return None
+    _expect(key.startswith("netns "))
+    try:
+        return check_netns_name(key[len("netns "):])
+    except NetnsError:
+        raise _Shape() from None
+
+
+def _entry_from_json(value: Any) -> Entry:
+    _expect(isinstance(value, dict) and isinstance(value.get("tables"), dict))
+    generation = value.get("generation")
+    _expect(isinstance(generation, list) and len(generation) == 2 and all(_is_int(n) for n in generation))
+    tables = {tool: _tables_from_json(by_name) for tool, by_name in value["tables"].items()}
+    return Entry((generation[0], generation[1]), tables, old_counters=set(tables))
+
+
+def _tables_from_json(data: Any) -> Tables:
     # Counters are not kept: a remembered table is read afresh before it is restored.
-    return {name: Table(name, {c[0]: Chain(c[0], c[1], rules=[("[0:0]", text) for text in c[2]]) for c in chains})
-            for name, chains in data.items()}
+    _expect(isinstance(data, dict))
+    tables = {}
+    for name, chains in data.items():
+        _expect(isinstance(chains, list))
+        tables[name] = Table(name, {})
+        for chain in chains:
+            _expect(isinstance(chain, list) and len(chain) == 3 and isinstance(chain[0], str)
+                    and (chain[1] is None or isinstance(chain[1], str)) and _is_strings(chain[2]))
+            tables[name].chains[chain[0]] = Chain(chain[0], chain[1], rules=[("[0:0]", text) for text in chain[2]])
+    return tables
+
+
+def _canonical_from_json(value: Any) -> Dict[str, Any]:
+    _expect(isinstance(value, dict) and isinstance(value.get("tools"), list) and isinstance(value.get("rules"), list))
+    tools = [_identity_from_json(identity) for identity in value["tools"]]
+    rules = {}
+    for rule in value["rules"]:
+        _expect(_is_strings(rule) and len(rule) == 4)
+        rules[(rule[0], rule[1], rule[2])] = rule[3]
+    return {"tools": tools, "rules": rules}

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
@@ -82,11 +83,10 @@ def resolv_conf_path(name: str) -> str:
 
 
 def read_nameservers(name: str) -> Tuple[Optional[List[str]], bool]:
-    """(nameservers in /etc/netns/NAME/resolv.conf or None if no file, whether we wrote it)."""
-    try:
-        with open(resolv_conf_path(name)) as handle:
-            text = handle.read()
-    except FileNotFoundError:
+    """(nameservers in /etc/netns/NAME/resolv.conf or None if no file, whether we wrote it).
+    NetnsError naming it when it, or /etc/netns/NAME, is a symlink, or it is not a regular file."""
+    text = nsfs.read_regular_file(resolv_conf_path(name))
+    if text is None:
         return None, False
     servers = [line.split()[1] for line in text.splitlines()
                if line.startswith("nameserver") and len(line.split()) > 1]
@@ -148,10 +148,12 @@ def _plan_dns(spec: NamespaceSpec) -> List[Change]:
     path = resolv_conf_path(spec.name)
     if not spec.nameservers:
         if current is not None and ours:
+            _check_dns_removable(spec.name)
             return [Change("dns", "delete", key, {"nameservers": current}, None, params={"path": path})]
         return []
     if current == list(spec.nameservers) and ours:
         return []
+    _check_dns_writable(spec.name)
     return [Change("dns", "create" if current is None else "update", key,
                    None if current is None else {"nameservers": current},
                    {"nameservers": list(spec.nameservers)},
@@ -162,6 +164,7 @@ def _plan_absent(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
     changes: List[Change] = []
     current_dns, ours = read_nameservers(spec.name)
     if current_dns is not None and ours:
+        _check_dns_removable(spec.name)
         changes.append(Change("dns", "delete", "resolv.conf of %s" % ns_label(spec.name),
                               {"nameservers": current_dns}, None,
                               params={"path": resolv_conf_path(spec.name)}))
@@ -169,6 +172,18 @@ def _plan_absent(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
         changes.append(Change("netns", "delete", spec.name, {"name": spec.name}, None,
                               params={"name": spec.name}))
     return changes
+
+
+def _check_dns_writable(name: str) -> None:
+    """Refuse when planning, before any change, what writing resolv.conf would: /etc/netns or
+    /etc/netns/NAME a symlink, not a directory, or a directory someone other than root can write."""
+    nsfs.check_directory(nsfs.NETNS_ETC_DIR)
+    nsfs.check_directory(os.path.dirname(resolv_conf_path(name)))
+
+
+def _check_dns_removable(name: str) -> None:
+    _check_dns_writable(name)
+    nsfs.check_removable(resolv_conf_path(name))
 
 
 # -- applying ------------------------------------------------------------------------------
@@ -262,17 +277,17 @@ def _apply_sysctl(kernel: Kernel, change: Change) -> None:
 
 @applier("dns", "create", "update")
 def _apply_dns_write(kernel: Kernel, change: Change) -> None:
-    nsfs.write_file_atomically(change.params["path"], change.params["content"], 0o644)
+    # As ip netns does: /etc/netns and /etc/netns/NAME are 0755, whatever the umask.
+    nsfs.ensure_directory(nsfs.NETNS_ETC_DIR, 0o755)
+    nsfs.write_file_atomically(change.params["path"], change.params["content"], 0o644, directory_mode=0o755)
 
 
 @applier("dns", "delete")
 def _apply_dns_delete(kernel: Kernel, change: Change) -> None:
     path = change.params["path"]
-    try:
-        os.unlink(path)
-        os.rmdir(os.path.dirname(path))
-    except OSError:
-        pass  # the directory holds other files of the user's: leave them
+    nsfs.remove_file(path)
+    with contextlib.suppress(OSError):  # rmdir never follows a symlink
+        os.rmdir(os.path.dirname(path))  # fails while the directory holds other files of the user's
 
 
 def namespace_report(kernel: Kernel, name: str, sysctl_keys: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:

@@ -194,10 +194,7 @@ def save(name: str, record: Record, state_dir: str = STATE_DIR) -> None:
 
 
 def remove(name: str, state_dir: str = STATE_DIR) -> None:
-    try:
-        os.unlink(record_path(name, state_dir))
-    except FileNotFoundError:
-        pass
+    nsfs.remove_file(record_path(name, state_dir))
 
 
 # -- what is ours ---------------------------------------------------------------------------

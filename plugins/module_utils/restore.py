@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import nsfs
 from .errors import NetnsError
 from .graph import RENDERERS
 from .info import gather, spec_from_info
@@ -34,19 +35,46 @@ from .topology_spec import parse_topology
 from .validation import ip_address, ip_interface
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+# A topology nests 8 levels (topology, namespaces, a namespace, iptables, a table, chains, a chain, rules).
+MAX_NESTING = 32
 
 
 def load_spec(path: str) -> Dict[str, Any]:
-    """The saved topology (JSON). A missing or corrupt file is an error that touches nothing."""
+    """The saved topology: one JSON object in a trusted file (root's, writable by no one else, not a
+    symlink, in such a directory). A missing, untrusted or corrupt file is a one-line error that
+    touches nothing."""
+    text = nsfs.read_trusted_bytes(path)
+    if text is None:
+        raise NetnsError("topology file does not exist", obj=path)
     try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise NetnsError("topology file does not exist", obj=path) from None
-    except (OSError, ValueError) as exc:
-        raise NetnsError("topology file is unreadable or not valid JSON: %s" % exc, obj=path) from None
+        data = json.loads(text.decode("utf-8"))
+    except RecursionError:
+        raise NetnsError("topology file is nested too deeply", obj=path) from None
+    except ValueError as exc:
+        raise NetnsError("topology file is not valid JSON: %s" % exc, obj=path) from None
+    if not isinstance(data, dict):
+        raise NetnsError("topology file must be a mapping (a JSON object), not %s" % _json_type(data), obj=path)
+    if _nesting(data) > MAX_NESTING:
+        raise NetnsError("topology file is nested too deeply (more than %d levels)" % MAX_NESTING, obj=path)
     parse_topology(data)  # validates in full before anything else happens
     return data
+
+
+def _json_type(value: Any) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _nesting(value: Any) -> int:
+    """How deep lists and objects nest in ``value``, counted without recursion (up to MAX_NESTING + 1)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending and deepest <= MAX_NESTING:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> List[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Tuple
 
+from . import nsfs
 from .iptables import TOOLS, cached_tables, current_table
 from .iptables_rules import render_restore
 from .kernel import Kernel
@@ -34,11 +35,7 @@ def _replay(change: Change) -> Undo:
 
 
 def _file_content(path: str) -> Optional[str]:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+    return nsfs.read_regular_file(path)  # never a FIFO opened, nor a symlink followed
 
 
 def undo_of(kernel: Kernel, change: Change) -> Optional[Undo]:

@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import iptables_snapshot, ownership
+from . import iptables_snapshot, nsfs, ownership
 from .addresses import address_spec, plan_addresses
 from .errors import NetnsError
 from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
@@ -253,6 +253,7 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
             record.parsed_as(data, topology)
         run = _Run(kernel, data, topology, record, check_mode, state_dir)
         if state == "absent":
+            nsfs.check_removable(run.snapshot_path)  # an untrusted one stops the run before any change
             stages = [lambda k, _pending: plan_teardown(k, topology, record)]
         else:
             stages = [run.purge_stage if purge else run.nothing, run.plan_ahead]
