@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 import shlex
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .errors import NetnsError
 
@@ -46,11 +48,11 @@ def empty_table(name: str) -> Table:
     return Table(name, {chain: Chain(chain, "ACCEPT") for chain in BUILTIN_CHAINS[name]})
 
 
-def parse_save(text: str) -> Dict[str, Table]:
-    """``iptables-save -c`` output -> tables by name."""
+def parse_save(text: str, origin: str = "iptables-save") -> Dict[str, Table]:
+    """``iptables-save -c`` output -> tables by name; errors name ``origin`` (tool and namespace)."""
     tables: Dict[str, Table] = {}
     current: Optional[Table] = None
-    for line in text.splitlines():
+    for line in _save_lines(text):
         if not line or line.startswith("#"):
             continue
         if line.startswith("*"):
@@ -59,17 +61,124 @@ def parse_save(text: str) -> Dict[str, Table]:
         elif line == "COMMIT":
             current = None
         elif current is None:
-            raise NetnsError("unexpected iptables-save line outside a table: %r" % line)
+            raise NetnsError("unexpected line outside a table: %r" % line, obj=origin)
         elif line.startswith(":"):
             name, policy, counters = (line[1:].split(" ") + ["", ""])[:3]
             current.chains[name] = Chain(name, None if policy == "-" else policy, counters or ZERO)
         else:
-            counters, _, rest = line.partition(" ") if line.startswith("[") else (ZERO, "", line)
-            words = rest.split(" ", 2)
-            if len(words) < 2 or words[0] != "-A" or words[1] not in current.chains:
-                raise NetnsError("cannot read iptables-save line %r" % line)
-            current.chains[words[1]].rules.append((counters, words[2] if len(words) > 2 else ""))
+            found = _RULE_LINE.fullmatch(line)
+            if found is None or found.group(2) not in current.chains:
+                raise NetnsError("cannot read line %r" % line, obj=origin)
+            counters, chain, rest = found.groups()
+            current.chains[chain].rules.append((counters or ZERO, rest or ""))
     return tables
+
+
+# A rule as iptables-save -c prints it; its text may span lines (see _save_lines).
+_RULE_LINE = re.compile(r"(?:(\[\d+:\d+\]) )?-A (\S+)(?: (.*))?", re.DOTALL)
+_LINE_START = re.compile(r"$|[#*:]|COMMIT$|(\[\d+:\d+\] )?-A ")
+
+
+def _save_lines(text: str) -> Iterator[str]:
+    """iptables-save's lines, a rule's continuation lines joined to it: iptables-save prints the
+    strings it quotes (comments) and interface names as they are, line breaks included. A rule
+    goes on while a quoted string in it is open, or while the next line starts none of the
+    lines iptables-save prints."""
+    rule: Optional[str] = None
+    for line in text.split("\n"):
+        if rule is not None and (_quote_open(rule) or not _LINE_START.match(line)):
+            rule += "\n" + line
+            continue
+        if rule is not None:
+            yield rule
+            rule = None
+        if _RULE_LINE.fullmatch(line):
+            rule = line
+        else:
+            yield line
+    if rule is not None:
+        yield rule
+
+
+def _quote_open(text: str) -> bool:
+    """Whether ``text`` ends inside a string quoted as iptables-save quotes."""
+    return '"' in text and _save_words(text)[1]
+
+
+def _save_words(text: str) -> Tuple[List[str], bool]:
+    """``text`` split into words as iptables-save meant them, and whether a quoted string is still
+    open at its end. iptables-save quotes a string that needs it in double quotes at the start of a
+    word, a backslash before each double quote, single quote and backslash in it; names it prints
+    as they are (interfaces, chains) may hold a double quote in the middle of a word."""
+    words: List[str] = []
+    word: List[str] = []
+    quoted = escaped = False
+    in_word = False
+    for char in text:
+        if quoted:
+            if escaped:
+                word.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+            else:
+                word.append(char)
+        elif char in " \t\n":
+            if in_word:
+                words.append("".join(word))
+                word, in_word = [], False
+        elif char == '"' and not in_word:
+            quoted = in_word = True
+        else:
+            word.append(char)
+            in_word = True
+    if in_word:
+        words.append("".join(word))
+    return words, quoted
+
+
+def _restore_words(text: str) -> Tuple[List[str], bool]:
+    """``text`` split into words as iptables-restore splits a rule line, and whether that reading
+    is the one iptables-save meant: every quote opens at the start of a word and closes at its end
+    (an unquoted name that holds a quote, e.g. an interface, reads otherwise)."""
+    words: List[str] = []
+    word: List[str] = []
+    quoted = escaped = False
+    clean = True
+    for index, char in enumerate(text):
+        if quoted:
+            if escaped:
+                word.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+                words.append("".join(word))  # iptables-restore ends the word at the closing quote
+                word = []
+                clean = clean and text[index + 1:index + 2] in ("", " ", "\t")
+            else:
+                word.append(char)
+        elif char == '"':
+            clean = clean and not word
+            quoted = True
+        elif char in " \t\n":
+            if word:
+                words.append("".join(word))
+                word = []
+        else:
+            word.append(char)
+    if word:
+        words.append("".join(word))
+    return words, clean and not quoted
+
+
+def restorable(chain: str, text: str) -> bool:
+    """Whether iptables-restore reads rule ``text`` of ``chain``, as iptables-save printed it, back
+    as the same rule: it reads one line per rule, and only quotes at the start of words."""
+    return "\n" not in text and _restore_words("-A %s %s" % (chain, text))[1]
 
 
 def render_restore(table: Table) -> str:
@@ -84,6 +193,58 @@ def render_restore(table: Table) -> str:
     for chain in table.chains.values():
         lines += ["%s -A %s %s" % (counters, chain.name, text) for counters, text in chain.rules]
     return "\n".join(lines + ["COMMIT", ""])
+
+
+def restore_input(current: Table, wanted: Table) -> Tuple[List[str], str]:
+    """iptables-restore's options and input that turn ``current`` into ``wanted`` in one transaction:
+    the whole table when iptables-restore can read back every rule of ``current``, otherwise only
+    the changes (--noflush), so that the rules it cannot read back are never written and stay."""
+    if all(restorable(chain.name, text) for chain in current.chains.values() for text in chain.texts()):
+        return [], render_restore(wanted)
+    return ["--noflush"], render_edits(current, wanted)
+
+
+def render_edits(current: Table, wanted: Table) -> str:
+    """iptables-restore --noflush input that changes ``current`` into ``wanted`` and leaves alone
+    what stays: new chains and changed policies, the rules of each changed chain, chains that go."""
+    lines = ["*" + wanted.name]
+    for chain in wanted.chains.values():
+        have = current.chains.get(chain.name)
+        if have is None or (chain.policy is not None and chain.policy != have.policy):
+            lines.append(":%s %s %s" % (chain.name, chain.policy or "-", chain.counters))
+    for chain in wanted.chains.values():
+        have = current.chains.get(chain.name)
+        lines += _chain_edits(chain.name, have.rules if have is not None else [], chain.rules)
+    gone = [name for name in current.chains if name not in wanted.chains]
+    lines += ["-F " + name for name in gone] + ["-X " + name for name in gone]
+    return "\n".join(lines + ["COMMIT", ""])
+
+
+def _chain_edits(chain: str, have: List[Tuple[str, str]], want: List[Tuple[str, str]]) -> List[str]:
+    """Restore lines that turn the rules ``have`` of ``chain`` into ``want``: the chain written anew
+    when iptables-restore can read every rule it keeps, else deletions and insertions by number
+    around the rules that stay, from the end of the chain so that each leaves the next's numbers."""
+    if [text for _, text in have] == [text for _, text in want]:
+        return []
+    if all(restorable(chain, text) for _, text in want):
+        return (["-F " + chain] if have else []) + ["%s -A %s %s" % (counters, chain, text) for counters, text in want]
+    lines: List[str] = []
+    length = len(have)
+    matcher = difflib.SequenceMatcher(None, [t for _, t in have], [t for _, t in want], autojunk=False)
+    for tag, first, end, new_first, new_end in reversed(matcher.get_opcodes()):
+        if tag == "equal":
+            continue
+        lines += ["-D %s %d" % (chain, number) for number in range(end, first, -1)]
+        length -= end - first
+        for offset, (counters, text) in enumerate(want[new_first:new_end]):
+            if not restorable(chain, text):
+                raise NetnsError("cannot move rule %r of chain %s: iptables-restore cannot read it back "
+                                 "(iptables-save prints it across lines or with a bare quote)" % (text, chain))
+            at = first + offset
+            lines.append("%s -A %s %s" % (counters, chain, text) if at == length
+                         else "%s -I %s %d %s" % (counters, chain, at + 1, text))
+            length += 1
+    return lines
 
 
 # -- rules as the user writes them ---------------------------------------------------------
@@ -180,11 +341,11 @@ def merge_rules(current: List[str], declared: List[str], exclusive: bool) -> Lis
 
 
 def references(table: Table, chain: str) -> List[str]:
-    """Rules of ``table`` that jump or go to ``chain``."""
+    """Rules of ``table`` that jump or go to ``chain`` (their words read as iptables-save meant them)."""
     found = []
     for other in table.chains.values():
         for _, text in other.rules:
-            words = shlex.split(text)
+            words = _save_words(text)[0]
             if any(words[i] in ("-j", "-g", "--jump", "--goto") and words[i + 1] == chain
                    for i in range(len(words) - 1)):
                 found.append("%s: %s" % (other.name, text))
