@@ -144,6 +144,11 @@ def _canonicalise_group(ip_version: str, table: str, rules: List[Tuple[ChainSpec
     if proc.returncode != 0:
         raise _invalid_rule(proc.stderr, lines, rules, len(chains) + 1)
     saved = _saved_rules(save, table)
+    given: Dict[str, int] = {}
+    for chain, _rule in rules:
+        given[chain.name] = given.get(chain.name, 0) + 1
+    if any(len(saved.get(name, [])) != count for name, count in given.items()):
+        raise _rule_not_taken(save, restore, table, header, rules)
     seen: Dict[str, int] = {}
     for chain, rule in rules:
         position = seen.get(chain.name, 0)
@@ -171,6 +176,21 @@ def _saved_rules(save: str, table: str) -> Dict[str, List[str]]:
                          obj="iptables")
     tables = parse_save(proc.stdout, "%s in a scratch namespace" % save)
     return {name: chain.texts() for name, chain in tables[table].chains.items()} if table in tables else {}
+
+
+def _rule_not_taken(save: str, restore: str, table: str, header: List[str],
+                    rules: List[Tuple[ChainSpec, str]]) -> NetnsError:
+    """iptables-restore succeeded without taking every rule (a word made it print its help, or skip
+    a rule): find the rule, restoring one at a time."""
+    for chain, rule in rules:
+        _run_tool([restore], "\n".join(header + ["COMMIT", ""]))  # empty: what a skipped rule leaves is told apart
+        proc = _run_tool([restore], "\n".join(header + ["-A %s %s" % (chain.name, rule), "COMMIT", ""]))
+        if proc.returncode == 0 and len(_saved_rules(save, table).get(chain.name, [])) != 1:
+            printed = (proc.stdout.strip().splitlines() or [""])[0]
+            return NetnsError("iptables does not take rule %r (%s)" % (rule, "it printed %r" % printed if printed
+                                                                          else "it skips it"),
+                              obj="%s.rules[%d]" % (chain.field, chain.rules.index(rule)))
+    return NetnsError("iptables-restore did not take every rule of table %s" % table, obj="iptables")
 
 
 def _invalid_rule(stderr: str, lines: List[str], rules: List[Tuple[ChainSpec, str]], header: int) -> NetnsError:

@@ -259,11 +259,14 @@ STRUCTURED_KEYS = {k for k, _ in _STRUCTURED + _TARGET_OPTIONS} | {"ctstate", "i
 
 def rule_words(rule: Any, ip_version: str, field: str) -> List[str]:
     """A rule given as iptables syntax (``-p tcp --dport 22 -j ACCEPT``) or structured -> words."""
+    words = _given_words(rule, ip_version, field)
+    _check_words(words, ip_version, field)
+    return words
+
+
+def _given_words(rule: Any, ip_version: str, field: str) -> List[str]:
     if isinstance(rule, str):
-        try:
-            words = shlex.split(rule)
-        except ValueError as exc:
-            raise NetnsError("cannot split rule %r: %s" % (rule, exc), obj=field) from None
+        words = _split(rule, field)
         if not words:
             raise NetnsError("empty rule", obj=field)
         if words[0] in ("-A", "-I", "-D", "-N", "-X", "-F", "-P", "-t", "--append", "--table"):
@@ -282,7 +285,7 @@ def rule_words(rule: Any, ip_version: str, field: str) -> List[str]:
     if rule.get("icmp_type") is not None:
         words += ["--icmp-type" if ip_version == "ipv4" else "--icmpv6-type", str(rule["icmp_type"])]
     for extra in rule.get("match") or []:
-        words += shlex.split(extra) if isinstance(extra, str) else [str(extra)]
+        words += _split(extra, field) if isinstance(extra, str) else [str(extra)]
     if rule.get("ctstate"):
         states = rule["ctstate"]
         words += ["-m", "conntrack", "--ctstate", ",".join(states) if isinstance(states, list) else str(states)]
@@ -298,6 +301,76 @@ def rule_words(rule: Any, ip_version: str, field: str) -> List[str]:
     if not words:
         raise NetnsError("empty rule", obj=field)
     return words
+
+
+def _split(text: str, field: str) -> List[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise NetnsError("cannot split rule %r: %s" % (text, exc), obj=field) from None
+
+
+# iptables' own short options that take an argument (getopt reads the rest of a cluster, or the
+# next word, as it): in "-ph" the h is a protocol, in "-vh" a request for help.
+_ARGUMENT_LETTERS = set("ACDEFILMNPRSWXZcdghijmopstw")
+# Options whose argument is free text (the next word, whatever it looks like).
+_TEXT_OPTIONS = {"--comment", "--log-prefix", "--nflog-prefix", "--string", "--hex-string", "--helper"}
+_OTHER_FAMILY = {"ipv4": ("6", "--ipv6"), "ipv6": ("4", "--ipv4")}
+
+
+def _check_words(words: List[str], ip_version: str, field: str) -> None:
+    """Refuse words iptables-restore cannot read, and words that make iptables print its help or
+    version, or skip the rule, instead of taking it (iptables-restore then exits 0 having done nothing)."""
+    for index, word in enumerate(words):
+        _check_text(word, field)
+        if index and words[index - 1] in _TEXT_OPTIONS:
+            continue
+        refused = _help_or_version(word) or _other_family(word, ip_version)
+        if refused:
+            raise NetnsError("%r makes iptables %s instead of taking the rule" % (word, refused), obj=field)
+
+
+def _check_text(word: str, field: str) -> None:
+    if "\n" in word or "\r" in word:
+        raise NetnsError("a rule cannot hold a line break (iptables-restore reads one rule per line): %r" % word,
+                         obj=field)
+    if "\x00" in word:
+        raise NetnsError("a rule cannot hold a NUL character: %r" % word, obj=field)
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NetnsError("a rule must be valid UTF-8 text: %r" % word, obj=field) from None
+
+
+def _help_or_version(word: str) -> Optional[str]:
+    if word.startswith("--"):
+        name = word[2:].split("=", 1)[0]
+        if name and "help".startswith(name):
+            return "print its help"
+        if len(name) >= 4 and "version".startswith(name):  # --v, --ve, --ver may be --verbose
+            return "print its version"
+        return None
+    return {"h": "print its help", "V": "print its version", None: None}[_short_option(word, "hV")]
+
+
+def _other_family(word: str, ip_version: str) -> Optional[str]:
+    letter, long_option = _OTHER_FAMILY[ip_version]
+    if word == long_option or _short_option(word, letter):
+        return "skip the rule (%s is for %s)" % (word, "IPv6" if ip_version == "ipv4" else "IPv4")
+    return None
+
+
+def _short_option(word: str, letters: str) -> Optional[str]:
+    """The first of ``letters`` in ``word`` read as a cluster of short options (``-vh``), up to the
+    first option that takes the rest as its argument; None if there is none."""
+    if not word.startswith("-") or word.startswith("--"):
+        return None
+    for letter in word[1:]:
+        if letter in letters:
+            return letter
+        if letter in _ARGUMENT_LETTERS:
+            return None
+    return None
 
 
 def rule_text(words: List[str]) -> str:
