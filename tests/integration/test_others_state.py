@@ -10,7 +10,9 @@ import os
 import shutil
 import stat
 import subprocess
-from typing import Any, List, Optional
+import threading
+import time
+from typing import Any, Dict, List, Optional
 
 from helpers import converge, netns_list, restore_program, run, run_module, save_spec
 
@@ -166,3 +168,69 @@ def test_a_rollback_puts_such_a_table_back_as_it_was(prefix: str) -> None:
         undone, problems = journal.roll_back(kernel)
     assert problems == [] and len(undone) == 1
     assert saved(ns) == before
+
+
+# -- namespaces deleted while they are read -------------------------------------------------------
+class Deleter(threading.Thread):
+    """Deletes the namespaces ``names`` one after another, a few milliseconds apart."""
+
+    def __init__(self, names: List[str]) -> None:
+        super().__init__(daemon=True)
+        self.names = list(names)
+
+    def run(self) -> None:
+        for name in self.names:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+            time.sleep(0.01)
+
+
+def doomed_namespaces(prefix: str, count: int) -> List[str]:
+    names = ["%sd%d" % (prefix, i) for i in range(count)]
+    for name in names:
+        run(["ip", "netns", "add", name])
+        run(["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"], ns=name)
+    return names
+
+
+def consistent(result: Dict[str, Any], asked: Optional[List[str]]) -> None:
+    names = [entry["name"] for entry in result["namespaces"]]
+    assert len(names) == len(set(names))
+    if asked is not None:
+        assert sorted(names + result["missing"]) == sorted(asked)
+
+
+def test_netns_info_while_namespaces_are_deleted(prefix: str) -> None:
+    """Every run succeeds; a namespace deleted while it runs is either read whole or not in the
+    result (in ``missing`` when it was asked for). Asked for all, and asked for some of them."""
+    stay = prefix + "s"
+    run(["ip", "netns", "add", stay])
+    for rounds, asked in ((6, None), (6, "some")):
+        doomed = doomed_namespaces(prefix, 24)
+        names = None if asked is None else [stay] + doomed[::2]
+        deleter = Deleter(doomed)
+        deleter.start()
+        for _ in range(rounds):
+            result = run_module("netns_info", {} if names is None else {"names": names})
+            assert not result.get("failed"), result
+            consistent(result, names)
+            assert stay in [entry["name"] for entry in result["namespaces"]]
+            if not deleter.is_alive():
+                break
+        deleter.join()
+
+
+def test_show_while_namespaces_are_deleted(prefix: str) -> None:
+    stay = prefix + "s"
+    run(["ip", "netns", "add", stay])
+    doomed = doomed_namespaces(prefix, 24)
+    deleter = Deleter(doomed)
+    deleter.start()
+    for _ in range(6):
+        shown = restore_program("show")
+        assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+        result = json.loads(shown.stdout)
+        consistent(result, None)
+        assert stay in [entry["name"] for entry in result["namespaces"]]
+        if not deleter.is_alive():
+            break
+    deleter.join()
