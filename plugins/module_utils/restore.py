@@ -20,9 +20,10 @@ import copy
 import json
 import sys
 import time
+import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import NetnsError
+from .errors import NetnsError, errno_of
 from .graph import RENDERERS
 from .info import gather, spec_from_info
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
@@ -115,29 +116,61 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Optional[List[str]] = None) -> int:
+    """The program: its exit code (EXIT_OK, EXIT_DRIFT for check, EXIT_ERROR)."""
+    return _run_reporting(argv)[0]
+
+
+def _run_reporting(argv: Optional[List[str]]) -> Tuple[int, Optional[int]]:
+    """(exit code, errno of the failure if there was one). Every failure is one line and EXIT_ERROR,
+    an unexpected exception too: Python's traceback would exit 1, which check means as drift."""
+    try:
+        return _run(argv), None
+    except NetnsError as exc:
+        _error(str(exc))
+        return EXIT_ERROR, exc.errno
+    except Exception as exc:  # a bug or a failure the engine does not know: one line all the same
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        _error("unexpected %s: %s (at %s:%d in %s)" % (type(exc).__name__, exc, where.filename.rsplit("/", 1)[-1],
+                                                       where.lineno, where.name))
+        return EXIT_ERROR, errno_of(exc)
+
+
+def _error(text: str) -> None:
+    sys.stderr.write("linuxnet-netns: %s\n" % text)
+
+
+def _run(argv: Optional[List[str]]) -> int:
     parser = _parser()
     args = parser.parse_intermixed_args(argv)  # the unit puts options before FILE
     if args.file is None and args.command in ("apply", "check", "teardown"):
         parser.error("%s needs the topology FILE" % args.command)
     if PYROUTE2_IMPORT_ERROR is not None and not (args.command == "graph" and not args.live and args.file):
-        sys.stderr.write("linuxnet-netns: the Python library pyroute2 is not installed\n")
+        raise NetnsError("the Python library pyroute2 is not installed")
+    data = load_spec(args.file) if args.file else None
+    if args.command in ("show", "graph"):
+        return _describe(args, data)
+    declared = data
+    parents: List[str] = []
+    with Kernel() as kernel:
+        if args.command == "apply":
+            parents = wait_for_parents(kernel, declared, args.wait_parents)
+        changes = converge_topology(
+            kernel, without_parents(declared, parents)[0] if parents else declared,
+            state="absent" if args.command == "teardown" else "present",
+            purge=args.purge and not parents, check_mode=args.command == "check",
+            state_dir=args.state_dir, rollback=args.rollback)
+    _report(args, changes)
+    if parents:
+        _error("parent device(s) %s did not appear within %gs; applied everything else, skipped: %s"
+               % (", ".join(parents), args.wait_parents, ", ".join(without_parents(declared, parents)[1])))
+    if parents:
         return EXIT_ERROR
-    try:
-        data = load_spec(args.file) if args.file else None
-        if args.command in ("show", "graph"):
-            return _describe(args, data)
-        missing: List[str] = []
-        with Kernel() as kernel:
-            if args.command == "apply":
-                missing = wait_for_parents(kernel, data, args.wait_parents)
-            changes = converge_topology(
-                kernel, without_parents(data, missing)[0] if missing else data,
-                state="absent" if args.command == "teardown" else "present",
-                purge=args.purge and not missing, check_mode=args.command == "check", state_dir=args.state_dir,
-                rollback=args.rollback)
-    except NetnsError as exc:
-        sys.stderr.write("linuxnet-netns: %s\n" % exc)
-        return EXIT_ERROR
+    if args.command == "check" and changes:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace, changes: List[Change]) -> None:
     if args.json:
         json.dump({"changed": bool(changes), "summary": summary(changes),
                    "changes": [c.as_dict() for c in changes]}, sys.stdout, indent=1, sort_keys=True)
@@ -146,14 +179,6 @@ def run(argv: Optional[List[str]] = None) -> int:
         _print_changes(changes, sys.stdout)
         verb = {"apply": "applied", "teardown": "removed", "check": "differ"}[args.command]
         sys.stdout.write("%d change(s) %s: %s\n" % (len(changes), verb, json.dumps(summary(changes), sort_keys=True)))
-    if missing:
-        sys.stderr.write("linuxnet-netns: parent device(s) %s did not appear within %gs; applied everything else, "
-                         "skipped: %s\n" % (", ".join(missing), args.wait_parents,
-                                             ", ".join(without_parents(data, missing)[1])))
-        return EXIT_ERROR
-    if args.command == "check" and changes:
-        return EXIT_DRIFT
-    return EXIT_OK
 
 
 def _describe(args: argparse.Namespace, data: Optional[Dict[str, Any]]) -> int:

@@ -5,16 +5,14 @@ out of descriptors is one line; ``check`` exits 1 for drift only, 2 for every er
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 
-from helpers import (COLLECTIONS, leftovers, netns_list, normalised, restore_program, run, run_module, save_spec,
-                     snapshot)
+from helpers import leftovers, netns_list, normalised, restore_program, run, run_module, save_spec, snapshot
 
 SSH = "-p tcp --dport 22 -j ACCEPT"
 
@@ -79,3 +77,31 @@ def test_a_rule_iptables_skips_without_an_error_is_found_and_named(prefix: str, 
     assert checked.returncode == 2
     assert checked.stderr == ("linuxnet-netns: namespaces[0].iptables[0].chains[0].rules[1]: iptables does not take "
                               "rule '-p udp -j DROP' (it printed 'Usage: help')\n")
+
+
+# -- exit codes (item 12) --------------------------------------------------------------------------
+BROKEN_LISTING = '''
+import os
+real_listdir = os.listdir
+
+def listdir(path="."):
+    if path == "/run/netns":
+        raise RuntimeError("injected")
+    return real_listdir(path)
+
+os.listdir = listdir
+'''
+
+
+@pytest.mark.parametrize("command", ["check", "apply", "teardown", "show"])
+def test_an_unexpected_exception_is_one_line_and_exit_2(prefix: str, tmp_path: Any, command: str) -> None:
+    """check's exit 1 means drift: a traceback (Python's exit 1) must never look like one."""
+    path, state = save_spec(tmp_path, topology(prefix, 1))
+    injected = tmp_path / "inject"
+    injected.mkdir()
+    (injected / "sitecustomize.py").write_text(BROKEN_LISTING)
+    done = restore_program(command, path, "--state-dir", state, python_path=str(injected))
+    assert done.returncode == 2
+    assert done.stderr.startswith("linuxnet-netns: unexpected RuntimeError: injected (at ")
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert leftovers(prefix) == []
