@@ -5,7 +5,7 @@
 
     linuxnet-netns apply FILE      converge the kernel to FILE (what the unit runs at boot)
     linuxnet-netns check FILE      exit 0 when the kernel matches FILE, 1 when it differs (lists each
-                                   differing object with its state now and as declared)
+                                   differing object with its state now and as declared), 2 on an error
     linuxnet-netns teardown FILE   remove what FILE declares (and this topology created)
     linuxnet-netns show [FILE]     the live state of FILE's namespaces (all without FILE), as
                                    the netns_info module returns it (JSON)
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import sys
 import time
 import traceback
@@ -26,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .errors import NetnsError, errno_of
 from .graph import RENDERERS
 from .info import gather, spec_from_info
+from .iptables import TOOLS
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
 from .links import links
 from .ownership import STATE_DIR
@@ -86,6 +88,34 @@ def without_parents(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str,
                              and not (r.get("via") and any(ip_address(r["via"]) in n for n in networks
                                                            if n.version == ip_address(r["via"]).version))]
     return reduced, sorted("%s in %s" % (name, netns or "the root namespace") for netns, name in gone)
+
+
+def missing_iptables(data: Dict[str, Any]) -> List[str]:
+    """The iptables programs this host lacks for the rule families ``data`` declares (sorted)."""
+    families = {table.get("ip_version", "ipv4") for _netns, section in _sections(data)
+                for table in section.get("iptables") or []}
+    return sorted(tool for family in families for tool in TOOLS[family] if shutil.which(tool) is None)
+
+
+def without_iptables(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str, Any], List[str]]:
+    """``data`` without the iptables tables of the families whose programs are ``missing``, so that
+    every namespace, link, address and route can still be restored. Returns the tables skipped."""
+    lacking = {family for family, tools in TOOLS.items() if set(tools) & set(missing)}
+    reduced = copy.deepcopy(data)
+    skipped = []
+    for netns, section in _sections(reduced):
+        tables = section.get("iptables") or []
+        gone = [table for table in tables if table.get("ip_version", "ipv4") in lacking]
+        if gone:
+            section["iptables"] = [table for table in tables if table not in gone]
+        skipped += ["%s %s in %s" % (table.get("ip_version", "ipv4"), table.get("table", "filter"),
+                                     "netns %s" % netns if netns else "the root namespace") for table in gone]
+    return reduced, skipped
+
+
+def _sections(data: Dict[str, Any]) -> List[Tuple[Optional[str], Dict[str, Any]]]:
+    host = data.get("host")
+    return ([(None, host)] if isinstance(host, dict) else []) + [(ns["name"], ns) for ns in data.get("namespaces") or []]
 
 
 def _print_changes(changes: List[Change], stream: Any) -> None:
@@ -149,7 +179,9 @@ def _run(argv: Optional[List[str]]) -> int:
     data = load_spec(args.file) if args.file else None
     if args.command in ("show", "graph"):
         return _describe(args, data)
-    declared = data
+    # Without iptables (or ip6tables) a boot still restores everything else, like without a parent.
+    tools = missing_iptables(data) if args.command in ("apply", "check") else []
+    declared, skipped_tables = without_iptables(data, tools) if tools else (data, [])
     parents: List[str] = []
     with Kernel() as kernel:
         if args.command == "apply":
@@ -157,13 +189,16 @@ def _run(argv: Optional[List[str]]) -> int:
         changes = converge_topology(
             kernel, without_parents(declared, parents)[0] if parents else declared,
             state="absent" if args.command == "teardown" else "present",
-            purge=args.purge and not parents, check_mode=args.command == "check",
+            purge=args.purge and not parents and not tools, check_mode=args.command == "check",
             state_dir=args.state_dir, rollback=args.rollback)
     _report(args, changes)
     if parents:
         _error("parent device(s) %s did not appear within %gs; applied everything else, skipped: %s"
                % (", ".join(parents), args.wait_parents, ", ".join(without_parents(declared, parents)[1])))
-    if parents:
+    if tools:
+        _error("%s not found; %s everything else, skipped the iptables rules of: %s"
+               % (", ".join(tools), "applied" if args.command == "apply" else "checked", ", ".join(skipped_tables)))
+    if parents or tools:
         return EXIT_ERROR
     if args.command == "check" and changes:
         return EXIT_DRIFT

@@ -79,6 +79,53 @@ def test_a_rule_iptables_skips_without_an_error_is_found_and_named(prefix: str, 
                               "rule '-p udp -j DROP' (it printed 'Usage: help')\n")
 
 
+# -- iptables missing at boot (item 11) ------------------------------------------------------------
+def without_iptables(tmp_path: Any) -> Dict[str, str]:
+    """A PATH in which iptables-save and iptables-restore cannot be found; ip6tables-save and
+    ip6tables-restore can (the only programs the engine starts)."""
+    directory = tmp_path / "ip6tables-only"
+    directory.mkdir()
+    for tool in ("ip6tables-save", "ip6tables-restore"):
+        os.symlink(shutil.which(tool), str(directory / tool))
+    return {"PATH": str(directory)}
+
+
+def without_rules(state: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: ({k: v for k, v in value.items() if k != "iptables"} if isinstance(value, dict) else value)
+            for key, value in state.items()}
+
+
+def test_without_iptables_a_boot_restores_everything_else_and_fails_naming_it(prefix: str, tmp_path: Any) -> None:
+    spec = topology(prefix, 2)
+    path, state = save_spec(tmp_path, spec)
+    env = without_iptables(tmp_path)
+    applied = restore_program("apply", path, "--state-dir", state, extra_env=env)
+    assert applied.returncode == 2, applied.stderr
+    assert applied.stderr == ("linuxnet-netns: iptables-restore, iptables-save not found; applied everything else, "
+                              "skipped the iptables rules of: ipv4 filter in netns %sn0, ipv4 filter in netns %sn1\n"
+                              % (prefix, prefix))
+    assert {prefix + "n0", prefix + "n1"} <= set(netns_list())
+    run(["ping", "-c", "1", "-W", "2", "10.238.1.2"])  # links, addresses, routes: all there
+    partial = normalised(prefix)
+    for ns in (prefix + "n0", prefix + "n1"):
+        assert "-A INPUT -p ipv6-icmp -j ACCEPT" in run(["ip6tables-save"], ns=ns)  # the other family's rules too
+        assert "--dport 22" not in run(["iptables-save"], ns=ns)
+    checked = restore_program("check", path, "--state-dir", state, extra_env=env)
+    assert checked.returncode == 2
+    assert checked.stderr.startswith("linuxnet-netns: iptables-restore, iptables-save not found; checked everything "
+                                     "else, skipped the iptables rules of: ipv4 filter in netns %sn0" % prefix)
+    assert "0 change(s) differ" in checked.stdout
+    # with the programs back: the rules are what differs, and apply converges them too
+    checked = restore_program("check", path, "--state-dir", state)
+    assert checked.returncode == 1 and "iptables ipv4 filter in netns %sn0" % prefix in checked.stdout
+    assert restore_program("apply", path, "--state-dir", state).returncode == 0
+    assert restore_program("check", path, "--state-dir", state).returncode == 0
+    assert without_rules(normalised(prefix)) == without_rules(partial)
+    assert "--dport 22" in run(["iptables-save"], ns=prefix + "n1")
+    assert restore_program("teardown", path, "--state-dir", state).returncode == 0
+    assert leftovers(prefix) == []
+
+
 # -- exit codes (item 12) --------------------------------------------------------------------------
 BROKEN_LISTING = '''
 import os
