@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import json
 import shutil
 import sys
@@ -233,5 +234,36 @@ def _describe(args: argparse.Namespace, data: Optional[Dict[str, Any]]) -> int:
     return EXIT_OK
 
 
+class HeldUnraisable:
+    """``sys.unraisablehook`` for one run: Python reports an exception in a finaliser as an
+    "Exception ignored" traceback, e.g. asyncio's for the event loop of a pyroute2 socket whose
+    creation ran out of descriptors. Such reports are held (as text) until the run ends, then
+    dropped if it failed for lack of descriptors (its error line says so), else printed."""
+
+    def __init__(self) -> None:
+        self.held: List[str] = []
+        self.drop: Optional[bool] = None  # None while the run goes on
+
+    def __call__(self, unraisable: Any) -> None:
+        if self.drop:
+            return
+        text = "%s: %r\n" % (unraisable.err_msg or "Exception ignored in", unraisable.object) + "".join(
+            traceback.format_exception(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback))
+        if self.drop is None:
+            self.held.append(text)
+        else:
+            sys.stderr.write(text)
+
+    def settle(self, failure: Optional[int]) -> None:
+        self.drop = failure in (errno.EMFILE, errno.ENFILE)
+        if not self.drop:
+            sys.stderr.write("".join(self.held))
+        self.held = []
+
+
 def main() -> None:
-    sys.exit(run())
+    held = HeldUnraisable()
+    sys.unraisablehook = held
+    code, failure = _run_reporting(None)
+    held.settle(failure)
+    sys.exit(code)

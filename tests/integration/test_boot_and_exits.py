@@ -126,6 +126,21 @@ def test_without_iptables_a_boot_restores_everything_else_and_fails_naming_it(pr
     assert leftovers(prefix) == []
 
 
+# -- descriptors (item 12) -------------------------------------------------------------------------
+def test_running_out_of_descriptors_is_one_line_without_pythons_noise(prefix: str, tmp_path: Any) -> None:
+    """Under each hard limit of a range that spans where the run makes its first veth, with
+    pyroute2 0.9 its asyncio event loop, whose creation may run out of descriptors (Python then
+    reports the half-made loop's finaliser: "Exception ignored in ... AttributeError: ... '_ssock'",
+    at a few of these limits before the fix), an apply prints exactly one line, its own, and leaves nothing."""
+    path, state = save_spec(tmp_path, topology(prefix, 30))
+    for limit in range(58, 79):
+        applied = restore_program("apply", "--rollback", path, "--state-dir", state, open_files=(limit, limit))
+        assert applied.returncode == 2
+        lines = applied.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("linuxnet-netns: ") and "EMFILE" in lines[0], (limit, applied.stderr)
+        assert leftovers(prefix) == [], lines[0]
+
+
 # -- exit codes (item 12) --------------------------------------------------------------------------
 BROKEN_LISTING = '''
 import os
