@@ -19,6 +19,7 @@ from . import nsfs
 from .addresses import addresses
 from .errors import NetnsError
 from .iptables import TOOLS, cached_tables, prefetch_tables
+from .iptables_rules import declared_text
 from .kernel import Kernel, as_list, attr
 from .links import Link, links
 from .namespaces import read_nameservers, read_sysctls
@@ -194,7 +195,7 @@ def _spec_iptables(entry: Dict[str, Any]) -> List[Dict[str, Any]]:
                 if chain["policy"] not in (None, "ACCEPT"):
                     item["policy"] = chain["policy"]
                 if chain["rules"]:
-                    item["rules"] = list(chain["rules"])
+                    item["rules"] = [declared_text(rule) for rule in chain["rules"]]
                 if len(item) > 1 or chain["policy"] is None:
                     declared.append(item)
             if declared:

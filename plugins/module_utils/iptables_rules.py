@@ -102,10 +102,10 @@ def _save_lines(text: str) -> Iterator[str]:
 
 def _quote_open(text: str) -> bool:
     """Whether ``text`` ends inside a string quoted as iptables-save quotes."""
-    return '"' in text and _save_words(text)[1]
+    return '"' in text and save_words(text)[1]
 
 
-def _save_words(text: str) -> Tuple[List[str], bool]:
+def save_words(text: str) -> Tuple[List[str], bool]:
     """``text`` split into words as iptables-save meant them, and whether a quoted string is still
     open at its end. iptables-save quotes a string that needs it in double quotes at the start of a
     word, a backslash before each double quote, single quote and backslash in it; names it prints
@@ -373,6 +373,18 @@ def _short_option(word: str, letters: str) -> Optional[str]:
     return None
 
 
+def declared_text(saved: str) -> str:
+    """A rule as iptables-save printed it, written so that a topology declaring it means the same
+    words: declared rules are split as a shell splits, and iptables-save writes \\' inside quotes."""
+    words = save_words(saved)[0]
+    try:
+        if shlex.split(saved) == words:
+            return saved
+    except ValueError:
+        pass
+    return rule_text(words)
+
+
 def rule_text(words: List[str]) -> str:
     """Words joined the way iptables-restore reads them (it knows double quotes only)."""
     return " ".join(_quote(w) for w in words)
@@ -418,7 +430,7 @@ def references(table: Table, chain: str) -> List[str]:
     found = []
     for other in table.chains.values():
         for _, text in other.rules:
-            words = _save_words(text)[0]
+            words = save_words(text)[0]
             if any(words[i] in ("-j", "-g", "--jump", "--goto") and words[i + 1] == chain
                    for i in range(len(words) - 1)):
                 found.append("%s: %s" % (other.name, text))

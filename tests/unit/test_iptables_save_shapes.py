@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils.iptables_rules import (
-    Chain, Table, parse_save, references, restorable, restore_input)
+    Chain, Table, declared_text, parse_save, references, restorable, restore_input, rule_words, save_words)
 
 # Captured from `iptables-save -c` after rules made with iptables from argument lists: comments
 # with quotes, a backslash, line breaks (one holding lines that look like a table's, a COMMIT and a
@@ -64,6 +64,18 @@ def test_every_line_shape_of_iptables_save_is_read_exactly() -> None:
     assert table.chains["INPUT"].texts() == INPUT_RULES
     assert table.chains["INPUT"].rules[8] == ("[4:240]", "-p tcp -m tcp --dport 22 -j ACCEPT")
     assert table.chains["MINE"].texts() == ['-m comment --comment "j\n-j MINE" -j RETURN']
+
+
+@pytest.mark.parametrize("saved", [rule for rule in INPUT_RULES if "\n" not in rule])
+def test_a_saved_rule_declared_again_means_the_same_words(saved: str) -> None:
+    """netns_info's spec declares the rules it found; declared rules are split as a shell splits."""
+    assert rule_words(declared_text(saved), "ipv4", "r") == save_words(saved)[0]
+
+
+def test_declared_text_keeps_what_means_the_same_already() -> None:
+    for same in ("-p tcp -m tcp --dport 22 -j ACCEPT", '-m comment --comment "a b" -j ACCEPT'):
+        assert declared_text(same) == same
+    assert declared_text(r'-m comment --comment "it\'s" -j ACCEPT') == '-m comment --comment "it\'s" -j ACCEPT'
 
 
 def test_references_read_words_as_iptables_does_and_never_raise() -> None:
