@@ -38,9 +38,13 @@ class Chain:
 class Table:
     name: str
     chains: Dict[str, Chain]
+    # What iptables-save says it leaves out of this table (chains or rules made with nft that
+    # iptables cannot show), None when it shows it whole.
+    unseen: Optional[str] = None
 
     def copy(self) -> "Table":
-        return Table(self.name, {n: Chain(c.name, c.policy, c.counters, list(c.rules)) for n, c in self.chains.items()})
+        return Table(self.name, {n: Chain(c.name, c.policy, c.counters, list(c.rules)) for n, c in self.chains.items()},
+                     self.unseen)
 
 
 def empty_table(name: str) -> Table:
@@ -51,9 +55,13 @@ def empty_table(name: str) -> Table:
 def parse_save(text: str, origin: str = "iptables-save") -> Dict[str, Table]:
     """``iptables-save -c`` output -> tables by name; errors name ``origin`` (tool and namespace)."""
     tables: Dict[str, Table] = {}
+    unseen: Dict[str, str] = {}
     current: Optional[Table] = None
     for line in _save_lines(text):
         if not line or line.startswith("#"):
+            found = _UNSEEN.match(line)
+            if found:
+                unseen[found.group(1)] = line[2:]
             continue
         if line.startswith("*"):
             current = Table(line[1:].strip(), {})
@@ -71,11 +79,14 @@ def parse_save(text: str, origin: str = "iptables-save") -> Dict[str, Table]:
                 raise NetnsError("cannot read line %r" % line, obj=origin)
             counters, chain, rest = found.groups()
             current.chains[chain].rules.append((counters or ZERO, rest or ""))
+    for name, note in unseen.items():
+        tables.setdefault(name, Table(name, {})).unseen = note  # "is incompatible": not printed at all
     return tables
 
 
 # A rule as iptables-save -c prints it; its text may span lines (see _save_lines).
 _RULE_LINE = re.compile(r"(?:(\[\d+:\d+\]) )?-A (\S+)(?: (.*))?", re.DOTALL)
+_UNSEEN = re.compile(r"# Table `(\w+)' (?:is incompatible|contains incompatible base-chains)")
 _LINE_START = re.compile(r"$|[#*:]|COMMIT$|(\[\d+:\d+\] )?-A ")
 
 
@@ -197,9 +208,13 @@ def render_restore(table: Table) -> str:
 
 def restore_input(current: Table, wanted: Table) -> Tuple[List[str], str]:
     """iptables-restore's options and input that turn ``current`` into ``wanted`` in one transaction:
-    the whole table when iptables-restore can read back every rule of ``current``, otherwise only
-    the changes (--noflush), so that the rules it cannot read back are never written and stay."""
-    if all(restorable(chain.name, text) for chain in current.chains.values() for text in chain.texts()):
+    the whole table when iptables-restore can read back every rule of ``current`` and iptables-save
+    showed all of it; otherwise only the changes (--noflush), so that what iptables-restore cannot
+    write, or iptables cannot show, stays as it is. A table iptables does not show is not written."""
+    if current.unseen is not None and not current.chains:
+        raise NetnsError("iptables does not show this table (iptables-save: %s); it is left as it is" % current.unseen)
+    if current.unseen is None and all(restorable(chain.name, text)
+                                      for chain in current.chains.values() for text in chain.texts()):
         return [], render_restore(wanted)
     return ["--noflush"], render_edits(current, wanted)
 
