@@ -94,21 +94,28 @@ def _save_lines(text: str) -> Iterator[str]:
     """iptables-save's lines, a rule's continuation lines joined to it: iptables-save prints the
     strings it quotes (comments) and interface names as they are, line breaks included. A rule
     goes on while a quoted string in it is open, or while the next line starts none of the
-    lines iptables-save prints."""
-    rule: Optional[str] = None
-    for line in text.split("\n"):
-        if rule is not None and (_quote_open(rule) or not _LINE_START.match(line)):
-            rule += "\n" + line
-            continue
-        if rule is not None:
+    lines iptables-save prints; a quote still open at the end of the output was none (an
+    interface name may begin with one)."""
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines):
+        rule, index = lines[index], index + 1
+        if not _RULE_LINE.fullmatch(rule):
             yield rule
-            rule = None
-        if _RULE_LINE.fullmatch(line):
-            rule = line
-        else:
-            yield line
-    if rule is not None:
-        yield rule
+            continue
+        joined, end = _continued(rule, lines, index, quotes=True)
+        if _quote_open(joined):
+            joined, end = _continued(rule, lines, index, quotes=False)
+        yield joined
+        index = end
+
+
+def _continued(rule: str, lines: List[str], index: int, quotes: bool) -> Tuple[str, int]:
+    """``rule`` with the lines from ``index`` on that continue it, and the index after them."""
+    while index < len(lines) and ((quotes and _quote_open(rule)) or not _LINE_START.match(lines[index])):
+        rule += "\n" + lines[index]
+        index += 1
+    return rule, index
 
 
 def _quote_open(text: str) -> bool:

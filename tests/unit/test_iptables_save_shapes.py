@@ -207,3 +207,9 @@ def test_a_table_iptables_does_not_show_at_all_is_never_written() -> None:
     wanted.chains["PREROUTING"] = Chain("PREROUTING", None, rules=[("[0:0]", "-j ACCEPT")])
     with pytest.raises(NetnsError, match="is incompatible, use 'nft' tool"):
         restore_input(current, wanted)
+
+
+def test_a_quote_that_never_closes_was_no_quote() -> None:
+    """iptables-save prints an interface name that begins with a double quote as it is."""
+    text = '*filter\n:INPUT ACCEPT [0:0]\n[0:0] -A INPUT -i "ab -j ACCEPT\n[0:0] -A INPUT -i c\nd -j DROP\nCOMMIT\n'
+    assert parse_save(text)["filter"].chains["INPUT"].texts() == ['-i "ab -j ACCEPT', "-i c\nd -j DROP"]
