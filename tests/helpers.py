@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(REPO, "build", "collections")
@@ -114,8 +114,7 @@ def snapshot(prefix: str) -> Dict[str, Any]:
 
     names = [n for n in netns_list() if ours(n)]
     state: Dict[str, Any] = {"netns": names,
-                             "etc_netns": {k: v for k, v in _tree("/etc/netns").items()
-                                           if ours(k.split("/")[3])}}
+                             "etc_netns": _tree("/etc/netns", ours)}
     for ns in [None] + [n for n in names if n.startswith(prefix)]:
         links = [l for l in _ip_json(["link", "show"], ns) if ours(l.get("ifname", ""))]
         devs = {l.get("ifname") for l in links}
@@ -161,16 +160,21 @@ def _list_difference(where: str, old: Any, new: Any) -> List[str]:
             or ["%s: same entries, other order" % where])
 
 
-def _tree(top: str) -> Dict[str, str]:
-    """Every file under ``top`` with its content; a link, FIFO or device by its kind (never opened:
-    a FIFO planted by a test would block the reader)."""
+def _tree(top: str, wanted: Callable[[str], bool] = lambda _name: True) -> Dict[str, str]:
+    """The files under ``top`` whose first directory below it ``wanted`` takes, by path: regular
+    files' contents, other files' type only (never opened: another run's test may leave a FIFO
+    under /etc/netns, which would block this one)."""
     files = {}
-    for dirpath, _dirs, filenames in os.walk(top):
+    for dirpath, dirs, filenames in os.walk(top):
+        if dirpath == top:
+            dirs[:] = [name for name in dirs if wanted(name)]
         for filename in filenames:
             path = os.path.join(dirpath, filename)
+            if dirpath == top and not wanted(filename):
+                continue
             mode = os.lstat(path).st_mode
             if not stat.S_ISREG(mode):
-                files[path] = "<%s %o>" % ("link" if stat.S_ISLNK(mode) else "special", mode)
+                files[path] = "<not a regular file: %o>" % stat.S_IFMT(mode)
                 continue
             with open(path, "rb") as handle:
                 files[path] = handle.read().decode("utf-8", "replace")
@@ -259,7 +263,7 @@ def normalised(prefix: str) -> Dict[str, Any]:
         return text.startswith("fe80:") or text == "fe80::/64" or text.startswith("ff00::")
 
     state: Dict[str, Any] = {"netns": [ns for ns in netns_list() if ns.startswith(prefix)],
-                             "etc_netns": {k: v for k, v in _tree("/etc/netns").items() if k.split("/")[3].startswith(prefix)}}
+                             "etc_netns": _tree("/etc/netns", lambda name: name.startswith(prefix))}
     for ns in [None] + state["netns"]:
         links = [l for l in _ip_json(["addr", "show"], ns) if ns is not None or l.get("ifname", "").startswith(prefix)]
         names = {l["ifname"] for l in links}

@@ -11,12 +11,15 @@ Reads only: a namespace is never created (``Kernel`` opens existing ones with fl
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import nsfs
 from .addresses import addresses
+from .errors import NetnsError
 from .iptables import TOOLS, cached_tables, prefetch_tables
+from .iptables_rules import declared_text
 from .kernel import Kernel, as_list, attr
 from .links import Link, links
 from .namespaces import read_nameservers, read_sysctls
@@ -104,27 +107,56 @@ def namespace_info(kernel: Kernel, ns: Optional[str], defaults: Dict[str, Option
 
 def gather(kernel: Kernel, names: Optional[List[str]] = None, with_iptables: bool = True) -> Dict[str, Any]:
     """Everything netns_info returns: ``namespaces`` (named), ``host`` (the root namespace) and
-    ``anonymous`` (namespaces processes hold that have no name under /run/netns)."""
-    present = sorted(kernel.namespaces())
-    wanted = present if names is None else [n for n in names if n in present]
+    ``anonymous`` (namespaces processes hold that have no name under /run/netns).
+
+    Others may delete namespaces meanwhile: each is opened first and read through the descriptor
+    held, and one no longer there under its name when all is read is left out (``missing`` if
+    asked for)."""
+    inodes = _held_namespaces(kernel)
+    wanted = sorted(inodes) if names is None else [n for n in names if n in inodes]
     defaults = default_sysctls()
     pids = nsfs.pids_by_netns_inode()
     if with_iptables:
         prefetch_tables(kernel, [(ns, v) for ns in [None] + wanted for v in sorted(TOOLS)])
-    result: Dict[str, Any] = {"namespaces": [], "missing": [n for n in names or [] if n not in present]}
+    entries = []
     for name in wanted:
-        inode = nsfs.namespace_inode(name)
-        entry = {"name": name, "id": inode, "path": nsfs.netns_path(name), "nsid": kernel.nsid(None, name),
-                 "pids": pids.get(inode, []), "nameservers": read_nameservers(name)[0]}
+        entry = {"name": name, "id": inodes[name], "path": nsfs.netns_path(name), "nsid": kernel.nsid(None, name),
+                 "pids": pids.get(inodes[name], []), "nameservers": read_nameservers(name)[0]}
         entry.update(namespace_info(kernel, name, defaults, with_iptables))
-        result["namespaces"].append(entry)
+        entries.append(entry)
     root_inode = os.stat("/proc/self/ns/net").st_ino  # the namespace the engine runs in
     host = {"id": root_inode, "pids": len(pids.get(root_inode, []))}
     host.update(namespace_info(kernel, None, defaults, with_iptables))
-    result["host"] = host
-    named = {nsfs.namespace_inode(n) for n in present} | {root_inode}
+    still = {name: inode for name, inode in inodes.items() if _named(name) == inode}
+    result: Dict[str, Any] = {
+        "namespaces": [entry for entry in entries if entry["name"] in still],
+        "missing": [n for n in names or [] if n not in still],
+        "host": host}
+    named = set(still.values()) | {root_inode}
     result["anonymous"] = [{"id": inode, "pids": held} for inode, held in sorted(pids.items()) if inode not in named]
     return result
+
+
+def _held_namespaces(kernel: Kernel) -> Dict[str, int]:
+    """Open every named namespace (the session holds it from now on, even if its name goes);
+    returns the inode of each, without those deleted since they were listed."""
+    inodes: Dict[str, int] = {}
+    for name in sorted(kernel.namespaces()):
+        try:
+            inodes[name] = os.fstat(kernel.fd(name)).st_ino
+        except NetnsError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            kernel.forget_namespace(name)
+    return inodes
+
+
+def _named(name: str) -> Optional[int]:
+    """The inode of the namespace under ``name`` now, None if there is none."""
+    try:
+        return nsfs.namespace_inode(name) if nsfs.namespace_exists(name) else None
+    except OSError:
+        return None
 
 
 # -- back to a topology spec -------------------------------------------------------------------
@@ -163,7 +195,7 @@ def _spec_iptables(entry: Dict[str, Any]) -> List[Dict[str, Any]]:
                 if chain["policy"] not in (None, "ACCEPT"):
                     item["policy"] = chain["policy"]
                 if chain["rules"]:
-                    item["rules"] = list(chain["rules"])
+                    item["rules"] = [declared_text(rule) for rule in chain["rules"]]
                 if len(item) > 1 or chain["policy"] is None:
                     declared.append(item)
             if declared:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import nsfs
 from .errors import NetnsError
 from .iptables_rules import (BUILTIN_CHAINS, POLICIES, Chain, Table, empty_table, merge_rules, parse_save,
-                             references, render_restore, rule_text, rule_words)
+                             references, restorable, restore_input, rule_text, rule_words)
 from .kernel import Kernel, ns_label
 from .plan import Change, Pending, applier, batch_applier
 from .validation import check_optional_netns
@@ -138,18 +138,59 @@ def canonicalise(kernel: Kernel, specs: List[IptablesSpec]) -> None:
 def _canonicalise_group(ip_version: str, table: str, rules: List[Tuple[ChainSpec, str]], user_chains: set) -> None:
     save, restore = TOOLS[ip_version]
     chains = list(BUILTIN_CHAINS[table]) + sorted(user_chains)
-    lines = ["*" + table] + [":%s %s [0:0]" % (c, "ACCEPT" if c in BUILTIN_CHAINS[table] else "-") for c in chains]
-    lines += ["-A %s %s" % (chain.name, rule) for chain, rule in rules]
-    text = "\n".join(lines + ["COMMIT", ""])
-    proc = subprocess.run([restore], input=text, capture_output=True, text=True, check=False)
+    header = ["*" + table] + [":%s %s [0:0]" % (c, "ACCEPT" if c in BUILTIN_CHAINS[table] else "-") for c in chains]
+    lines = header + ["-A %s %s" % (chain.name, rule) for chain, rule in rules]
+    proc = _run_tool([restore], "\n".join(lines + ["COMMIT", ""]))
     if proc.returncode != 0:
         raise _invalid_rule(proc.stderr, lines, rules, len(chains) + 1)
-    saved = parse_save(subprocess.run([save, "-t", table], capture_output=True, text=True, check=True).stdout)[table]
+    saved = _saved_rules(save, table)
+    given: Dict[str, int] = {}
+    for chain, _rule in rules:
+        given[chain.name] = given.get(chain.name, 0) + 1
+    if any(len(saved.get(name, [])) != count for name, count in given.items()):
+        raise _rule_not_taken(save, restore, table, header, rules)
     seen: Dict[str, int] = {}
     for chain, rule in rules:
         position = seen.get(chain.name, 0)
         seen[chain.name] = position + 1
-        _CANONICAL[(ip_version, table, chain.name, rule)] = saved.chains[chain.name].rules[position][1]
+        form = saved[chain.name][position]
+        if not restorable(chain.name, form):
+            raise NetnsError("iptables prints rule %r as %r, which iptables-restore cannot read back" % (rule, form),
+                             obj="%s.rules[%d]" % (chain.field, chain.rules.index(rule)))
+        _CANONICAL[(ip_version, table, chain.name, rule)] = form
+
+
+def _run_tool(argv: List[str], stdin: Optional[str] = None) -> "subprocess.CompletedProcess[str]":
+    """An iptables program in this thread's namespace (never a shell); a missing one is an error naming it."""
+    try:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise NetnsError("cannot run %s" % argv[0], obj="iptables", errno=exc.errno) from None
+
+
+def _saved_rules(save: str, table: str) -> Dict[str, List[str]]:
+    """The rules of ``table`` in this thread's namespace, by chain."""
+    proc = _run_tool([save, "-t", table])
+    if proc.returncode != 0:
+        raise NetnsError("%s -t %s exited with %d: %s" % (save, table, proc.returncode, proc.stderr.strip()),
+                         obj="iptables")
+    tables = parse_save(proc.stdout, "%s in a scratch namespace" % save)
+    return {name: chain.texts() for name, chain in tables[table].chains.items()} if table in tables else {}
+
+
+def _rule_not_taken(save: str, restore: str, table: str, header: List[str],
+                    rules: List[Tuple[ChainSpec, str]]) -> NetnsError:
+    """iptables-restore succeeded without taking every rule (a word made it print its help, or skip
+    a rule): find the rule, restoring one at a time."""
+    for chain, rule in rules:
+        _run_tool([restore], "\n".join(header + ["COMMIT", ""]))  # empty: what a skipped rule leaves is told apart
+        proc = _run_tool([restore], "\n".join(header + ["-A %s %s" % (chain.name, rule), "COMMIT", ""]))
+        if proc.returncode == 0 and len(_saved_rules(save, table).get(chain.name, [])) != 1:
+            printed = (proc.stdout.strip().splitlines() or [""])[0]
+            return NetnsError("iptables does not take rule %r (%s)" % (rule, "it printed %r" % printed if printed
+                                                                          else "it skips it"),
+                              obj="%s.rules[%d]" % (chain.field, chain.rules.index(rule)))
+    return NetnsError("iptables-restore did not take every rule of table %s" % table, obj="iptables")
 
 
 def _invalid_rule(stderr: str, lines: List[str], rules: List[Tuple[ChainSpec, str]], header: int) -> NetnsError:
@@ -170,7 +211,7 @@ def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str,
     save = TOOLS[ip_version][0]
     snapshot = kernel.table_snapshot
     generation = snapshot.generation(kernel, ns) if snapshot else None
-    tables = parse_save(kernel.run(ns, [save, "-c"]))
+    tables = parse_save(kernel.run(ns, [save, "-c"]), "%s in %s" % (save, ns_label(ns)))
     if snapshot:
         snapshot.read(ns, save, generation, tables)
     return tables
@@ -204,7 +245,7 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> 
         if len(running) >= PARALLEL_PROCESSES or index == len(unknown) - 1:
             for done_ns, done_version, proc in running:
                 save = TOOLS[done_version][0]
-                tables = parse_save(kernel.finish(done_ns, [save, "-c"], proc))
+                tables = parse_save(kernel.finish(done_ns, [save, "-c"], proc), "%s in %s" % (save, ns_label(done_ns)))
                 if snapshot:
                     snapshot.read(done_ns, save, generations[done_ns], tables)
                 kernel.cached(done_ns, "iptables-" + done_version, lambda _k, _n: tables)
@@ -276,6 +317,7 @@ def plan_iptables(kernel: Kernel, spec: IptablesSpec, pending: Pending) -> List[
     wanted = plan_table(spec, current)
     if wanted is None:
         return []
+    table_restore(spec, current, wanted)  # a table that cannot be written so fails before any change
     names = [c.name for c in spec.chains]
     return [Change("iptables", "update", iptables_key(spec), _chain_view(current, names), _chain_view(wanted, names),
                    params={"spec": spec})]
@@ -330,12 +372,22 @@ def _start_restore(kernel: Kernel, spec: IptablesSpec) -> Optional[Tuple[Iptable
     snapshot = kernel.table_snapshot
     if snapshot and snapshot.remembered(spec.netns, TOOLS[spec.ip_version][0]):
         kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)  # for its current counters
-    wanted = plan_table(spec, current_table(kernel, spec.netns, spec.ip_version, spec.table))
+    current = current_table(kernel, spec.netns, spec.ip_version, spec.table)
+    wanted = plan_table(spec, current)
     if wanted is None:
         return None
+    options, text = table_restore(spec, current, wanted)
     if snapshot:
         snapshot.restoring(kernel, spec.netns)
-    return spec, wanted, kernel.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"], render_restore(wanted))
+    return spec, wanted, kernel.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, text)
+
+
+def table_restore(spec: IptablesSpec, current: Table, wanted: Table) -> Tuple[List[str], str]:
+    """iptables-restore's options and input that turn ``current`` into ``wanted`` (see restore_input)."""
+    try:
+        return restore_input(current, wanted)
+    except NetnsError as exc:
+        raise NetnsError(exc.message, obj="iptables " + iptables_key(spec)) from None
 
 
 def _restored(kernel: Kernel, spec: IptablesSpec, table: Table) -> None:

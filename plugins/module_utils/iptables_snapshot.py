@@ -86,7 +86,7 @@ class Snapshot:
 
     def read(self, ns: Optional[str], tool: str, generation: Optional[Generation], tables: Tables) -> None:
         """What iptables-save printed, started at ``generation``."""
-        if generation is None:
+        if generation is None or _partly_unseen(tables):
             self._entries.pop(ns, None)
             return
         entry = self._entries.get(ns)
@@ -130,7 +130,7 @@ class Snapshot:
         """``ns``'s tables of one family after this run's restore: one commit after ``restoring``."""
         before = self._before_restore.pop(ns, None)
         entry = self._entries.get(ns)
-        if before is None or entry is None or entry.generation != before:
+        if before is None or entry is None or entry.generation != before or _partly_unseen(tables):
             self._entries.pop(ns, None)  # not known what the other tables were when it started
             return
         entry.generation = (before[0], before[1] % 0xFFFFFFFF + 1)  # the kernel skips 0
@@ -185,6 +185,12 @@ def remove(path: str) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _partly_unseen(tables: Tables) -> bool:
+    """Whether iptables-save left something out of these tables (nft-made): the file does not keep
+    that note, so such tables are read every time rather than remembered without it."""
+    return any(table.unseen is not None for table in tables.values())
+
+
 def _boot_id() -> str:
     try:
         with open(BOOT_ID_PATH) as handle:

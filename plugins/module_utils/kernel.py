@@ -232,12 +232,13 @@ class Kernel:
     def start(self, ns: Optional[str], argv: Sequence[str], stdin: Optional[str] = None) -> "subprocess.Popen[str]":
         """Start a program (never a shell) inside ``ns`` (the child inherits the namespace of the
         thread that forks it), so that several can run at once; ``finish`` collects it. ``stdin``
-        is handed over whole in an in-memory file, so the child never waits for this process."""
+        is handed over whole in an in-memory file, so the child never waits for this process. Bytes
+        that are no UTF-8 (e.g. in a rule's comment someone else made) pass through unchanged."""
         with self.entered(ns):
             try:
                 with _memory_file(stdin) as source:
                     return subprocess.Popen(list(argv), stdin=source, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, text=True)
+                                            stderr=subprocess.PIPE, encoding="utf-8", errors="surrogateescape")
             except OSError as exc:
                 raise NetnsError("cannot run %s" % argv[0], obj=ns_label(ns), errno=exc.errno) from None
 
@@ -357,7 +358,7 @@ def _memory_file(text: Optional[str]) -> Iterator[int]:
     fd = os.memfd_create("linuxnet-netns-input", os.MFD_CLOEXEC)
     try:
         with open(fd, "wb", closefd=False) as handle:
-            handle.write(text.encode())
+            handle.write(text.encode("utf-8", "surrogateescape"))
         os.lseek(fd, 0, os.SEEK_SET)
         yield fd
     finally:

@@ -104,9 +104,14 @@ def open_namespace(name: Optional[str]) -> int:
     if name is not None and not is_mounted_netns(path):
         raise NetnsError("network namespace does not exist", obj="netns %s" % name, errno=errno.ENOENT)
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise NetnsError("cannot open namespace", obj="netns %s" % name, errno=exc.errno) from None
+    if name is not None and os.fstat(fd).st_dev != _nsfs_device():
+        # deleted since the check above: `ip netns delete` unmounts first and leaves a plain file a moment
+        os.close(fd)
+        raise NetnsError("network namespace does not exist", obj="netns %s" % name, errno=errno.ENOENT)
+    return fd
 
 
 def raise_open_file_limit() -> None:

@@ -324,15 +324,18 @@ def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], go
             return False
         if kind == "addresses":
             return any((a["dev"], a["address"]) == (item["dev"], item["address"]) for a in now["addresses"])
-        if kind == "routes":
-            return _route_id(item) in {_route_id(r) for r in now["routes"]}
-        return False
+        return _route_id(item) in {_route_id(r) for r in now["routes"]}
 
-    for kind in ("addresses", "routes", "iptables"):
+    for kind in ("addresses", "routes"):
         for netns, item in retired.get(kind, []):
             entry = (netns, item)
             if netns not in gone_namespaces and not declared_again(kind, netns, item) and entry not in result[kind]:
                 result[kind].append(entry)
+    for netns, table in retired.get("iptables", []):
+        now = new_scopes.get(netns, {"iptables": []})
+        for entry in [(netns, t) for t in _removed_rules([table], now["iptables"])]:  # rules declared again stay
+            if netns not in gone_namespaces and entry not in result["iptables"]:
+                result["iptables"].append(entry)
 
 
 def _route_id(route: Dict[str, Any]) -> Tuple[Any, ...]:

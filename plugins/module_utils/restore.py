@@ -5,7 +5,7 @@
 
     linuxnet-netns apply FILE      converge the kernel to FILE (what the unit runs at boot)
     linuxnet-netns check FILE      exit 0 when the kernel matches FILE, 1 when it differs (lists each
-                                   differing object with its state now and as declared)
+                                   differing object with its state now and as declared), 2 on an error
     linuxnet-netns teardown FILE   remove what FILE declares (and this topology created)
     linuxnet-netns show [FILE]     the live state of FILE's namespaces (all without FILE), as
                                    the netns_info module returns it (JSON)
@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import json
+import shutil
 import sys
 import time
+import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import nsfs
-from .errors import NetnsError
+from .errors import NetnsError, errno_of
 from .graph import RENDERERS
 from .info import gather, spec_from_info
+from .iptables import TOOLS
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
 from .links import links
 from .ownership import STATE_DIR
@@ -115,6 +119,34 @@ def without_parents(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str,
     return reduced, sorted("%s in %s" % (name, netns or "the root namespace") for netns, name in gone)
 
 
+def missing_iptables(data: Dict[str, Any]) -> List[str]:
+    """The iptables programs this host lacks for the rule families ``data`` declares (sorted)."""
+    families = {table.get("ip_version", "ipv4") for _netns, section in _sections(data)
+                for table in section.get("iptables") or []}
+    return sorted(tool for family in families for tool in TOOLS[family] if shutil.which(tool) is None)
+
+
+def without_iptables(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str, Any], List[str]]:
+    """``data`` without the iptables tables of the families whose programs are ``missing``, so that
+    every namespace, link, address and route can still be restored. Returns the tables skipped."""
+    lacking = {family for family, tools in TOOLS.items() if set(tools) & set(missing)}
+    reduced = copy.deepcopy(data)
+    skipped = []
+    for netns, section in _sections(reduced):
+        tables = section.get("iptables") or []
+        gone = [table for table in tables if table.get("ip_version", "ipv4") in lacking]
+        if gone:
+            section["iptables"] = [table for table in tables if table not in gone]
+        skipped += ["%s %s in %s" % (table.get("ip_version", "ipv4"), table.get("table", "filter"),
+                                     "netns %s" % netns if netns else "the root namespace") for table in gone]
+    return reduced, skipped
+
+
+def _sections(data: Dict[str, Any]) -> List[Tuple[Optional[str], Dict[str, Any]]]:
+    host = data.get("host")
+    return ([(None, host)] if isinstance(host, dict) else []) + [(ns["name"], ns) for ns in data.get("namespaces") or []]
+
+
 def _print_changes(changes: List[Change], stream: Any) -> None:
     for change in changes:
         stream.write("%-7s %-8s %s\n" % (change.action, change.kind, change.key))
@@ -146,29 +178,66 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Optional[List[str]] = None) -> int:
+    """The program: its exit code (EXIT_OK, EXIT_DRIFT for check, EXIT_ERROR)."""
+    return _run_reporting(argv)[0]
+
+
+def _run_reporting(argv: Optional[List[str]]) -> Tuple[int, Optional[int]]:
+    """(exit code, errno of the failure if there was one). Every failure is one line and EXIT_ERROR,
+    an unexpected exception too: Python's traceback would exit 1, which check means as drift."""
+    try:
+        return _run(argv), None
+    except NetnsError as exc:
+        _error(str(exc))
+        return EXIT_ERROR, exc.errno
+    except Exception as exc:  # a bug or a failure the engine does not know: one line all the same
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        _error("unexpected %s: %s (at %s:%d in %s)" % (type(exc).__name__, exc, where.filename.rsplit("/", 1)[-1],
+                                                       where.lineno, where.name))
+        return EXIT_ERROR, errno_of(exc)
+
+
+def _error(text: str) -> None:
+    sys.stderr.write("linuxnet-netns: %s\n" % text)
+
+
+def _run(argv: Optional[List[str]]) -> int:
     parser = _parser()
     args = parser.parse_intermixed_args(argv)  # the unit puts options before FILE
     if args.file is None and args.command in ("apply", "check", "teardown"):
         parser.error("%s needs the topology FILE" % args.command)
     if PYROUTE2_IMPORT_ERROR is not None and not (args.command == "graph" and not args.live and args.file):
-        sys.stderr.write("linuxnet-netns: the Python library pyroute2 is not installed\n")
+        raise NetnsError("the Python library pyroute2 is not installed")
+    data = load_spec(args.file) if args.file else None
+    if args.command in ("show", "graph"):
+        return _describe(args, data)
+    # Without iptables (or ip6tables) a boot still restores everything else, like without a parent.
+    tools = missing_iptables(data) if args.command in ("apply", "check") else []
+    declared, skipped_tables = without_iptables(data, tools) if tools else (data, [])
+    parents: List[str] = []
+    with Kernel() as kernel:
+        if args.command == "apply":
+            parents = wait_for_parents(kernel, declared, args.wait_parents)
+        changes = converge_topology(
+            kernel, without_parents(declared, parents)[0] if parents else declared,
+            state="absent" if args.command == "teardown" else "present",
+            purge=args.purge and not parents and not tools, check_mode=args.command == "check",
+            state_dir=args.state_dir, rollback=args.rollback)
+    _report(args, changes)
+    if parents:
+        _error("parent device(s) %s did not appear within %gs; applied everything else, skipped: %s"
+               % (", ".join(parents), args.wait_parents, ", ".join(without_parents(declared, parents)[1])))
+    if tools:
+        _error("%s not found; %s everything else, skipped the iptables rules of: %s"
+               % (", ".join(tools), "applied" if args.command == "apply" else "checked", ", ".join(skipped_tables)))
+    if parents or tools:
         return EXIT_ERROR
-    try:
-        data = load_spec(args.file) if args.file else None
-        if args.command in ("show", "graph"):
-            return _describe(args, data)
-        missing: List[str] = []
-        with Kernel() as kernel:
-            if args.command == "apply":
-                missing = wait_for_parents(kernel, data, args.wait_parents)
-            changes = converge_topology(
-                kernel, without_parents(data, missing)[0] if missing else data,
-                state="absent" if args.command == "teardown" else "present",
-                purge=args.purge and not missing, check_mode=args.command == "check", state_dir=args.state_dir,
-                rollback=args.rollback)
-    except NetnsError as exc:
-        sys.stderr.write("linuxnet-netns: %s\n" % exc)
-        return EXIT_ERROR
+    if args.command == "check" and changes:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace, changes: List[Change]) -> None:
     if args.json:
         json.dump({"changed": bool(changes), "summary": summary(changes),
                    "changes": [c.as_dict() for c in changes]}, sys.stdout, indent=1, sort_keys=True)
@@ -177,14 +246,6 @@ def run(argv: Optional[List[str]] = None) -> int:
         _print_changes(changes, sys.stdout)
         verb = {"apply": "applied", "teardown": "removed", "check": "differ"}[args.command]
         sys.stdout.write("%d change(s) %s: %s\n" % (len(changes), verb, json.dumps(summary(changes), sort_keys=True)))
-    if missing:
-        sys.stderr.write("linuxnet-netns: parent device(s) %s did not appear within %gs; applied everything else, "
-                         "skipped: %s\n" % (", ".join(missing), args.wait_parents,
-                                             ", ".join(without_parents(data, missing)[1])))
-        return EXIT_ERROR
-    if args.command == "check" and changes:
-        return EXIT_DRIFT
-    return EXIT_OK
 
 
 def _describe(args: argparse.Namespace, data: Optional[Dict[str, Any]]) -> int:
@@ -204,5 +265,36 @@ def _describe(args: argparse.Namespace, data: Optional[Dict[str, Any]]) -> int:
     return EXIT_OK
 
 
+class HeldUnraisable:
+    """``sys.unraisablehook`` for one run: Python reports an exception in a finaliser as an
+    "Exception ignored" traceback, e.g. asyncio's for the event loop of a pyroute2 socket whose
+    creation ran out of descriptors. Such reports are held (as text) until the run ends, then
+    dropped if it failed for lack of descriptors (its error line says so), else printed."""
+
+    def __init__(self) -> None:
+        self.held: List[str] = []
+        self.drop: Optional[bool] = None  # None while the run goes on
+
+    def __call__(self, unraisable: Any) -> None:
+        if self.drop:
+            return
+        text = "%s: %r\n" % (unraisable.err_msg or "Exception ignored in", unraisable.object) + "".join(
+            traceback.format_exception(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback))
+        if self.drop is None:
+            self.held.append(text)
+        else:
+            sys.stderr.write(text)
+
+    def settle(self, failure: Optional[int]) -> None:
+        self.drop = failure in (errno.EMFILE, errno.ENFILE)
+        if not self.drop:
+            sys.stderr.write("".join(self.held))
+        self.held = []
+
+
 def main() -> None:
-    sys.exit(run())
+    held = HeldUnraisable()
+    sys.unraisablehook = held
+    code, failure = _run_reporting(None)
+    held.settle(failure)
+    sys.exit(code)

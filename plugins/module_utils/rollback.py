@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Tuple
 
 from . import nsfs
-from .iptables import TOOLS, cached_tables, current_table
-from .iptables_rules import render_restore
+from .iptables import TOOLS, cached_tables, current_table, table_restore
 from .kernel import Kernel
 from .links import index_of
 from .plan import Change, apply_change
@@ -126,7 +125,8 @@ def _undo_iptables(kernel: Kernel, change: Change) -> Undo:
     old = current_table(kernel, spec.netns, spec.ip_version, spec.table)
 
     def restore(kernel_: Kernel) -> None:
-        kernel_.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"], stdin=render_restore(old))
+        options, text = table_restore(spec, current_table(kernel_, spec.netns, spec.ip_version, spec.table), old)
+        kernel_.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, stdin=text)
         cached_tables(kernel_, spec.netns, spec.ip_version)[spec.table] = old
     return restore
 

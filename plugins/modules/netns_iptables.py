@@ -18,6 +18,12 @@ description:
     C(-p tcp -m tcp --dport 22 -j ACCEPT), and an invalid rule fails before anything changes.
   - The table is changed with one C(iptables-restore) of its whole new content (packet counters kept),
     so a ruleset is never half-applied. Rules nobody declared stay untouched and in their places.
+    When the table holds a rule that C(iptables-restore) cannot read back as C(iptables-save) prints
+    it (someone else's comment with a line break), or chains made with nft that C(iptables-save)
+    leaves out, only the changes are written, in one C(iptables-restore --noflush) transaction, and
+    those stay exactly as they are. A table C(iptables-save) does not show at all is not changed.
+  - A rule with a word that makes iptables print its help or version instead of taking the rule
+    (C(-h), C(-V), C(--help), C(-vh)), or skip it (C(-6) in an IPv4 table), or a line break, is refused.
   - Declared rules keep their declared order; missing ones are inserted after the previous declared
     rule of the chain (at the end when there is none).
 author:

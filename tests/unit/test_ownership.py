@@ -121,3 +121,15 @@ def _write_record(directory: Any, text: str) -> None:
     with open(path, "w") as handle:
         handle.write(text)
     os.chmod(path, 0o600)
+
+
+def test_retired_rules_declared_again_are_not_purged() -> None:
+    """A run that skipped the rules (iptables missing at boot) retires them; declared again, they stay."""
+    rules = dict(A["iptables"][0], ip_version="ipv4")
+    bare = Record(spec([A_BARE], [VETH]), retired={"iptables": [["a", rules]]})
+    result = retired_objects(bare, parse_topology(spec([A], [VETH])), set())
+    assert result["iptables"] == []
+    half = dict(A, iptables=[{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-j ACCEPT"]}]}])
+    result = retired_objects(bare, parse_topology(spec([half], [VETH])), set())
+    assert result["iptables"] == [("a", {"ip_version": "ipv4", "table": "filter",
+                                         "chains": [{"name": "INPUT", "rules": ["-p udp -j DROP"]}]})]
