@@ -36,7 +36,6 @@ from .kernel import Kernel
 from .validation import check_netns_name
 
 FORMAT_VERSION = 1
-BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 Generation = Tuple[int, int]  # (namespace cookie, nftables generation id)
 Tables = Dict[str, Table]
 RuleKey = Tuple[str, str, str]  # (table, chain, rule as declared)
@@ -168,7 +167,7 @@ def load(path: str) -> Snapshot:
     """The snapshot at ``path``: an empty one when there is none, or it holds anything but what this
     version writes (garbage, another shape, another boot), as a cache. NetnsError naming the file or
     its directory when someone other than root could have written it: its tables are never used."""
-    boot_id = _boot_id()
+    boot_id = nsfs.boot_id()
     data = nsfs.read_trusted_bytes(path)
     if data is None:
         return Snapshot(path, boot_id, {}, {})
@@ -189,14 +188,6 @@ def _partly_unseen(tables: Tables) -> bool:
     """Whether iptables-save left something out of these tables (nft-made): the file does not keep
     that note, so such tables are read every time rather than remembered without it."""
     return any(table.unseen is not None for table in tables.values())
-
-
-def _boot_id() -> str:
-    try:
-        with open(BOOT_ID_PATH) as handle:
-            return handle.read().strip()
-    except OSError:
-        return ""
 
 
 def _identity(tool: str) -> List[Any]:
