@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import stat
 import subprocess
 import sys
 import tempfile
@@ -161,12 +162,21 @@ def _list_difference(where: str, old: Any, new: Any) -> List[str]:
 
 
 def _tree(top: str) -> Dict[str, str]:
+    """Regular files' contents; anything else (a FIFO some test planted would block the read
+    forever, a symlink) by its kind only."""
     files = {}
     for dirpath, _dirs, filenames in os.walk(top):
         for filename in filenames:
             path = os.path.join(dirpath, filename)
-            with open(path, "rb") as handle:
-                files[path] = handle.read().decode("utf-8", "replace")
+            try:
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISREG(mode):
+                    files[path] = "<%s>" % stat.filemode(mode)
+                    continue
+                with open(path, "rb") as handle:
+                    files[path] = handle.read().decode("utf-8", "replace")
+            except FileNotFoundError:  # another run's, removed meanwhile
+                continue
     return files
 
 
