@@ -170,14 +170,17 @@ def _tree(top: str, wanted: Callable[[str], bool] = lambda _name: True) -> Dict[
             dirs[:] = [name for name in dirs if wanted(name)]
         for filename in filenames:
             path = os.path.join(dirpath, filename)
-            if dirpath == top and not wanted(filename):
+            try:
+                if dirpath == top and not wanted(filename):
+                    continue
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISREG(mode):
+                    files[path] = "<not a regular file: %o>" % stat.S_IFMT(mode)
+                    continue
+                with open(path, "rb") as handle:
+                    files[path] = handle.read().decode("utf-8", "replace")
+            except FileNotFoundError:  # another run's, removed meanwhile
                 continue
-            mode = os.lstat(path).st_mode
-            if not stat.S_ISREG(mode):
-                files[path] = "<not a regular file: %o>" % stat.S_IFMT(mode)
-                continue
-            with open(path, "rb") as handle:
-                files[path] = handle.read().decode("utf-8", "replace")
     return files
 
 

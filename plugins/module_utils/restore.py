@@ -47,11 +47,11 @@ def load_spec(path: str) -> Dict[str, Any]:
     """The saved topology: one JSON object in a trusted file (root's, writable by no one else, not a
     symlink, in such a directory). A missing, untrusted or corrupt file is a one-line error that
     touches nothing."""
-    text = nsfs.read_trusted_bytes(path)
-    if text is None:
+    raw = nsfs.read_trusted_bytes(path)
+    if raw is None:
         raise NetnsError("topology file does not exist", obj=path)
     try:
-        data = json.loads(text.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except RecursionError:
         raise NetnsError("topology file is nested too deeply", obj=path) from None
     except ValueError as exc:
