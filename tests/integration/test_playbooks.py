@@ -44,6 +44,11 @@ def task_results(result: Dict[str, Any], name: str) -> List[Dict[str, Any]]:
             if t["task"]["name"].split(" : ")[-1] == name and "localhost" in t["hosts"]]
 
 
+def changed_tasks(result: Dict[str, Any]) -> List[Any]:
+    return [(t["task"]["name"], h.get("changes") or h.get("diff")) for play in result["plays"] for t in play["tasks"]
+            for h in t["hosts"].values() if h.get("changed")]
+
+
 def failed_tasks(result: Dict[str, Any]) -> List[Any]:
     return [(t["task"]["name"], h.get("msg")) for play in result["plays"] for t in play["tasks"]
             for h in t["hosts"].values() if h.get("failed")]
@@ -106,7 +111,8 @@ def test_role_applies_persists_and_removes(prefix: str, tmp_path: Any) -> None:
     assert playbook(ROLE_PLAYBOOK, dict(extra), "--check")["changed"] > 0
     assert snapshot(prefix) == before
     assert playbook(ROLE_PLAYBOOK, dict(extra))["changed"] > 0
-    assert playbook(ROLE_PLAYBOOK, dict(extra))["changed"] == 0
+    returncode, again = run_playbook(ROLE_PLAYBOOK, dict(extra))
+    assert returncode == 0 and again["stats"]["localhost"]["changed"] == 0, changed_tasks(again)
     assert playbook(ROLE_PLAYBOOK, dict(extra), "--check")["changed"] == 0
     saved = os.path.join(scratch, "etc", prefix + "role.json")
     assert oct(os.stat(saved).st_mode & 0o777) == "0o600" and os.stat(saved).st_uid == 0
