@@ -27,7 +27,7 @@ from .validation import (
 )
 
 FORMAT_VERSION = 1
-TOPOLOGY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LINK_TYPES = ("veth", "bridge", "vlan", "macvlan")
 MACVLAN_MODES = ("private", "vepa", "bridge", "passthru", "source")
 
@@ -113,7 +113,7 @@ def parse_topology(data: Any) -> Topology:
     """Validate a whole topology; raises NetnsError naming the offending path."""
     spec = _mapping(data, "topology", "topology")
     name = spec.get("name")
-    if not isinstance(name, str) or not TOPOLOGY_NAME.match(name):
+    if not isinstance(name, str) or not TOPOLOGY_NAME.fullmatch(name):
         raise _fail("name", "topology name must match %s, not %r" % (TOPOLOGY_NAME.pattern, name))
     version = spec.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:

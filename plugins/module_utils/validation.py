@@ -15,7 +15,8 @@ from .errors import NetnsError
 IFNAMSIZ = 16  # including the trailing NUL: at most 15 bytes of name
 NETNS_NAME_MAX = 255  # a file name under /run/netns
 _IFNAME_FORBIDDEN = re.compile(r"[\s/:%\x00]")
-_SYSCTL_KEY = re.compile(r"^net[./][A-Za-z0-9_.\-/]+$")
+_SYSCTL_KEY = re.compile(r"net[./][A-Za-z0-9_.\-/]+")
+_MAC = re.compile(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
 
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -122,7 +123,7 @@ def parse_destination(value: object, field: str = "dst", family: Optional[int] =
 def check_mac(value: Optional[str], field: str = "mac") -> Optional[str]:
     if value is None:
         return None
-    if not isinstance(value, str) or not re.match(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$", value):
+    if not isinstance(value, str) or not _MAC.fullmatch(value):
         raise NetnsError("%r is not a MAC address (xx:xx:xx:xx:xx:xx)" % (value,), obj=field)
     if int(value[:2], 16) & 1:
         raise NetnsError("%r is a multicast MAC address; a link needs a unicast one" % value, obj=field)
@@ -139,7 +140,7 @@ def check_mtu(value: Optional[int], field: str = "mtu") -> Optional[int]:
 
 def check_sysctl_key(key: object, field: str = "sysctls") -> str:
     """Only ``net.*`` keys are per namespace; anything else would change the whole host."""
-    if not isinstance(key, str) or not _SYSCTL_KEY.match(key) or ".." in key or "//" in key:
+    if not isinstance(key, str) or not _SYSCTL_KEY.fullmatch(key) or ".." in key or "//" in key:
         raise NetnsError(
             "%r is not a per-namespace sysctl: only net.* keys are namespaced" % (key,), obj=field
         )

@@ -72,6 +72,13 @@ CASES: List[Tuple[str, Any, str, str]] = [
     ("name", "../etc/passwd", "name", "topology name must match"),
     ("name", "", "name", "topology name must match"),
     ("name", "x" * 65, "name", "topology name must match"),
+    # names are matched whole: Python's `$` would let a final newline through
+    ("name", "%(prefix)sbad\n", "name", "topology name must match"),
+    ("namespaces.0.name", "%(prefix)sa\n", "namespaces[0].name", "whitespace"),
+    ("links.0.name", "ab\n", "links[0].name", "invalid interface name"),
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward\n": 1}, "namespaces[0].sysctls", "only net.* keys"),
+    ("links.0.mac", "02:00:00:00:00:01\n", "links[0].mac", "not a MAC address"),
+    ("namespaces.0.iptables.0.chains.0.name", "INPUT\n", "namespaces[0].iptables[0].chains[0].name", "not valid"),
     # CIDRs and addresses
     ("namespaces.0.addresses.0.address", "10.232.1.1", "namespaces[0].addresses[0].address", ""),
     ("namespaces.0.addresses.0.address", "10.232.1.1/33", "namespaces[0].addresses[0].address", ""),

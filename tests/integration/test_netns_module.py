@@ -113,6 +113,8 @@ BAD_INPUTS = [
     ({"name": "x" * 256}, "longer than"),
     ({"name": "ok", "sysctls": {"kernel.hostname": "x"}}, "only net.* keys"),
     ({"name": "ok", "sysctls": {"net.ipv4.../x": "1"}}, "only net.* keys"),
+    ({"name": "ok", "sysctls": {"net.ipv4.ip_forward\n": "1"}}, "only net.* keys"),
+    ({"name": "ok\n"}, "whitespace"),
     ({"name": "ok", "nameservers": ["not-an-ip"]}, "not a valid IP"),
     ({"name": "ok", "state": "gone"}, "value of state must be one of"),
 ]
@@ -121,8 +123,8 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("args,message", BAD_INPUTS)
 def test_bad_input_fails_cleanly_and_changes_nothing(prefix: str, args: dict, message: str) -> None:
     args = dict(args)
-    if args["name"] == "ok":
-        args["name"] = prefix + "ok"
+    if args["name"].startswith("ok"):
+        args["name"] = prefix + args["name"]
     before = snapshot(prefix)
     result = run_module("netns", args)
     assert result.get("failed") is True

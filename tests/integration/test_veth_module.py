@@ -122,6 +122,8 @@ BAD = [
     ({"name": "", "peer": "p"}, "non-empty"),
     ({"name": "ok0", "peer": "ok0"}, "both ends"),
     ({"name": "ok0", "peer": "p", "mac": "zz:00:00:00:00:00"}, "not a MAC"),
+    ({"name": "ok0", "peer": "p", "mac": "02:00:00:00:00:01\n"}, "not a MAC"),
+    ({"name": "ok0\n", "peer": "p"}, "invalid interface name"),
     ({"name": "ok0", "peer": "p", "peer_mac": "01:00:00:00:00:01"}, "multicast"),
     ({"name": "ok0", "peer": "p", "mtu": 20}, "out of range"),
     ({"name": "ok0", "peer": "p", "peer_netns": "../x"}, "not allowed"),
@@ -132,7 +134,7 @@ BAD = [
 
 @pytest.mark.parametrize("args,message", BAD)
 def test_bad_input(prefix: str, args: dict, message: str) -> None:
-    args = {k: (prefix + v if k in ("name", "peer") and v in ("ok0", "p") else v) for k, v in args.items()}
+    args = {k: (prefix + v if k in ("name", "peer") and v.rstrip("\n") in ("ok0", "p") else v) for k, v in args.items()}
     if args.get("netns") == "NOPE":
         args["netns"] = prefix + "nope"
     before = snapshot(prefix)
