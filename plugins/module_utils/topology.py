@@ -18,7 +18,7 @@ from .addresses import address_spec, plan_addresses
 from .errors import NetnsError
 from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kernel import Kernel
-from .namespaces import namespace_spec, plan_namespace
+from .namespaces import namespace_spec, plan_namespace, try_sysctls
 from .plan import Change, Pending
 from .routes import plan_routes, route_spec
 from .topology_spec import Endpoint, Topology, link_ends, parse_topology
@@ -29,9 +29,9 @@ LOOPBACK = {"up": True, "down": False, "unmanaged": None}
 
 
 # -- specs for the per-kind planners ---------------------------------------------------------
-def _namespace(ns: Dict[str, Any], state: str = "present") -> Any:
+def _namespace(ns: Dict[str, Any], state: str = "present", path: str = "") -> Any:
     return namespace_spec(ns["name"], state, ns.get("sysctls"), ns.get("nameservers"),
-                          LOOPBACK[ns.get("loopback", "up")])
+                          LOOPBACK[ns.get("loopback", "up")], path=path)
 
 
 def _link(item: Dict[str, Any], state: str = "present") -> Any:
@@ -89,11 +89,12 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
     changes: List[Change] = []
     if purge:
         changes += plan_purge_stage(kernel, topology, owned, pending)
-    for ns in topology.namespaces:
-        planned = plan_namespace(kernel, _namespace(ns))
+    for i, ns in enumerate(topology.namespaces):
+        planned = plan_namespace(kernel, _namespace(ns, path="namespaces[%d]" % i), try_values=False)
         if any(c.kind == "netns" and c.action == "create" for c in planned):
             pending.namespaces.add(ns["name"])
         changes += planned
+    try_sysctls(changes)
     for item in topology.links:
         changes += _plan_link(kernel, _link(item), pending)
     scopes = topology.scopes()

@@ -219,6 +219,22 @@ def check_sysctl_value(value: object, field: str) -> str:
     return normalise_sysctl_value(value)
 
 
+def per_link_sysctl(key: str) -> Optional[str]:
+    """The link a per-interface key names (``net.ipv4.conf.LINK.x``, ``net.ipv6.neigh.LINK.x``, or
+    the same with '/' for names with dots), or None for a key of the whole namespace."""
+    parts = key.split("/") if "/" in key else key.split(".")
+    if len(parts) == 5 and parts[2] in ("conf", "neigh") and parts[3] not in RESERVED_IFNAMES:
+        return parts[3]
+    return None
+
+
+def with_link(key: str, link: str) -> str:
+    """``key`` (a per-interface one) for another link, e.g. ``net.ipv4.conf.lo.forwarding``."""
+    separator = "/" if "/" in key else "."
+    parts = key.split(separator)
+    return separator.join(parts[:3] + [link] + parts[4:])
+
+
 def normalise_sysctl_value(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"

@@ -130,9 +130,23 @@ CASES: List[Tuple[str, Any, str, str]] = [
 # Input the kernel refuses (or silently drops) part-way through an apply: validation and check mode
 # refuse it first. Run once more through the restore program without --rollback (below).
 KERNEL_CASES: List[Tuple[str, Any, str, str]] = [
-    # sysctls
+    # sysctls, tried in a throw-away namespace: values, keys a new namespace lacks, read-only keys
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward": "abc"}, "namespaces[0].sysctls.net.ipv4.ip_forward",
+     "refuses the value"),
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward": 1.5}, "namespaces[0].sysctls.net.ipv4.ip_forward",
+     "refuses the value"),
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward": "1 2"}, "namespaces[0].sysctls.net.ipv4.ip_forward",
+     "keeps '1'"),
     ("namespaces.0.sysctls", {"net.ipv4.ip_forward": "1\n0"}, "namespaces[0].sysctls.net.ipv4.ip_forward",
      "one line"),
+    ("namespaces.0.sysctls", {"net.ipv4.no_such_key": 1}, "namespaces[0].sysctls.net.ipv4.no_such_key",
+     "no such sysctl in a new namespace"),
+    ("namespaces.0.sysctls", {"net.core.netdev_max_backlog": 1000},
+     "namespaces[0].sysctls.net.core.netdev_max_backlog", "no such sysctl in a new namespace"),
+    ("namespaces.0.sysctls", {"net.ipv4.conf.all.mc_forwarding": 1},
+     "namespaces[0].sysctls.net.ipv4.conf.all.mc_forwarding", "does not let it be set"),
+    ("namespaces.0.sysctls", {"net.ipv4.conf.eth9.forwarding": 1},
+     "namespaces[0].sysctls.net.ipv4.conf.eth9.forwarding", "no such sysctl in a new namespace"),
     # MACs
     ("links.0.mac", "00:00:00:00:00:00", "links[0].mac", "all-zero"),
     ("links.0.peer_mac", "ff:ff:ff:ff:ff:ff", "links[0].peer_mac", "broadcast"),

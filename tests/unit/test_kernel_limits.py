@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils.validation import per_link_sysctl, with_link
 
 from test_topology_spec import REFERENCE
 
@@ -139,4 +140,20 @@ def test_vlan_on_a_bridge_takes_the_mtu_of_its_smallest_port() -> None:
     assert "links[1].mtu" in str(caught.value)
     spec["links"][3]["mtu"] = 1500  # then the vlan's own
     parse_topology(spec)
+
+
+@pytest.mark.parametrize("key,link", [
+    ("net.ipv4.conf.veth1.forwarding", "veth1"),
+    ("net.ipv6.conf.veth1.disable_ipv6", "veth1"),
+    ("net.ipv4.neigh.veth1.ucast_solicit", "veth1"),
+    ("net/ipv4/conf/eth0.10/rp_filter", "eth0.10"),
+    ("net.ipv4.conf.all.forwarding", None),
+    ("net.ipv6.conf.default.forwarding", None),
+    ("net.ipv4.ip_forward", None),
+    ("net.ipv4.conf.eth0.10.rp_filter", None),  # a name with dots needs the '/' form
+])
+def test_per_link_sysctl(key: str, link: Optional[str]) -> None:
+    assert per_link_sysctl(key) == link
+    if link is not None:
+        assert per_link_sysctl(with_link(key, "lo")) == "lo"
 
