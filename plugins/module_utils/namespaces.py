@@ -70,6 +70,15 @@ def namespace_spec(
     return NamespaceSpec(name, state, tuple(pairs), servers, lo_up, path)
 
 
+def split_sysctls(spec: NamespaceSpec, links: FrozenSet[str]) -> Tuple[NamespaceSpec, NamespaceSpec]:
+    """``spec`` without the per-interface sysctls of ``links``, and those alone: a plan sets them once
+    the links are there."""
+    later = tuple((key, value) for key, value in spec.sysctls if per_link_sysctl(key) in links)
+    now = tuple(pair for pair in spec.sysctls if pair not in later)
+    return (dataclasses.replace(spec, sysctls=now),
+            NamespaceSpec(spec.name, sysctls=later, nameservers=None, lo_up=None, path=spec.path))
+
+
 # -- reading -------------------------------------------------------------------------------
 def read_sysctls(kernel: Kernel, ns: Optional[str], keys: List[str]) -> Dict[str, Optional[str]]:
     """Current values inside ``ns`` (None where the key does not exist there)."""
@@ -134,8 +143,10 @@ def plan_namespace(kernel: Kernel, spec: NamespaceSpec, try_values: bool = True)
     return changes
 
 
-def plan_sysctls(kernel: Kernel, spec: NamespaceSpec, try_values: bool = True) -> List[Change]:
-    """The sysctls of ``spec`` that differ."""
+def plan_sysctls(kernel: Kernel, spec: NamespaceSpec, links_to_come: FrozenSet[str] = frozenset(),
+                 try_values: bool = True) -> List[Change]:
+    """The sysctls of ``spec`` that differ. ``links_to_come``: links the plan creates in (or moves
+    to) the namespace before these changes, whose per-interface keys cannot be read yet."""
     if not spec.sysctls:
         return []
     exists = kernel.exists(spec.name)
@@ -146,12 +157,13 @@ def plan_sysctls(kernel: Kernel, spec: NamespaceSpec, try_values: bool = True) -
     changes = []
     for key, wanted in spec.sysctls:
         have, link = current.get(key), per_link_sysctl(key)
-        if exists and have is None:
+        coming = link in links_to_come and link not in present
+        if exists and have is None and not coming:
             raise NetnsError("no such sysctl in %s" % ns_label(spec.name), obj=spec.field("sysctls." + key))
         if have != wanted:
             # A link of the namespace has the same keys as any other, lo among them, which a
             # throw-away namespace has too (it has no neigh.default: the default twin is no probe).
-            probe = with_link(key, LOOPBACK) if link in present else key
+            probe = with_link(key, LOOPBACK) if link in present | links_to_come else key
             changes.append(Change("sysctl", "update", "%s in %s" % (key, ns_label(spec.name)),
                                   {"value": have}, {"value": wanted},
                                   params={"ns": spec.name, "key": key, "value": wanted, "probe": probe,

@@ -147,6 +147,8 @@ KERNEL_CASES: List[Tuple[str, Any, str, str]] = [
      "namespaces[0].sysctls.net.ipv4.conf.all.mc_forwarding", "does not let it be set"),
     ("namespaces.0.sysctls", {"net.ipv4.conf.eth9.forwarding": 1},
      "namespaces[0].sysctls.net.ipv4.conf.eth9.forwarding", "no such sysctl in a new namespace"),
+    ("namespaces.0.sysctls", {"net.ipv4.conf.ab.forwarding": "on"},
+     "namespaces[0].sysctls.net.ipv4.conf.ab.forwarding", "refuses the value"),
     # MACs
     ("links.0.mac", "00:00:00:00:00:00", "links[0].mac", "all-zero"),
     ("links.0.peer_mac", "ff:ff:ff:ff:ff:ff", "links[0].peer_mac", "broadcast"),

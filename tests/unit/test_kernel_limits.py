@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils.namespaces import namespace_spec, split_sysctls
 from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
 from ansible_collections.linuxnet.netns.plugins.module_utils.validation import per_link_sysctl, with_link
 
@@ -157,3 +158,13 @@ def test_per_link_sysctl(key: str, link: Optional[str]) -> None:
     if link is not None:
         assert per_link_sysctl(with_link(key, "lo")) == "lo"
 
+
+def test_per_interface_sysctls_of_declared_links_are_planned_apart() -> None:
+    spec = namespace_spec("msb", sysctls={"net.ipv4.ip_forward": 1, "net.ipv4.conf.veth1.forwarding": 1,
+                                          "net.ipv4.conf.lo.rp_filter": 2, "net/ipv6/conf/v.1/forwarding": "1"},
+                          path="namespaces[0]")
+    now, later = split_sysctls(spec, frozenset({"veth1", "v.1"}))
+    assert now.sysctls == (("net.ipv4.conf.lo.rp_filter", "2"), ("net.ipv4.ip_forward", "1"))
+    assert later.sysctls == (("net.ipv4.conf.veth1.forwarding", "1"), ("net/ipv6/conf/v.1/forwarding", "1"))
+    assert later.nameservers is None and later.lo_up is None
+    assert later.field("sysctls.net.ipv4.conf.veth1.forwarding") == "namespaces[0].sysctls.net.ipv4.conf.veth1.forwarding"
