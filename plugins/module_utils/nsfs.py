@@ -13,10 +13,12 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import resource
+import socket
 import stat
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, FrozenSet, Iterator, List, Optional
 
 from .errors import NetnsError
 from .validation import check_netns_name
@@ -275,3 +277,11 @@ def scratch_namespace() -> Iterator[None]:
             setns(home)
     finally:
         os.close(home)
+
+
+@functools.lru_cache(maxsize=None)
+def links_of_a_new_namespace() -> FrozenSet[str]:
+    """The links every new namespace starts with: lo, and a fallback device of each tunnel module
+    loaded (sit0, gre0, ...). Looked at once per process, in a throw-away namespace."""
+    with scratch_namespace():
+        return frozenset(name for _index, name in socket.if_nameindex())
