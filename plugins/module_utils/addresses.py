@@ -12,7 +12,8 @@ from .errors import NetnsError
 from .kernel import Kernel, ns_label
 from .links import index_of, links, plan_link_attributes
 from .plan import Change, Pending, applier
-from .validation import IPInterface, check_ifname, check_optional_netns, ip_interface, parse_interface
+from .validation import (IPV6_MIN_MTU, LOOPBACK, IPInterface, check_host_address, check_ifname,
+                         check_optional_netns, ip_interface, parse_interface)
 
 IFA_F_NODAD = 0x02
 IFA_F_DADFAILED = 0x08
@@ -53,7 +54,8 @@ def address_spec(netns: Optional[str], dev: str, addresses: List[str], state: st
         raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj="state")
     if not isinstance(addresses, (list, tuple)):
         raise NetnsError("must be a list of addresses in CIDR notation", obj=field)
-    parsed = [parse_interface(a, "%s[%d]" % (field, i)) for i, a in enumerate(addresses)]
+    parsed = [check_host_address(parse_interface(a, "%s[%d]" % (field, i)), dev, "%s[%d]" % (field, i))
+              for i, a in enumerate(addresses)]
     seen: Dict[str, int] = {}
     for i, iface in enumerate(parsed):
         if str(iface.ip) in seen:
@@ -137,12 +139,29 @@ def plan_addresses(kernel: Kernel, spec: AddressSpec, pending: Pending) -> List[
         raise NetnsError("device does not exist", obj="dev %s in %s" % (spec.dev, ns_label(spec.netns)))
     current = [a for a in addresses(kernel, spec.netns) if (spec.netns, a.dev) not in pending.doomed_links]
     changes = plan_address_set(spec, current)
-    pending.networks.update((spec.netns, c.params["new"].network) for c in changes if c.params["new"] is not None)
+    added = [c.params["new"] for c in changes if c.params["new"] is not None]
+    _check_ipv6_mtu(spec, added, pending.link_mtus.get((spec.netns, spec.dev), dev.mtu if dev is not None else None))
+    pending.networks.update((spec.netns, iface.network) for iface in added)
+    pending.addresses.update((spec.netns, Address(spec.dev, iface, _flags_when_added(spec, iface))) for iface in added)
     if spec.dev_up is not None:
         changes += plan_link_attributes(spec.netns, spec.dev, dev, up=spec.dev_up)
     if spec.lo_up is not None and spec.dev != "lo":
         changes += plan_link_attributes(spec.netns, "lo", present.get("lo"), up=spec.lo_up)
     return changes
+
+
+def _check_ipv6_mtu(spec: AddressSpec, added: List[IPInterface], mtu: Optional[int]) -> None:
+    for iface in added:
+        if iface.version == 6 and mtu is not None and mtu < IPV6_MIN_MTU:
+            raise NetnsError("%s has an MTU of %d: a link has no IPv6 below %d" % (spec.dev, mtu, IPV6_MIN_MTU),
+                             obj="address " + address_key(spec.netns, spec.dev, iface))
+
+
+def _flags_when_added(spec: AddressSpec, iface: IPInterface) -> int:
+    """An IPv6 address is tentative until duplicate address detection ends (lo has none)."""
+    if iface.version != 6:
+        return 0
+    return IFA_F_NODAD if spec.nodad or spec.dev == LOOPBACK else IFA_F_TENTATIVE
 
 
 # -- applying ------------------------------------------------------------------------------

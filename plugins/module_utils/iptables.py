@@ -25,7 +25,7 @@ from .plan import Change, Pending, applier, batch_applier
 from .validation import check_optional_netns
 
 TOOLS = {"ipv4": ("iptables-save", "iptables-restore"), "ipv6": ("ip6tables-save", "ip6tables-restore")}
-CHAIN_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,28}$")
+CHAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,28}")
 # (ip_version, table, chain, user text) -> canonical text; iptables' canonical form never changes
 # within one process, so one canonicalisation serves every later plan.
 _CANONICAL: Dict[Tuple[str, str, str, str], str] = {}
@@ -81,7 +81,7 @@ def _chain_spec(raw: Any, ip_version: str, table: str, field: str) -> ChainSpec:
     if unknown:
         raise NetnsError("unknown key(s) %s" % ", ".join(sorted(unknown)), obj=field)
     name = raw.get("name")
-    if not isinstance(name, str) or not CHAIN_NAME.match(name):
+    if not isinstance(name, str) or not CHAIN_NAME.fullmatch(name):
         raise NetnsError("chain name %r is not valid (1..28 of A-Z a-z 0-9 _ . -)" % (name,), obj=field + ".name")
     policy = raw.get("policy")
     if policy is not None:

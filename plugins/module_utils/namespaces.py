@@ -10,7 +10,7 @@ import dataclasses
 import errno
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from . import nsfs
 from .errors import NetnsError
@@ -18,11 +18,15 @@ from .kernel import Kernel, ns_label
 from .links import forget_indexes, links, plan_link_attributes
 from .plan import Change, applier
 from .validation import (
+    LOOPBACK,
     check_netns_name,
     check_sysctl_key,
+    check_sysctl_value,
     normalise_sysctl_value,
     parse_address,
+    per_link_sysctl,
     sysctl_path,
+    with_link,
 )
 
 RESOLV_MARKER = "# Managed by linuxnet.netns"
@@ -36,6 +40,10 @@ class NamespaceSpec:
     sysctls: Tuple[Tuple[str, str], ...] = ()
     nameservers: Optional[Tuple[str, ...]] = None  # None: leave resolv.conf alone; (): remove ours
     lo_up: Optional[bool] = True
+    path: str = dataclasses.field(default="", compare=False)  # where the spec is ("namespaces[0]"; "": the task)
+
+    def field(self, what: str) -> str:
+        return "%s.%s" % (self.path, what) if self.path else what
 
 
 def namespace_spec(
@@ -44,22 +52,32 @@ def namespace_spec(
     sysctls: Optional[Dict[str, Any]] = None,
     nameservers: Optional[List[str]] = None,
     lo_up: Optional[bool] = True,
-    field: str = "name",
+    path: str = "",
 ) -> NamespaceSpec:
-    """Validate raw input into a spec; raises NetnsError naming the field."""
-    check_netns_name(name, field)
+    """Validate raw input into a spec; raises NetnsError naming the field (under ``path``)."""
+    at = NamespaceSpec(name, path=path).field
+    check_netns_name(name, at("name"))
     if state not in ("present", "absent"):
-        raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj=field)
+        raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj=at("state"))
+    if sysctls is not None and not isinstance(sysctls, dict):
+        raise NetnsError("must be a mapping of net.* keys to values", obj=at("sysctls"))
     pairs = []
     for key, value in sorted((sysctls or {}).items()):
-        check_sysctl_key(key, "%s.sysctls" % field)
-        if value is None or isinstance(value, (dict, list)):
-            raise NetnsError("sysctl %s needs a scalar value" % key, obj="%s.sysctls" % field)
-        pairs.append((key, normalise_sysctl_value(value)))
+        check_sysctl_key(key, at("sysctls.%s" % key))
+        pairs.append((key, check_sysctl_value(value, at("sysctls.%s" % key))))
     servers = None
     if nameservers is not None:
-        servers = tuple(str(parse_address(s, "%s.nameservers" % field)) for s in nameservers)
-    return NamespaceSpec(name, state, tuple(pairs), servers, lo_up)
+        servers = tuple(str(parse_address(s, at("nameservers[%d]" % i))) for i, s in enumerate(nameservers))
+    return NamespaceSpec(name, state, tuple(pairs), servers, lo_up, path)
+
+
+def split_sysctls(spec: NamespaceSpec, links: FrozenSet[str]) -> Tuple[NamespaceSpec, NamespaceSpec]:
+    """``spec`` without the per-interface sysctls of ``links``, and those alone: a plan sets them once
+    the links are there."""
+    later = tuple((key, value) for key, value in spec.sysctls if per_link_sysctl(key) in links)
+    now = tuple(pair for pair in spec.sysctls if pair not in later)
+    return (dataclasses.replace(spec, sysctls=now),
+            NamespaceSpec(spec.name, sysctls=later, nameservers=None, lo_up=None, path=spec.path))
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -107,7 +125,9 @@ def namespace_facts(kernel: Kernel, name: str, pids_by_inode: Optional[Dict[int,
 
 
 # -- planning ------------------------------------------------------------------------------
-def plan_namespace(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
+def plan_namespace(kernel: Kernel, spec: NamespaceSpec, try_values: bool = True) -> List[Change]:
+    """``try_values``: try the sysctl values it sets in a throw-away namespace now (else the caller
+    does, with ``try_sysctls``, for a whole plan at once)."""
     if spec.state == "absent":
         return _plan_absent(kernel, spec)
     changes: List[Change] = []
@@ -115,7 +135,7 @@ def plan_namespace(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
     if not exists:
         changes.append(Change("netns", "create", spec.name, None, {"name": spec.name},
                               params={"name": spec.name}))
-    changes += _plan_sysctls(kernel, spec, exists)
+    changes += plan_sysctls(kernel, spec, try_values=try_values)
     changes += _plan_dns(spec)
     if spec.lo_up is not None:
         current_lo = links(kernel, spec.name).get("lo") if exists else None
@@ -123,21 +143,73 @@ def plan_namespace(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
     return changes
 
 
-def _plan_sysctls(kernel: Kernel, spec: NamespaceSpec, exists: bool) -> List[Change]:
+def plan_sysctls(kernel: Kernel, spec: NamespaceSpec, links_to_come: FrozenSet[str] = frozenset(),
+                 try_values: bool = True) -> List[Change]:
+    """The sysctls of ``spec`` that differ. ``links_to_come``: links the plan creates in (or moves
+    to) the namespace before these changes, whose per-interface keys cannot be read yet."""
     if not spec.sysctls:
         return []
-    keys = [key for key, _ in spec.sysctls]
-    current = read_sysctls(kernel, spec.name, keys) if exists else {}
+    exists = kernel.exists(spec.name)
+    current = read_sysctls(kernel, spec.name, [key for key, _ in spec.sysctls]) if exists else {}
+    present: FrozenSet[str] = frozenset()
+    if exists and any(per_link_sysctl(key) for key, _ in spec.sysctls):
+        present = frozenset(links(kernel, spec.name))
     changes = []
     for key, wanted in spec.sysctls:
-        have = current.get(key)
-        if exists and have is None:
-            raise NetnsError("no such sysctl in this namespace", obj="sysctl %s in %s" % (key, ns_label(spec.name)))
+        have, link = current.get(key), per_link_sysctl(key)
+        coming = link in links_to_come and link not in present
+        if exists and have is None and not coming:
+            raise NetnsError("no such sysctl in %s" % ns_label(spec.name), obj=spec.field("sysctls." + key))
         if have != wanted:
+            # A link of the namespace has the same keys as any other, lo among them, which a
+            # throw-away namespace has too (it has no neigh.default: the default twin is no probe).
+            probe = with_link(key, LOOPBACK) if link in present | links_to_come else key
             changes.append(Change("sysctl", "update", "%s in %s" % (key, ns_label(spec.name)),
                                   {"value": have}, {"value": wanted},
-                                  params={"ns": spec.name, "key": key, "value": wanted}))
+                                  params={"ns": spec.name, "key": key, "value": wanted, "probe": probe,
+                                          "field": spec.field("sysctls." + key)}))
+    if try_values:
+        try_sysctls(changes)
     return changes
+
+
+def try_sysctls(changes: List[Change]) -> None:
+    """Set each sysctl of ``changes`` in one throw-away namespace, in plan order, and read it back:
+    a key a new namespace lacks, a value the kernel refuses or keeps otherwise fails here, naming
+    its field, before anything changes (the host's namespaces are not touched)."""
+    trials = [change.params for change in changes if change.kind == "sysctl"]
+    if not trials:
+        return
+    with nsfs.scratch_namespace():
+        problems = [(params, _try_sysctl(params["probe"], params["value"])) for params in trials]
+    for params, problem in problems:
+        if problem is not None:
+            message, code = problem
+            raise NetnsError(message, obj=params["field"], errno=code)
+
+
+def _try_sysctl(key: str, value: str) -> Optional[Tuple[str, Optional[int]]]:
+    """(why the kernel will not take ``value`` for ``key``, errno), or None when it does."""
+    try:
+        fd = os.open(sysctl_path(key), os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "no such sysctl in a new namespace", errno.ENOENT
+    except OSError as exc:
+        return "the kernel does not let it be set", exc.errno
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        return "the kernel refuses the value %r" % value, exc.errno
+    finally:
+        os.close(fd)
+    try:
+        with open(sysctl_path(key)) as handle:
+            kept = normalise_sysctl_value(handle.read())
+    except OSError as exc:
+        return "the kernel does not let it be read back", exc.errno
+    if kept != value:
+        return "the kernel keeps %r when given %r" % (kept, value), None
+    return None
 
 
 def _plan_dns(spec: NamespaceSpec) -> List[Change]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import re
 import resource
+import socket
 import stat
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, FrozenSet, Iterator, List, Optional
 
 from .errors import NetnsError
 from .validation import check_netns_name
@@ -562,3 +564,11 @@ def boot_id() -> str:
             return handle.read().strip()
     except OSError:
         return ""
+
+
+@functools.lru_cache(maxsize=None)
+def links_of_a_new_namespace() -> FrozenSet[str]:
+    """The links every new namespace starts with: lo, and a fallback device of each tunnel module
+    loaded (sit0, gre0, ...). Looked at once per process, in a throw-away namespace."""
+    with scratch_namespace():
+        return frozenset(name for _index, name in socket.if_nameindex())

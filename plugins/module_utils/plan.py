@@ -49,6 +49,11 @@ class Pending:
     networks: Set[Tuple[Optional[str], Any]] = dataclasses.field(default_factory=set)  # (netns, IP network)
     # Links an earlier stage of the same run deletes (purge): later planners treat them as gone.
     doomed_links: Set[Tuple[Optional[str], str]] = dataclasses.field(default_factory=set)
+    # Addresses earlier changes add, as the kernel will hold them: (netns, addresses.Address).
+    addresses: Set[Tuple[Optional[str], Any]] = dataclasses.field(default_factory=set)
+    # The MTU and up/down that earlier changes give links (what the link planners were told).
+    link_mtus: Dict[Tuple[Optional[str], str], int] = dataclasses.field(default_factory=dict)
+    links_up: Dict[Tuple[Optional[str], str], bool] = dataclasses.field(default_factory=dict)
     # Check mode of a single-object module inside a play: an earlier task that only reported
     # "would create" leaves the namespace or link missing; assume it instead of failing, and say so.
     assume_missing: bool = False
@@ -61,6 +66,12 @@ class Pending:
             self.assumed.add("namespace %s" % ns)
             return True
         return ns in self.namespaces
+
+    def note_link(self, ns: Optional[str], name: str, mtu: Optional[int], up: Optional[bool]) -> None:
+        if mtu is not None:
+            self.link_mtus[(ns, name)] = mtu
+        if up is not None:
+            self.links_up[(ns, name)] = up
 
     def has_link(self, ns: Optional[str], name: str) -> bool:
         if (ns, name) not in self.links and self.assume_missing:

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from .addresses import addresses
+from .addresses import Address, addresses
 from .errors import NetnsError
 from .kernel import Kernel, ns_label
-from .links import index_of, links
+from .links import Link, index_of, links
 from .plan import Change, Pending, applier
-from .validation import (IPAddress, IPNetwork, check_ifname, check_optional_netns, ip_address, ip_network, parse_address,
-                         parse_destination)
+from .validation import (IPV6_MIN_MTU, LOOPBACK, IPAddress, IPNetwork, check_gateway, check_ifname,
+                         check_optional_netns, check_source, ip_address, ip_network, parse_address, parse_destination)
 
 MAIN_TABLE, LOCAL_TABLE = 254, 255
 RTPROT_KERNEL = 2
@@ -85,7 +85,7 @@ def parse_route(item: Any, field: str) -> Route:
     unknown = set(item) - {"dst", "via", "dev", "metric", "table", "scope", "onlink", "src", "path"}
     if unknown:
         raise NetnsError("unknown key(s) %s" % ", ".join(sorted(unknown)), obj=field)
-    via = None if item.get("via") is None else parse_address(item["via"], field + ".via")
+    via = None if item.get("via") is None else check_gateway(parse_address(item["via"], field + ".via"), field + ".via")
     dst = parse_destination(item.get("dst") or "default", field + ".dst", None if via is None else via.version)
     if via is not None and via.version != dst.version:
         raise NetnsError("gateway %s is IPv%d but the destination %s is IPv%d" % (via, via.version, dst, dst.version),
@@ -93,7 +93,7 @@ def parse_route(item: Any, field: str) -> Route:
     dev = None if item.get("dev") is None else check_ifname(item["dev"], field + ".dev")
     if via is None and dev is None:
         raise NetnsError("a route needs a gateway (via) or a device (dev)", obj=field)
-    src = None if item.get("src") is None else parse_address(item["src"], field + ".src")
+    src = None if item.get("src") is None else check_source(parse_address(item["src"], field + ".src"), field + ".src")
     if src is not None and src.version != dst.version:
         raise NetnsError("src %s is not of the destination's family" % src, obj=field + ".src")
     metric = item.get("metric")
@@ -104,6 +104,9 @@ def parse_route(item: Any, field: str) -> Route:
     onlink = item.get("onlink") or False
     if not isinstance(onlink, bool):
         raise NetnsError("onlink must be true or false", obj=field + ".onlink")
+    if dev is None and via is not None and (onlink or (via.version == 6 and via.is_link_local)):
+        how = "with onlink" if onlink else "via the link-local address %s" % via
+        raise NetnsError("a route %s needs its device (dev)" % how, obj=field + ".dev")
     return Route(dst, _table(item.get("table"), field + ".table"), metric, via, dev,
                  _scope(item.get("scope"), field + ".scope"), onlink, src)
 
@@ -216,29 +219,95 @@ def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Chang
         return [] if ns_missing else plan_route_set(spec, routes(kernel, spec.netns, versions))
     if ns_missing and not pending.has_namespace(spec.netns):
         raise NetnsError("namespace %s does not exist" % spec.netns, obj="routes")
+    changes = plan_route_set(spec, routes(kernel, spec.netns, versions))
     if not ns_missing:
-        _check_reachable(kernel, spec, pending)
-    return plan_route_set(spec, routes(kernel, spec.netns, versions))
+        _check_reachable(kernel, spec, pending, {c.params["route"].identity for c in changes if c.action != "delete"})
+    return changes
 
 
-def _check_reachable(kernel: Kernel, spec: RouteSpec, pending: Pending) -> None:
+def _check_reachable(kernel: Kernel, spec: RouteSpec, pending: Pending,
+                     changing: Set[Tuple[int, str, int, int]]) -> None:
+    """Devices and gateways of every declared route; what else the kernel checks as a route is
+    added, for the routes this plan adds or replaces."""
     present = links(kernel, spec.netns)
-    connected = [a.interface.network for a in addresses(kernel, spec.netns)]
+
+    def up(dev: str) -> bool:
+        return pending.links_up.get((spec.netns, dev), present[dev].up if dev in present else True)
+
+    local = [a for a in addresses(kernel, spec.netns) if (spec.netns, a.dev) not in pending.doomed_links]
+    local += [address for ns, address in pending.addresses if ns == spec.netns]
+    # a link that is down has no connected routes: no gateway is reachable through it
+    connected = [a.interface.network for a in local if up(a.dev)]
     connected += [network for ns, network in pending.networks if ns == spec.netns]
+    on_down_links = {a.interface.network: a.dev for a in local if not up(a.dev)}
     for route in spec.routes:
         obj = "route " + route_key(spec.netns, route)
         if route.dev is not None and route.dev not in present:
             if pending.has_link(spec.netns, route.dev):
                 continue
             raise NetnsError("device %s does not exist" % route.dev, obj=obj)
+        if route.identity in changing:
+            if route.dev is not None:
+                _check_device_takes_route(spec.netns, route, present[route.dev], pending, obj)
+            if route.src is not None:
+                _check_source_is_local(spec.netns, route, local, pending, obj)
+            if route.via is not None:
+                _check_gateway_is_not_local(route, local, obj)
         if route.via is None or route.onlink or route.via.is_link_local:
             continue
-        if not any(route.via in network for network in connected):
+        reachable = connected if route.identity in changing else connected + list(on_down_links)
+        if not any(route.via in network for network in reachable):
+            down = sorted(dev for network, dev in on_down_links.items() if route.via in network)
+            if down:
+                raise NetnsError("gateway %s is on the subnet of %s, which is down: the kernel takes no route "
+                                 "through a link that is down" % (route.via, ", ".join(down)), obj=obj + ".via")
             if pending.assume_missing:
                 pending.assumed.add("an address on the subnet of gateway %s in the %s" % (route.via, ns_label(spec.netns)))
                 continue
             raise NetnsError("gateway %s is on no subnet of the %s (add an address there first, or set onlink)"
                              % (route.via, ns_label(spec.netns)), obj=obj)
+
+
+def _check_device_takes_route(ns: Optional[str], route: Route, dev: Link, pending: Pending, obj: str) -> None:
+    """The kernel takes no route on a link that is down, nor an IPv6 one on a link without IPv6."""
+    if not pending.links_up.get((ns, dev.name), dev.up):
+        raise NetnsError("device %s is down; the kernel takes no route on a link that is down" % dev.name,
+                         obj=obj + ".dev")
+    mtu = pending.link_mtus.get((ns, dev.name), dev.mtu)
+    if route.dst.version == 6 and mtu < IPV6_MIN_MTU:
+        raise NetnsError("device %s has an MTU of %d: a link has no IPv6 below %d" % (dev.name, mtu, IPV6_MIN_MTU),
+                         obj=obj + ".dev")
+
+
+def _check_gateway_is_not_local(route: Route, local: List[Address], obj: str) -> None:
+    for address in local:
+        network = address.interface.network
+        if route.via == address.interface.ip and route.via.version == 6:
+            raise NetnsError("gateway %s is an address of this namespace itself (on %s)" % (route.via, address.dev),
+                             obj=obj + ".via")
+        if route.via.version == 4 and network.prefixlen <= 30 and route.via == network.broadcast_address:
+            raise NetnsError("gateway %s is the broadcast address of %s" % (route.via, network), obj=obj + ".via")
+
+
+def _check_source_is_local(ns: Optional[str], route: Route, local: List[Address], pending: Pending, obj: str) -> None:
+    """The kernel takes as src only an address the namespace holds (not tentative) when the route is added."""
+    src = route.src
+    holder = next((a for a in local if a.interface.ip == src), None)
+    if holder is None:
+        # on lo a whole IPv4 prefix is local, 127.0.0.0/8 among them
+        on_lo = [a.interface.network for a in local if a.dev == LOOPBACK]
+        if src.version == 4 and (src.is_loopback or any(src in network for network in on_lo)):
+            return
+        if pending.assume_missing:
+            pending.assumed.add("address %s in the %s" % (src, ns_label(ns)))
+            return
+        raise NetnsError("src %s is no address of the %s; the kernel takes only a local address as source"
+                         % (src, ns_label(ns)), obj=obj + ".src")
+    if src.version == 6 and holder.tentative:
+        raise NetnsError("src %s is tentative on %s (duplicate address detection has not ended; nodad avoids "
+                         "it): the kernel refuses it as a source" % (src, holder.dev), obj=obj + ".src")
+    if src.version == 6 and (src.is_link_local or src.is_loopback) and route.dev != holder.dev:
+        raise NetnsError("src %s is a source only for routes on %s (dev)" % (src, holder.dev), obj=obj + ".src")
 
 
 # -- applying ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .errors import NetnsError
 from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .host_lock import host_lock
 from .kernel import Kernel
-from .namespaces import namespace_spec, plan_namespace
+from .namespaces import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
 from .plan import Change, Pending
 from .routes import plan_routes, route_spec
 from .topology_spec import Endpoint, Topology, link_ends, parse_topology
@@ -31,9 +31,9 @@ LOOPBACK = {"up": True, "down": False, "unmanaged": None}
 
 
 # -- specs for the per-kind planners ---------------------------------------------------------
-def _namespace(ns: Dict[str, Any], state: str = "present") -> Any:
+def _namespace(ns: Dict[str, Any], state: str = "present", path: str = "") -> Any:
     return namespace_spec(ns["name"], state, ns.get("sysctls"), ns.get("nameservers"),
-                          LOOPBACK[ns.get("loopback", "up")])
+                          LOOPBACK[ns.get("loopback", "up")], path=path)
 
 
 def _link(item: Dict[str, Any], state: str = "present") -> Any:
@@ -98,13 +98,21 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
     changes: List[Change] = []
     if purge:
         changes += plan_purge_stage(kernel, topology, owned, pending)
-    for ns in topology.namespaces:
-        planned = plan_namespace(kernel, _namespace(ns))
+    per_link_sysctls = []
+    for i, ns in enumerate(topology.namespaces):
+        own_links = frozenset(end.name for end in topology.endpoints if end.netns == ns["name"])
+        spec, after_links = split_sysctls(_namespace(ns, path="namespaces[%d]" % i), own_links)
+        planned = plan_namespace(kernel, spec, try_values=False)
         if any(c.kind == "netns" and c.action == "create" for c in planned):
             pending.namespaces.add(ns["name"])
         changes += planned
+        per_link_sysctls.append((after_links, own_links))
     for item in topology.links:
         changes += _plan_link(kernel, _link(item), pending)
+    # The keys of a declared link exist once it does: set after the links, before its addresses.
+    for spec, own_links in per_link_sysctls:
+        changes += plan_sysctls(kernel, spec, own_links, try_values=False)
+    try_sysctls(changes)
     scopes = topology.scopes()
     for netns, section, _path in scopes:
         for spec in _address_specs(netns, section):

@@ -14,20 +14,28 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .errors import NetnsError
 from .validation import (
+    IPV6_MIN_MTU,
+    LOOPBACK,
+    check_gateway,
+    check_host_address,
     check_ifname,
     check_mac,
     check_mtu,
     check_netns_name,
+    check_new_link_name,
+    check_source,
     check_sysctl_key,
+    check_sysctl_value,
     ip_address,
     ip_interface,
+    ip_network,
     parse_address,
     parse_destination,
     parse_interface,
 )
 
 FORMAT_VERSION = 1
-TOPOLOGY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LINK_TYPES = ("veth", "bridge", "vlan", "macvlan")
 MACVLAN_MODES = ("private", "vepa", "bridge", "passthru", "source")
 
@@ -113,7 +121,7 @@ def parse_topology(data: Any) -> Topology:
     """Validate a whole topology; raises NetnsError naming the offending path."""
     spec = _mapping(data, "topology", "topology")
     name = spec.get("name")
-    if not isinstance(name, str) or not TOPOLOGY_NAME.match(name):
+    if not isinstance(name, str) or not TOPOLOGY_NAME.fullmatch(name):
         raise _fail("name", "topology name must match %s, not %r" % (TOPOLOGY_NAME.pattern, name))
     version = spec.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
@@ -131,6 +139,11 @@ def parse_topology(data: Any) -> Topology:
     topology = Topology(name, namespaces, dependency_order(links), host, endpoints)
     for netns, section, path in topology.scopes():
         _check_section_refs(netns, section, path, endpoints)
+    ends = _end_facts(topology)
+    for netns, section, path in topology.scopes():
+        _check_addresses_fit(netns, section, path, ends)
+        for route in section["routes"]:
+            _check_route_fits(netns, section, route, ends)
     return topology
 
 
@@ -142,8 +155,7 @@ def _parse_namespace(value: Any, path: str) -> Dict[str, Any]:
         raise _fail(path + ".sysctls", "must be a mapping of net.* keys to values")
     for key, val in sysctls.items():
         check_sysctl_key(key, "%s.sysctls.%s" % (path, key))
-        if val is None or isinstance(val, (dict, list)):
-            raise _fail("%s.sysctls.%s" % (path, key), "needs a scalar value")
+        check_sysctl_value(val, "%s.sysctls.%s" % (path, key))
     servers = ns.get("nameservers")
     if servers is not None:
         for i, server in enumerate(_list(servers, path + ".nameservers")):
@@ -163,7 +175,8 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
         where = "%s.addresses[%d]" % (path, i)
         item = _mapping(raw, where, "address")
         check_ifname(item.get("dev"), where + ".dev")
-        iface = parse_interface(item.get("address"), where + ".address")
+        iface = check_host_address(parse_interface(item.get("address"), where + ".address"), item["dev"],
+                                   where + ".address")
         ip = str(iface.ip)
         if ip in seen_ips:
             raise _fail(where + ".address", "%s is declared twice in %s (also at %s)"
@@ -190,7 +203,7 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
 
 def _parse_route(raw: Any, where: str) -> Dict[str, Any]:
     item = _mapping(raw, where, "route")
-    via = None if item.get("via") is None else parse_address(item["via"], where + ".via")
+    via = None if item.get("via") is None else check_gateway(parse_address(item["via"], where + ".via"), where + ".via")
     family = None if via is None else via.version
     dst = parse_destination(item.get("dst", "default"), where + ".dst", family)
     if via is not None and via.version != dst.version:
@@ -200,12 +213,19 @@ def _parse_route(raw: Any, where: str) -> Dict[str, Any]:
         check_ifname(item["dev"], where + ".dev")
     if via is None and item.get("dev") is None:
         raise _fail(where, "a route needs a gateway (via) or a device (dev)")
-    src = None if item.get("src") is None else parse_address(item["src"], where + ".src")
+    onlink = _bool(item.get("onlink"), where + ".onlink", False)
+    if item.get("dev") is None and via is not None and (onlink or (via.version == 6 and via.is_link_local)):
+        raise _fail(where + ".dev", "a route %s needs its device (dev)"
+                    % ("with onlink" if onlink else "via the link-local address %s" % via))
+    src = None if item.get("src") is None else check_source(parse_address(item["src"], where + ".src"), where + ".src")
+    if src is not None and src.version != dst.version:
+        raise _fail(where + ".src", "src %s is IPv%d but the destination %s is IPv%d"
+                    % (src, src.version, dst, dst.version))
     return {
         "dst": str(dst), "via": None if via is None else str(via), "dev": item.get("dev"),
         "metric": _int(item.get("metric"), where + ".metric", 0, 2 ** 32 - 1),
         "table": _int(item.get("table"), where + ".table", 1, 2 ** 32 - 1) or 254,
-        "scope": item.get("scope"), "onlink": _bool(item.get("onlink"), where + ".onlink", False),
+        "scope": item.get("scope"), "onlink": onlink,
         "src": None if src is None else str(src), "path": where,
     }
 
@@ -223,12 +243,12 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
                 raise _fail("%s.%s" % (where, field), "namespace %r is not declared under namespaces" % value)
         else:
             item[field] = None
-    check_ifname(item.get("name"), where + ".name")
+    check_new_link_name(item.get("name"), where + ".name")
     check_mtu(item.get("mtu"), where + ".mtu")
     item["mac"] = check_mac(item.get("mac"), where + ".mac")
     item["up"] = _bool(item.get("up"), where + ".up", True)
     if kind == "veth":
-        check_ifname(item.get("peer"), where + ".peer")
+        check_new_link_name(item.get("peer"), where + ".peer")
         check_mtu(item.get("peer_mtu"), where + ".peer_mtu")
         item["peer_mac"] = check_mac(item.get("peer_mac"), where + ".peer_mac")
         item["peer_up"] = _bool(item.get("peer_up"), where + ".peer_up", True)
@@ -239,6 +259,8 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
                          for i, p in enumerate(_list(item.get("ports"), where + ".ports"))]
     else:
         check_ifname(item.get("parent"), where + ".parent")
+        if item["parent"] == LOOPBACK:
+            raise _fail(where + ".parent", "a %s needs an Ethernet parent, not the loopback" % kind)
         if kind == "vlan":
             item["id"] = _int(item.get("id"), where + ".id", 1, 4094)
             if item["id"] is None:
@@ -341,3 +363,104 @@ def _no_duplicates(values: List[Any], path: str, what: str) -> None:
             raise _fail("%s[%d]" % (path, i), "duplicate %s %s" % (what, value if not isinstance(value, tuple)
                                                                    else "/".join(str(v) for v in value)))
         seen.add(value)
+
+
+# -- what the kernel would refuse half-way: found here, before the first change ----------------
+@dataclasses.dataclass(frozen=True)
+class _EndFacts:
+    """What the topology decides about a link end once applied (None: left to the kernel)."""
+
+    mtu: Optional[int]
+    mtu_from: str  # the field that sets that MTU
+    up: Optional[bool]
+
+
+_LOOPBACK_UP = {"up": True, "down": False, "unmanaged": None}
+
+
+def _end_facts(topology: Topology) -> Dict[Endpoint, _EndFacts]:
+    facts = {Endpoint(ns["name"], LOOPBACK): _EndFacts(None, "", _LOOPBACK_UP[ns["loopback"]])
+             for ns in topology.namespaces}
+    for link in topology.links:  # in dependency order: parents and ports first
+        fields = ("mtu", "peer_mtu") if link["type"] == "veth" else ("mtu",)
+        for end, field, up in zip(link_ends(link), fields, (link["up"], link.get("peer_up"))):
+            mtu, mtu_from = link.get(field), "%s.%s" % (link["path"], field)
+            if mtu is None:
+                mtu, mtu_from = _inherited_mtu(link, facts)
+            facts[end] = _EndFacts(mtu, mtu_from, up)
+    return facts
+
+
+def _inherited_mtu(link: Dict[str, Any], facts: Dict[Endpoint, _EndFacts]) -> Tuple[Optional[int], str]:
+    """A vlan or macvlan starts with its parent's MTU; a bridge follows its smallest port's."""
+    known = [facts[end] for end in _needs(link) if end in facts and facts[end].mtu is not None]
+    if not known:
+        return None, ""
+    lowest = min(known, key=lambda fact: fact.mtu or 0)
+    return lowest.mtu, lowest.mtu_from
+
+
+def _check_addresses_fit(netns: Optional[str], section: Dict[str, Any], path: str,
+                         ends: Dict[Endpoint, _EndFacts]) -> None:
+    for i, address in enumerate(section["addresses"]):
+        end = ends.get(Endpoint(netns, address["dev"]))
+        if ip_interface(address["address"]).version == 6 and end is not None and _below_ipv6_mtu(end):
+            raise _fail("%s.addresses[%d].address" % (path, i), "link %s has no IPv6 with an MTU of %d (%s); "
+                        "IPv6 needs at least %d" % (address["dev"], end.mtu, end.mtu_from, IPV6_MIN_MTU))
+
+
+def _below_ipv6_mtu(end: _EndFacts) -> bool:
+    return end.mtu is not None and end.mtu < IPV6_MIN_MTU
+
+
+def _check_route_fits(netns: Optional[str], section: Dict[str, Any], route: Dict[str, Any],
+                      ends: Dict[Endpoint, _EndFacts]) -> None:
+    where = route["path"]
+    end = ends.get(Endpoint(netns, route["dev"])) if route["dev"] is not None else None
+    if end is not None and end.up is False:
+        raise _fail(where + ".dev", "link %s is declared down; the kernel takes no route on a link that is down"
+                    % route["dev"])
+    if end is not None and ip_network(route["dst"]).version == 6 and _below_ipv6_mtu(end):
+        raise _fail(where + ".dev", "link %s has no IPv6 with an MTU of %d (%s); IPv6 needs at least %d"
+                    % (route["dev"], end.mtu, end.mtu_from, IPV6_MIN_MTU))
+    if route["via"] is not None:
+        _check_gateway_fits(netns, section, route, ends)
+    if route["src"] is not None and netns is not None:
+        _check_source_is_local(netns, section, route)
+
+
+def _check_gateway_fits(netns: Optional[str], section: Dict[str, Any], route: Dict[str, Any],
+                        ends: Dict[Endpoint, _EndFacts]) -> None:
+    where, gateway = route["path"] + ".via", ip_address(route["via"])
+    holders = [a for a in section["addresses"] if ip_interface(a["address"]).network.version == gateway.version
+               and gateway in ip_interface(a["address"]).network]
+    for address in holders:
+        iface = ip_interface(address["address"])
+        if gateway == iface.ip and gateway.version == 6:
+            raise _fail(where, "gateway %s is an address of this namespace itself (on %s)" % (gateway, address["dev"]))
+        if gateway.version == 4 and iface.network.prefixlen <= 30 and gateway == iface.network.broadcast_address:
+            raise _fail(where, "gateway %s is the broadcast address of %s" % (gateway, iface.network))
+    if holders and not route["onlink"] and not gateway.is_link_local and all(
+            getattr(ends.get(Endpoint(netns, a["dev"])), "up", None) is False for a in holders):
+        raise _fail(where, "gateway %s is only on the subnet of link(s) declared down (%s); the kernel takes no "
+                    "route through a link that is down" % (gateway, ", ".join(sorted({a["dev"] for a in holders}))))
+
+
+def _check_source_is_local(netns: str, section: Dict[str, Any], route: Dict[str, Any]) -> None:
+    """The kernel takes as src only an address the namespace holds when the route is added."""
+    where, src = route["path"] + ".src", ip_address(route["src"])
+    holder = next((a for a in section["addresses"] if ip_interface(a["address"]).ip == src), None)
+    if holder is None:
+        # on lo a whole IPv4 prefix is local, 127.0.0.0/8 as soon as lo is up
+        local = [ip_interface(a["address"]).network for a in section["addresses"] if a["dev"] == LOOPBACK]
+        if section.get("loopback", "up") == "up":
+            local.append(ip_interface("127.0.0.1/8").network)
+        if src.version == 4 and any(src in network for network in local if network.version == 4):
+            return
+        raise _fail(where, "src %s is no address declared in namespace %s; the kernel takes only a local "
+                    "address as source" % (src, netns))
+    if src.version == 6 and holder["dev"] != LOOPBACK and not holder["nodad"]:
+        raise _fail(where, "src %s needs nodad: true on its address: until duplicate address detection ends the "
+                    "kernel refuses it as a source, and the route is added right after the address" % src)
+    if src.version == 6 and (src.is_link_local or src.is_loopback) and route["dev"] != holder["dev"]:
+        raise _fail(where, "src %s is a source only for routes on %s (dev)" % (src, holder["dev"]))

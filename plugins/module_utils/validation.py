@@ -15,7 +15,17 @@ from .errors import NetnsError
 IFNAMSIZ = 16  # including the trailing NUL: at most 15 bytes of name
 NETNS_NAME_MAX = 255  # a file name under /run/netns
 _IFNAME_FORBIDDEN = re.compile(r"[\s/:%\x00]")
-_SYSCTL_KEY = re.compile(r"^net[./][A-Za-z0-9_.\-/]+$")
+_SYSCTL_KEY = re.compile(r"net[./][A-Za-z0-9_.\-/]+")
+_MAC = re.compile(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
+# /proc/sys/net/ipv4/conf/all and .../default: the kernel refuses links with these names (EINVAL).
+RESERVED_IFNAMES = ("all", "default")
+LOOPBACK = "lo"  # in every namespace from its creation: a link of that name cannot be created
+IPV6_MIN_MTU = 1280  # below it a link has no IPv6 at all: no addresses, no routes
+# Control characters in a sysctl value: the kernel reads only up to a line break (tabs and
+# spaces separate the numbers of a vector, e.g. tcp_rmem).
+_SYSCTL_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -77,7 +87,19 @@ def check_ifname(name: object, field: str = "name") -> str:
     if name.startswith("-"):
         raise NetnsError("invalid interface name %r: must not start with '-'" % name, obj=field)
     _check_ascii(name, "interface", field)
+    if name in RESERVED_IFNAMES:
+        raise NetnsError("invalid interface name %r: it names the settings of all links (/proc/sys/net/*/conf/%s)"
+                         % (name, name), obj=field)
     return name
+
+
+def check_new_link_name(name: object, field: str = "name") -> str:
+    """The name of a link to create: an interface name, and not the loopback every namespace has."""
+    check_ifname(name, field)
+    if name == LOOPBACK:
+        raise NetnsError("every namespace has its own loopback link lo; a created link needs another name",
+                         obj=field)
+    return name  # type: ignore[return-value]
 
 
 def _check_ascii(name: str, what: str, field: str) -> None:
@@ -94,6 +116,38 @@ def parse_interface(value: object, field: str = "address") -> IPInterface:
         return ip_interface(value)
     except ValueError as exc:
         raise NetnsError("%r is not a valid address: %s" % (value, exc), obj=field) from None
+
+
+def check_host_address(iface: IPInterface, dev: str, field: str) -> IPInterface:
+    """An address a link can hold: not unspecified, multicast, broadcast or in 0.0.0.0/8, and a
+    loopback address only on lo (the kernel refuses the IPv6 ones, and the IPv4 ones do not work)."""
+    ip = iface.ip
+    if ip.is_unspecified or (ip.version == 4 and ip in _THIS_NETWORK):
+        raise NetnsError("%s is not a host address (%s)" % (iface, "the unspecified address" if ip.is_unspecified
+                                                            else "0.0.0.0/8 means this network"), obj=field)
+    if ip.is_multicast:
+        raise NetnsError("%s is a multicast address; a link holds unicast addresses" % iface, obj=field)
+    if ip.version == 4 and (ip == _LIMITED_BROADCAST
+                            or (iface.network.prefixlen <= 30 and ip == iface.network.broadcast_address)):
+        raise NetnsError("%s is the broadcast address of its subnet, not a host address" % iface, obj=field)
+    if ip.is_loopback and dev != LOOPBACK:
+        raise NetnsError("%s is a loopback address; it belongs on lo, not on %s" % (iface, dev), obj=field)
+    return iface
+
+
+def check_gateway(via: IPAddress, field: str) -> IPAddress:
+    """A gateway the kernel takes: a unicast address of another host."""
+    if via.is_unspecified or via.is_multicast or via.is_loopback or via == _LIMITED_BROADCAST:
+        kind = ("the unspecified address" if via.is_unspecified else "multicast" if via.is_multicast
+                else "a loopback address" if via.is_loopback else "the broadcast address")
+        raise NetnsError("gateway %s is %s; a gateway is a unicast address of another host" % (via, kind), obj=field)
+    return via
+
+
+def check_source(src: IPAddress, field: str) -> IPAddress:
+    if src.is_unspecified or src.is_multicast or src == _LIMITED_BROADCAST:
+        raise NetnsError("src %s is not a unicast address" % src, obj=field)
+    return src
 
 
 def parse_address(value: object, field: str) -> IPAddress:
@@ -122,10 +176,12 @@ def parse_destination(value: object, field: str = "dst", family: Optional[int] =
 def check_mac(value: Optional[str], field: str = "mac") -> Optional[str]:
     if value is None:
         return None
-    if not isinstance(value, str) or not re.match(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$", value):
+    if not isinstance(value, str) or not _MAC.fullmatch(value):
         raise NetnsError("%r is not a MAC address (xx:xx:xx:xx:xx:xx)" % (value,), obj=field)
     if int(value[:2], 16) & 1:
-        raise NetnsError("%r is a multicast MAC address; a link needs a unicast one" % value, obj=field)
+        raise NetnsError("%r is a multicast (or broadcast) MAC address; a link needs a unicast one" % value, obj=field)
+    if int(value.replace(":", ""), 16) == 0:
+        raise NetnsError("%r is the all-zero MAC address, which the kernel refuses for a link" % value, obj=field)
     return value.lower()
 
 
@@ -139,7 +195,7 @@ def check_mtu(value: Optional[int], field: str = "mtu") -> Optional[int]:
 
 def check_sysctl_key(key: object, field: str = "sysctls") -> str:
     """Only ``net.*`` keys are per namespace; anything else would change the whole host."""
-    if not isinstance(key, str) or not _SYSCTL_KEY.match(key) or ".." in key or "//" in key:
+    if not isinstance(key, str) or not _SYSCTL_KEY.fullmatch(key) or ".." in key or "//" in key:
         raise NetnsError(
             "%r is not a per-namespace sysctl: only net.* keys are namespaced" % (key,), obj=field
         )
@@ -151,6 +207,32 @@ def sysctl_path(key: str) -> str:
     (needed for interface names that contain dots, e.g. ``net/ipv4/conf/eth0.10/forwarding``)."""
     relative = key if "/" in key else key.replace(".", "/")
     return "/proc/sys/" + relative
+
+
+def check_sysctl_value(value: object, field: str) -> str:
+    """A scalar on one line, normalised as the kernel prints it back (words separated by one space)."""
+    if value is None or isinstance(value, (dict, list)):
+        raise NetnsError("needs a scalar value", obj=field)
+    if isinstance(value, str) and _SYSCTL_VALUE_FORBIDDEN.search(value):
+        raise NetnsError("%r has a line break or another control character; a sysctl value is one line" % value,
+                         obj=field)
+    return normalise_sysctl_value(value)
+
+
+def per_link_sysctl(key: str) -> Optional[str]:
+    """The link a per-interface key names (``net.ipv4.conf.LINK.x``, ``net.ipv6.neigh.LINK.x``, or
+    the same with '/' for names with dots), or None for a key of the whole namespace."""
+    parts = key.split("/") if "/" in key else key.split(".")
+    if len(parts) == 5 and parts[2] in ("conf", "neigh") and parts[3] not in RESERVED_IFNAMES:
+        return parts[3]
+    return None
+
+
+def with_link(key: str, link: str) -> str:
+    """``key`` (a per-interface one) for another link, e.g. ``net.ipv4.conf.lo.forwarding``."""
+    separator = "/" if "/" in key else "."
+    parts = key.split(separator)
+    return separator.join(parts[:3] + [link] + parts[4:])
 
 
 def normalise_sysctl_value(value: object) -> str:

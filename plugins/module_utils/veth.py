@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import nsfs
 from .errors import NetnsError
 from .kernel import Kernel, ns_label
 from .links import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
 from .plan import Change, Pending, applier
-from .validation import check_ifname, check_mac, check_mtu, check_optional_netns
+from .validation import check_mac, check_mtu, check_new_link_name, check_optional_netns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,7 @@ class VethSpec:
     end: VethEnd
     peer: VethEnd
     state: str = "present"
+    field: str = dataclasses.field(default="veth", compare=False)  # where it is declared
 
 
 def veth_spec(name: str, peer: str, netns: Optional[str] = None, peer_netns: Optional[str] = None,
@@ -41,15 +43,15 @@ def veth_spec(name: str, peer: str, netns: Optional[str] = None, peer_netns: Opt
               peer_mac: Optional[str] = None, up: Optional[bool] = True, peer_up: Optional[bool] = True,
               state: str = "present", field: str = "veth") -> VethSpec:
     """Validate raw input into a spec; raises NetnsError naming the field."""
-    end = VethEnd(check_optional_netns(netns, field + ".netns"), check_ifname(name, field + ".name"),
+    end = VethEnd(check_optional_netns(netns, field + ".netns"), check_new_link_name(name, field + ".name"),
                   check_mtu(mtu, field + ".mtu"), check_mac(mac, field + ".mac"), up)
-    other = VethEnd(check_optional_netns(peer_netns, field + ".peer_netns"), check_ifname(peer, field + ".peer"),
+    other = VethEnd(check_optional_netns(peer_netns, field + ".peer_netns"), check_new_link_name(peer, field + ".peer"),
                     check_mtu(peer_mtu, field + ".peer_mtu"), check_mac(peer_mac, field + ".peer_mac"), peer_up)
     if (end.netns, end.name) == (other.netns, other.name):
         raise NetnsError("both ends are %r in the %s" % (name, ns_label(end.netns)), obj=field + ".peer")
     if state not in ("present", "absent"):
         raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj=field + ".state")
-    return VethSpec(end, other, state)
+    return VethSpec(end, other, state, field)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -108,6 +110,8 @@ def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
             raise NetnsError("namespace %s does not exist" % end.netns, obj="veth " + link_key(end.netns, end.name))
     a, b = (None if (end.netns, end.name) in pending.doomed_links else _find(kernel, end)
             for end in (spec.end, spec.peer))
+    for end in (spec.end, spec.peer):
+        pending.note_link(end.netns, end.name, end.mtu, end.up)
     if a is not None and b is not None:
         if not _is_pair(kernel, spec.end, a, spec.peer, b):
             raise NetnsError("%s and %s exist but are not the two ends of one veth pair; refusing to change them"
@@ -115,6 +119,8 @@ def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
                              obj="veth " + link_key(spec.end.netns, spec.end.name))
         return _plan_attributes(spec, a, b)
     if a is None and b is None:
+        for end, field in ((spec.end, "name"), (spec.peer, "peer")):
+            _check_name_free_in_new_namespace(kernel, end, "%s.%s" % (spec.field, field))
         pending.links.update({(spec.end.netns, spec.end.name), (spec.peer.netns, spec.peer.name)})
         # MTU and MAC of both ends, and the first end's up, come with the create (flags given for
         # the peer in that request had no effect, with pyroute2 0.7.2 and 0.9.7).
@@ -125,6 +131,12 @@ def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
     present, missing, link = (spec.end, spec.peer, a) if a is not None else (spec.peer, spec.end, b)
     moved, current = _plan_move(kernel, present, link, missing)
     return [moved] + (_plan_attributes(spec, a, current) if a is not None else _plan_attributes(spec, current, b))
+
+
+def _check_name_free_in_new_namespace(kernel: Kernel, end: VethEnd, field: str) -> None:
+    if not kernel.exists(end.netns) and end.name in nsfs.links_of_a_new_namespace():
+        raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
+                         % end.name, obj=field)
 
 
 def _plan_attributes(spec: VethSpec, a: Optional[Link], b: Optional[Link]) -> List[Change]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional
 
+from . import nsfs
 from .errors import NetnsError
 from .kernel import Kernel, ns_label
 from .links import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
@@ -32,6 +33,7 @@ class VirtualLinkSpec:
     mac: Optional[str] = None
     up: Optional[bool] = True
     state: str = "present"
+    field: str = dataclasses.field(default="link", compare=False)  # where it is declared
 
 
 def virtual_link_spec(item: Dict[str, Any]) -> VirtualLinkSpec:
@@ -40,7 +42,7 @@ def virtual_link_spec(item: Dict[str, Any]) -> VirtualLinkSpec:
         link_type=item["type"], netns=item.get("netns"), name=item["name"],
         parent=item.get("parent"), parent_netns=item.get("parent_netns"), vlan_id=item.get("id"),
         macvlan_mode=item.get("mode"), ports=tuple(item.get("ports") or ()), mtu=item.get("mtu"),
-        mac=item.get("mac"), up=item.get("up", True),
+        mac=item.get("mac"), up=item.get("up", True), field=item.get("path", "link"),
     )
 
 
@@ -57,12 +59,16 @@ def plan_virtual_link(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -
     if not kernel.exists(spec.netns) and not pending.has_namespace(spec.netns):
         raise NetnsError("namespace %s does not exist" % spec.netns, obj="link " + key)
     current = links(kernel, spec.netns).get(spec.name)
+    pending.note_link(spec.netns, spec.name, spec.mtu, spec.up)
     changes: List[Change] = []
     if current is not None:
         problem = _mismatch(spec, current)
         if problem:
             raise NetnsError(problem + "; refusing to change it", obj="link " + key)
     else:
+        if not kernel.exists(spec.netns) and spec.name in nsfs.links_of_a_new_namespace():
+            raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
+                             % spec.name, obj=spec.field + ".name")
         changes.append(_plan_create(kernel, spec, pending))
         pending.links.add((spec.netns, spec.name))
     changes += plan_link_attributes(spec.netns, spec.name, current, spec.mtu, spec.mac, spec.up)

@@ -51,6 +51,8 @@ options:
       - Keys outside C(net.) are refused because they are not per namespace.
       - Use C(/) as separator for keys whose components contain dots
         (C(net/ipv4/conf/eth0.10/forwarding)).
+      - Each value that differs is first set in a throw-away namespace and read back, so a key that
+        a new namespace lacks, a read-only key or a value the kernel refuses fails before any change.
     type: dict
   nameservers:
     description:

@@ -63,7 +63,9 @@ options:
         type: bool
         default: false
       src:
-        description: Preferred source address.
+        description:
+          - Preferred source address, one the namespace has. An IPv6 one must no longer be tentative,
+            so add it with C(nodad) when the route follows at once.
         type: str
   state:
     description: C(present) adds or replaces the routes; C(absent) removes them.

@@ -85,7 +85,24 @@ BAD = [
     ({"dev": "x" * 16, "addresses": ["10.0.0.1/24"]}, "at most 15"),
     ({"dev": "ab", "addresses": ["10.0.0.1/24"], "netns": "MISSING"}, "does not exist"),
     ({"dev": "ab", "addresses": ["10.0.0.1/24"], "netns": "a/b"}, "not allowed"),
+    # the kernel would refuse (or drop) the second after the first was added
+    ({"dev": "ab", "addresses": ["10.0.0.1/24", "ff02::1/64"]}, "multicast"),
+    ({"dev": "ab", "addresses": ["10.0.0.1/24", "224.0.0.9/24"]}, "multicast"),
+    ({"dev": "ab", "addresses": ["10.0.0.1/24", "::1/128"]}, "belongs on lo"),
+    ({"dev": "ab", "addresses": ["10.0.0.1/24", "127.0.0.5/8"]}, "belongs on lo"),
+    ({"dev": "ab", "addresses": ["10.0.0.1/24", "0.0.0.0/8"]}, "not a host address"),
+    ({"dev": "ab", "addresses": ["10.0.0.1/24", "::/64"]}, "not a host address"),
+    ({"dev": "ab", "addresses": ["10.0.0.1/24", "10.0.1.255/24"]}, "broadcast"),
 ]
+
+
+def test_ipv6_on_a_link_below_1280_fails_before_change(prefix: str) -> None:
+    a, _ = pair(prefix)
+    run(["ip", "-n", a, "link", "set", "ab", "mtu", "1200"])
+    before = snapshot(prefix)
+    result = run_module("netns_addr", {"netns": a, "dev": "ab", "addresses": ["10.0.0.1/24", "fd33:9::1/64"]})
+    assert result["failed"] and "no IPv6 below 1280" in result["msg"], result
+    assert snapshot(prefix) == before
 
 
 @pytest.mark.parametrize("args,message", BAD)

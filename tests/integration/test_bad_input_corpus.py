@@ -21,10 +21,11 @@ def valid(prefix: str) -> Dict[str, Any]:
         "name": prefix + "bad",
         "namespaces": [
             {"name": a, "sysctls": {"net.ipv4.ip_forward": 1}, "nameservers": ["192.0.2.53"],
-             "addresses": [{"dev": "ab", "address": "10.232.1.1/24"}],
+             "addresses": [{"dev": "ab", "address": "10.232.1.1/24"}, {"dev": "ab", "address": "fd32:1::1/64"}],
              "routes": [{"dst": "10.232.9.0/24", "via": "10.232.1.2"}],
              "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}]},
-            {"name": b, "addresses": [{"dev": "ba", "address": "10.232.1.2/24"}]},
+            {"name": b, "addresses": [{"dev": "ba", "address": "10.232.1.2/24"},
+                                      {"dev": "ba", "address": "fd32:1::2/64", "nodad": True}]},
         ],
         "links": [
             {"type": "veth", "name": "ab", "netns": a, "peer": "ba", "peer_netns": b},
@@ -72,6 +73,13 @@ CASES: List[Tuple[str, Any, str, str]] = [
     ("name", "../etc/passwd", "name", "topology name must match"),
     ("name", "", "name", "topology name must match"),
     ("name", "x" * 65, "name", "topology name must match"),
+    # names are matched whole: Python's `$` would let a final newline through
+    ("name", "%(prefix)sbad\n", "name", "topology name must match"),
+    ("namespaces.0.name", "%(prefix)sa\n", "namespaces[0].name", "whitespace"),
+    ("links.0.name", "ab\n", "links[0].name", "invalid interface name"),
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward\n": 1}, "namespaces[0].sysctls", "only net.* keys"),
+    ("links.0.mac", "02:00:00:00:00:01\n", "links[0].mac", "not a MAC address"),
+    ("namespaces.0.iptables.0.chains.0.name", "INPUT\n", "namespaces[0].iptables[0].chains[0].name", "not valid"),
     # CIDRs and addresses
     ("namespaces.0.addresses.0.address", "10.232.1.1", "namespaces[0].addresses[0].address", ""),
     ("namespaces.0.addresses.0.address", "10.232.1.1/33", "namespaces[0].addresses[0].address", ""),
@@ -119,6 +127,61 @@ CASES: List[Tuple[str, Any, str, str]] = [
     ("surprise", True, "topology", "unknown key(s) surprise"),
 ]
 
+# Input the kernel refuses (or silently drops) part-way through an apply: validation and check mode
+# refuse it first. Run once more through the restore program without --rollback (below).
+KERNEL_CASES: List[Tuple[str, Any, str, str]] = [
+    # sysctls, tried in a throw-away namespace: values, keys a new namespace lacks, read-only keys
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward": "abc"}, "namespaces[0].sysctls.net.ipv4.ip_forward",
+     "refuses the value"),
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward": 1.5}, "namespaces[0].sysctls.net.ipv4.ip_forward",
+     "refuses the value"),
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward": "1 2"}, "namespaces[0].sysctls.net.ipv4.ip_forward",
+     "keeps '1'"),
+    ("namespaces.0.sysctls", {"net.ipv4.ip_forward": "1\n0"}, "namespaces[0].sysctls.net.ipv4.ip_forward",
+     "one line"),
+    ("namespaces.0.sysctls", {"net.ipv4.no_such_key": 1}, "namespaces[0].sysctls.net.ipv4.no_such_key",
+     "no such sysctl in a new namespace"),
+    ("namespaces.0.sysctls", {"net.core.netdev_max_backlog": 1000},
+     "namespaces[0].sysctls.net.core.netdev_max_backlog", "no such sysctl in a new namespace"),
+    ("namespaces.0.sysctls", {"net.ipv4.conf.all.mc_forwarding": 1},
+     "namespaces[0].sysctls.net.ipv4.conf.all.mc_forwarding", "does not let it be set"),
+    ("namespaces.0.sysctls", {"net.ipv4.conf.eth9.forwarding": 1},
+     "namespaces[0].sysctls.net.ipv4.conf.eth9.forwarding", "no such sysctl in a new namespace"),
+    ("namespaces.0.sysctls", {"net.ipv4.conf.ab.forwarding": "on"},
+     "namespaces[0].sysctls.net.ipv4.conf.ab.forwarding", "refuses the value"),
+    # MACs
+    ("links.0.mac", "00:00:00:00:00:00", "links[0].mac", "all-zero"),
+    ("links.0.peer_mac", "ff:ff:ff:ff:ff:ff", "links[0].peer_mac", "broadcast"),
+    # addresses no link can hold
+    ("namespaces.1.addresses.1", {"dev": "ba", "address": "ff02::5/64"}, "namespaces[1].addresses[1].address",
+     "multicast"),
+    ("namespaces.1.addresses.1", {"dev": "ba", "address": "224.0.0.5/24"}, "namespaces[1].addresses[1].address",
+     "multicast"),
+    ("namespaces.1.addresses.1", {"dev": "ba", "address": "::1/128"}, "namespaces[1].addresses[1].address",
+     "belongs on lo"),
+    ("namespaces.1.addresses.1", {"dev": "ba", "address": "127.0.0.2/8"}, "namespaces[1].addresses[1].address",
+     "belongs on lo"),
+    ("namespaces.1.addresses.1", {"dev": "ba", "address": "0.0.0.0/8"}, "namespaces[1].addresses[1].address",
+     "not a host address"),
+    ("links.0.peer_mtu", 1200, "namespaces[1].addresses[1].address", "IPv6 needs at least 1280"),
+    # gateways and sources
+    ("namespaces.0.routes.1", {"dst": "fd32:9::/64", "via": "fe80::1"}, "namespaces[0].routes[1].dev", "link-local"),
+    ("namespaces.0.routes.1", {"dst": "fd32:9::/64", "via": "fd32:1::1"}, "namespaces[0].routes[1].via", "itself"),
+    ("namespaces.0.routes.0.via", "224.0.0.1", "namespaces[0].routes[0].via", "multicast"),
+    ("namespaces.0.routes.0.onlink", True, "namespaces[0].routes[0].dev", "onlink"),
+    ("namespaces.0.routes.0.src", "10.232.1.99", "namespaces[0].routes[0].src", "no address declared"),
+    ("namespaces.0.routes.1", {"dst": "fd32:9::/64", "via": "fd32:1::2", "src": "fd32:1::1"},
+     "namespaces[0].routes[1].src", "nodad"),
+    ("links.0.up", False, "namespaces[0].routes[0].via", "declared down"),
+    # link names the kernel refuses
+    ("links.1.peer", "lo", "links[1].peer", "loopback"),
+    ("links.2.name", "lo", "links[2].name", "loopback"),
+    ("links.2.name", "all", "links[2].name", "settings of all links"),
+    ("links.3", {"type": "macvlan", "name": "mv0", "netns": "%(prefix)sa", "parent": "lo",
+                 "parent_netns": "%(prefix)sa"}, "links[3].parent", "Ethernet"),
+]
+CASES += KERNEL_CASES
+
 
 def _bad(prefix: str, path: str, value: Any) -> Dict[str, Any]:
     spec = copy.deepcopy(valid(prefix))
@@ -151,6 +214,25 @@ def test_topology_module_refuses(prefix: str, path: str, value: Any, where: str,
     _assert_clean_failure(result["msg"], where, words)
     after = snapshot(prefix)
     assert after == before, difference(before, after)
+
+
+@pytest.mark.parametrize("command", ["apply", "check"])
+@pytest.mark.parametrize("path,value,where,words", KERNEL_CASES,
+                         ids=["%s=%r" % (c[0], c[1])[:60] for c in KERNEL_CASES])
+def test_restore_program_without_rollback_refuses(prefix: str, tmp_path: Any, command: str, path: str, value: Any,
+                                                  where: str, words: str) -> None:
+    """Without --rollback a refusal part-way would leave namespaces and links behind: these are
+    refused before the first change."""
+    spec_path = tmp_path / "topology.json"
+    spec_path.write_text(json.dumps(_bad(prefix, path, value)))
+    before = snapshot(prefix)
+    proc = restore_program(command, str(spec_path), "--state-dir", str(tmp_path / "state"))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    _assert_clean_failure(proc.stderr, where, words)
+    assert "change(s) applied" not in proc.stderr
+    after = snapshot(prefix)
+    assert after == before, difference(before, after)
+    assert not (tmp_path / "state").exists()
 
 
 FILES = [

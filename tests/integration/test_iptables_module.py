@@ -99,6 +99,8 @@ BAD = [
     ({"chains": [{"name": "INPUT", "rules": [{"port": 22}]}]}, "unknown rule key"),
     ({"chains": [{"name": "INPUT", "rules": [42]}]}, "a rule is a string"),
     ({"chains": [{"name": "IN PUT"}]}, "not valid"),
+    ({"chains": [{"name": "INPUT\n"}]}, "not valid"),
+    ({"chains": [{"name": "MINE\n", "rules": ["-j ACCEPT"]}]}, "not valid"),
     ({"chains": [{"name": "INPUT"}, {"name": "INPUT"}]}, "listed twice"),
     ({"chains": [{"name": "INPUT", "rules": ["-p tcp --dport 'x"]}]}, "cannot split"),
     ({"netns": "MISSING"}, "does not exist"),

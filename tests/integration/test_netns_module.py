@@ -113,7 +113,16 @@ BAD_INPUTS = [
     ({"name": "x" * 256}, "longer than"),
     ({"name": "ok", "sysctls": {"kernel.hostname": "x"}}, "only net.* keys"),
     ({"name": "ok", "sysctls": {"net.ipv4.../x": "1"}}, "only net.* keys"),
+    ({"name": "ok", "sysctls": {"net.ipv4.ip_forward\n": "1"}}, "only net.* keys"),
+    ({"name": "ok\n"}, "whitespace"),
     ({"name": "ok", "nameservers": ["not-an-ip"]}, "not a valid IP"),
+    # the kernel would refuse these once the namespace exists: tried in a throw-away one first
+    ({"name": "ok", "sysctls": {"net.ipv4.ip_forward": "abc"}}, "refuses the value"),
+    ({"name": "ok", "sysctls": {"net.ipv4.ip_forward": "1\n0"}}, "one line"),
+    ({"name": "ok", "sysctls": {"net.ipv4.ip_forward": "1 2"}}, "keeps '1'"),
+    ({"name": "ok", "sysctls": {"net.core.netdev_max_backlog": 1000}}, "no such sysctl in a new namespace"),
+    ({"name": "ok", "sysctls": {"net.ipv4.conf.eth9.forwarding": 1}}, "no such sysctl in a new namespace"),
+    ({"name": "ok", "sysctls": {"net.ipv4.conf.all.mc_forwarding": 1}}, "does not let it be set"),
     ({"name": "ok", "state": "gone"}, "value of state must be one of"),
 ]
 
@@ -121,8 +130,8 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("args,message", BAD_INPUTS)
 def test_bad_input_fails_cleanly_and_changes_nothing(prefix: str, args: dict, message: str) -> None:
     args = dict(args)
-    if args["name"] == "ok":
-        args["name"] = prefix + "ok"
+    if args["name"].startswith("ok"):
+        args["name"] = prefix + args["name"]
     before = snapshot(prefix)
     result = run_module("netns", args)
     assert result.get("failed") is True
@@ -138,6 +147,25 @@ def test_unknown_sysctl_fails_before_change(prefix: str) -> None:
                                                            "net.ipv4.no_such_thing": 1}})
     assert result["failed"] and "no such sysctl" in result["msg"]
     assert snapshot(prefix) == before
+
+
+def test_sysctls_the_kernel_refuses_fail_before_change(prefix: str) -> None:
+    """In a namespace that exists, a value the kernel refuses fails before the keys sorted ahead of
+    it are set; a per-interface key of a link there is tried on lo's twin key."""
+    name = prefix + "v"
+    run(["ip", "netns", "add", name])
+    run(["ip", "-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"])
+    before = snapshot(prefix)
+    for sysctls, field in (({"net.ipv4.conf.all.forwarding": 1, "net.ipv4.ip_forward": "abc"},
+                            "sysctls.net.ipv4.ip_forward"),
+                           ({"net.ipv4.conf.all.forwarding": 1, "net.ipv4.conf.v0.rp_filter": "strict"},
+                            "sysctls.net.ipv4.conf.v0.rp_filter")):
+        result = run_module("netns", {"name": name, "sysctls": sysctls})
+        assert result["failed"] and result["object"] == field and "refuses the value" in result["msg"], result
+        assert snapshot(prefix) == before
+    good = run_module("netns", {"name": name, "sysctls": {"net.ipv4.conf.v0.rp_filter": 2}})
+    assert good["changed"] and not good.get("failed"), good
+    assert run(["cat", "/proc/sys/net/ipv4/conf/v0/rp_filter"], ns=name).strip() == "2"
 
 
 def test_missing_pyroute2_gives_ansibles_missing_library_message(prefix: str, tmp_path) -> None:

@@ -94,6 +94,7 @@ def test_root_namespace_route(prefix: str) -> None:
     assert json.loads(run(["ip", "-j", "route", "show", "table", str(route["table"]), "dev", dev]))
 
 
+OK = {"dst": "10.97.0.0/16", "via": "10.234.0.1"}
 BAD = [
     ({"routes": [{"dst": "10.0.0.0/33", "via": "10.234.0.1"}]}, "not a valid destination"),
     ({"routes": [{"dst": "10.0.0.1/8", "via": "10.234.0.1"}]}, "host bits set"),
@@ -108,7 +109,37 @@ BAD = [
     ({"routes": [{"dst": "10.0.0.0/8", "via": "10.234.0.1", "metric": -1}]}, "metric must be"),
     ({"routes": [{"dst": "10.0.0.0/8", "via": "10.234.0.1", "src": "fd34::2"}]}, "family"),
     ({"routes": [{"dst": "default", "via": "10.234.0.1"}], "netns": "MISSING"}, "does not exist"),
+    # the kernel would refuse the second after the first was added
+    ({"routes": [OK, {"dst": "fd35::/64", "via": "fe80::1"}]}, "link-local"),
+    ({"routes": [OK, {"dst": "10.96.0.0/16", "via": "10.234.0.1", "onlink": True}]}, "onlink"),
+    ({"routes": [OK, {"dst": "10.96.0.0/16", "via": "10.234.0.1", "src": "10.234.0.9"}]}, "no address of"),
+    ({"routes": [OK, {"dst": "10.96.0.0/16", "via": "224.0.0.1", "dev": "ba", "onlink": True}]}, "multicast"),
+    ({"routes": [OK, {"dst": "10.96.0.0/16", "via": "0.0.0.0"}]}, "unspecified"),
+    ({"routes": [OK, {"dst": "10.96.0.0/16", "via": "10.234.0.3"}]}, "broadcast address of 10.234.0.0/30"),
+    ({"routes": [OK, {"dst": "fd35::/64", "via": "fd34::2"}]}, "itself"),
+    ({"routes": [OK, {"dst": "fd35::/64", "via": "fd34::1", "src": "::1"}]}, "only for routes on lo"),
 ]
+
+
+def test_routes_on_links_the_kernel_refuses_fail_before_change(prefix: str) -> None:
+    """A link that is down, an IPv6 source still tentative (no carrier: duplicate address detection
+    waits) and IPv6 on a link below 1280: refused before the valid route ahead of them is added."""
+    _, b = router_pair(prefix)
+    for dev, peer in (("bx", "xb"), ("by", "yb"), ("bz", "zb")):
+        run(["ip", "-n", b, "link", "add", dev, "type", "veth", "peer", "name", peer])
+    run(["ip", "-n", b, "addr", "add", "10.235.0.1/24", "dev", "bx"])
+    run(["ip", "-n", b, "link", "set", "by", "up"])
+    run(["ip", "-n", b, "addr", "add", "fd36::1/64", "dev", "by"])
+    run(["ip", "-n", b, "link", "set", "bz", "mtu", "1200", "up"])
+    wait_settled([b])
+    before = snapshot(prefix)
+    for route, message in (({"dst": "10.96.0.0/16", "dev": "bx"}, "bx is down"),
+                           ({"dst": "10.96.0.0/16", "via": "10.235.0.2"}, "bx, which is down"),
+                           ({"dst": "fd37::/64", "dev": "by", "src": "fd36::1"}, "tentative"),
+                           ({"dst": "fd38::/64", "dev": "bz"}, "no IPv6 below 1280")):
+        result = run_module("netns_route", {"netns": b, "routes": [OK, route]})
+        assert result["failed"] and message in result["msg"], (route, result)
+        assert snapshot(prefix) == before
 
 
 @pytest.mark.parametrize("args,message", BAD)

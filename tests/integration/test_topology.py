@@ -300,3 +300,33 @@ def test_purge_then_a_new_pair_reuses_an_end_name(prefix: str, tmp_path: Any) ->
     assert result["summary"]["link"]["delete"] == 1
     run(["ping", "-c", "1", "-W", "2", "10.231.7.2"])
     converge("topology", {"topology": new, "state": "absent", "state_dir": state_dir}, prefix)
+
+
+def test_per_interface_sysctls_of_declared_links_converge(prefix: str, tmp_path: Any) -> None:
+    """A sysctl of a link the topology declares (net.ipv4.conf.LINK.x, or with '/' for a name with
+    dots) is set once the link exists: check, apply, unchanged, check unchanged, for a new namespace
+    and for a new link in a namespace that exists; teardown leaves nothing."""
+    a, b = prefix + "a", prefix + "b"
+    spec = {
+        "name": prefix + "ifsys",
+        "namespaces": [
+            {"name": a, "sysctls": {"net.ipv4.conf.ab.forwarding": 1, "net.ipv4.ip_forward": 1}},
+            {"name": b, "sysctls": {"net/ipv6/conf/ba.1/forwarding": 1, "net/ipv4/neigh/ba.1/ucast_solicit": 5}},
+        ],
+        "links": [{"type": "veth", "name": "ab", "netns": a, "peer": "ba.1", "peer_netns": b}],
+    }
+    state_dir = str(tmp_path / "state")
+    before = snapshot(prefix)
+    applied = converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
+    objects = [c["object"] for c in applied["changes"]]
+    assert objects.index("net.ipv4.conf.ab.forwarding in netns %s" % a) > objects.index("ab in netns %s" % a)
+    assert run(["sysctl", "-n", "net.ipv4.conf.ab.forwarding"], ns=a).strip() == "1"
+    assert run(["cat", "/proc/sys/net/ipv6/conf/ba.1/forwarding"], ns=b).strip() == "1"
+    assert run(["cat", "/proc/sys/net/ipv4/neigh/ba.1/ucast_solicit"], ns=b).strip() == "5"
+    # a new link in a namespace that exists already
+    spec["links"].append({"type": "veth", "name": "ac", "netns": a, "peer": prefix + "c"})
+    spec["namespaces"][0]["sysctls"]["net.ipv4.conf.ac.rp_filter"] = 2
+    converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
+    assert run(["sysctl", "-n", "net.ipv4.conf.ac.rp_filter"], ns=a).strip() == "2"
+    converge("topology", {"topology": spec, "state": "absent", "state_dir": state_dir}, prefix)
+    assert snapshot(prefix) == before

@@ -122,7 +122,14 @@ BAD = [
     ({"name": "", "peer": "p"}, "non-empty"),
     ({"name": "ok0", "peer": "ok0"}, "both ends"),
     ({"name": "ok0", "peer": "p", "mac": "zz:00:00:00:00:00"}, "not a MAC"),
+    ({"name": "ok0", "peer": "p", "mac": "02:00:00:00:00:01\n"}, "not a MAC"),
+    ({"name": "ok0\n", "peer": "p"}, "invalid interface name"),
     ({"name": "ok0", "peer": "p", "peer_mac": "01:00:00:00:00:01"}, "multicast"),
+    ({"name": "ok0", "peer": "p", "mac": "00:00:00:00:00:00"}, "all-zero"),
+    ({"name": "ok0", "peer": "p", "peer_mac": "ff:ff:ff:ff:ff:ff"}, "broadcast"),
+    ({"name": "lo", "peer": "p"}, "loopback"),
+    ({"name": "ok0", "peer": "lo", "peer_netns": "NEW"}, "loopback"),
+    ({"name": "ok0", "peer": "all"}, "settings of all links"),
     ({"name": "ok0", "peer": "p", "mtu": 20}, "out of range"),
     ({"name": "ok0", "peer": "p", "peer_netns": "../x"}, "not allowed"),
     ({"name": "ok0", "peer": "p", "netns": "NOPE"}, "does not exist"),
@@ -132,10 +139,30 @@ BAD = [
 
 @pytest.mark.parametrize("args,message", BAD)
 def test_bad_input(prefix: str, args: dict, message: str) -> None:
-    args = {k: (prefix + v if k in ("name", "peer") and v in ("ok0", "p") else v) for k, v in args.items()}
+    args = {k: (prefix + v if k in ("name", "peer") and v.rstrip("\n") in ("ok0", "p") else v) for k, v in args.items()}
     if args.get("netns") == "NOPE":
         args["netns"] = prefix + "nope"
+    if args.get("peer_netns") == "NEW":
+        args["peer_netns"] = prefix + "new"
+        run(["ip", "netns", "add", args["peer_netns"]])
     before = snapshot(prefix)
     result = run_module("veth", args)
     assert result["failed"] and message in result["msg"], result
+    assert snapshot(prefix) == before
+
+
+def test_a_name_every_new_namespace_has_is_refused_when_planned(prefix: str) -> None:
+    """A link name that a namespace has from its creation (lo; a tunnel module's fallback device)
+    is refused while planning a veth into a namespace the same plan creates."""
+    from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
+    from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
+    from ansible_collections.linuxnet.netns.plugins.module_utils.plan import Pending
+    from ansible_collections.linuxnet.netns.plugins.module_utils.veth import VethEnd, VethSpec, plan_veth
+
+    new = prefix + "new"
+    spec = VethSpec(VethEnd(None, prefix + "n0"), VethEnd(new, "lo"), field="links[0]")
+    before = snapshot(prefix)
+    with Kernel() as kernel, pytest.raises(NetnsError) as caught:
+        plan_veth(kernel, spec, Pending(namespaces={new}))
+    assert caught.value.obj == "links[0].peer" and "every new namespace has a link lo" in caught.value.message
     assert snapshot(prefix) == before
