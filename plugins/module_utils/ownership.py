@@ -36,7 +36,7 @@ class Record:
     def topology(self) -> Topology:
         """The recorded spec, parsed once."""
         if self._parsed is None:
-            self._parsed = parse_topology(self.spec)
+            self._parsed = parse_topology(self.spec, for_apply=False)  # applied before: only understood
         return self._parsed
 
     def parsed_as(self, spec: Dict[str, Any], topology: Topology) -> None:

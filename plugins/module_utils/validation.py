@@ -85,18 +85,18 @@ def check_ifname(name: object, field: str = "name") -> str:
     if name.startswith("-"):
         raise NetnsError("invalid interface name %r: must not start with '-'" % name, obj=field)
     _check_ascii(name, "interface", field)
-    if name in RESERVED_IFNAMES:
-        raise NetnsError("invalid interface name %r: it names the settings of all links (/proc/sys/net/*/conf/%s)"
-                         % (name, name), obj=field)
     return name
 
 
 def check_new_link_name(name: object, field: str = "name") -> str:
-    """The name of a link to create: an interface name, and not the loopback every namespace has."""
+    """The name of a link to create: an interface name the kernel gives a new link."""
     check_ifname(name, field)
     if name == LOOPBACK:
         raise NetnsError("every namespace has its own loopback link lo; a created link needs another name",
                          obj=field)
+    if name in RESERVED_IFNAMES:
+        raise NetnsError("the kernel refuses a link named %r: it names the settings of all links "
+                         "(/proc/sys/net/*/conf/%s)" % (name, name), obj=field)
     return name  # type: ignore[return-value]
 
 
@@ -204,9 +204,15 @@ def check_mac(value: Optional[str], field: str = "mac") -> Optional[str]:
         raise NetnsError("%r is not a MAC address (xx:xx:xx:xx:xx:xx)" % (value,), obj=field)
     if int(value[:2], 16) & 1:
         raise NetnsError("%r is a multicast (or broadcast) MAC address; a link needs a unicast one" % value, obj=field)
-    if int(value.replace(":", ""), 16) == 0:
-        raise NetnsError("%r is the all-zero MAC address, which the kernel refuses for a link" % value, obj=field)
     return value.lower()
+
+
+def check_link_mac(value: Optional[str], field: str = "mac") -> Optional[str]:
+    """A MAC the kernel gives a link: also not the all-zero one."""
+    value = check_mac(value, field)
+    if value is not None and int(value.replace(":", ""), 16) == 0:
+        raise NetnsError("%r is the all-zero MAC address, which the kernel refuses for a link" % value, obj=field)
+    return value
 
 
 def check_mtu(value: Optional[int], field: str = "mtu") -> Optional[int]:

@@ -6,6 +6,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils.ownership import Record, undeclared
 from ansible_collections.linuxnet.netns.plugins.module_utils.plan import Change
 from ansible_collections.linuxnet.netns.plugins.module_utils.ownership import updated
@@ -61,3 +62,17 @@ def test_updated_marks_preexisting_objects_foreign() -> None:
     # a later run that creates nothing keeps what was ours ours
     again = updated(record, data, parse_topology(data), [])
     assert again.foreign_namespaces == {"b"} and again.foreign_links == set()
+
+
+def test_a_recorded_spec_that_validation_now_refuses_is_still_understood() -> None:
+    """A spec applied (or written ahead) by an earlier version may hold what validation now refuses
+    because the kernel would (a link named lo, an IPv4 multicast address): its record must still
+    tell purge what it created, not fail every later run."""
+    old = spec([{"name": "a", "addresses": [{"dev": "v1", "address": "224.0.0.5/24"}],
+                 "routes": [{"dst": "10.9.0.0/16", "dev": "v1", "src": "10.9.9.9"}]}],
+               [VETH, {"type": "veth", "name": "lo", "netns": "a", "peer": "x1"}])
+    with pytest.raises(NetnsError):
+        parse_topology(old)
+    result = undeclared(Record(old), parse_topology(spec([{"name": "a"}])))
+    assert sorted(item["name"] for item in result["links"]) == ["lo", "v0"]
+    assert [item["address"] for _ns, item in result["addresses"]] == ["224.0.0.5/24"]
