@@ -116,8 +116,8 @@ def parse_interface(value: object, field: str = "address") -> IPInterface:
         raise NetnsError("%r is not a valid address: %s" % (value, exc), obj=field) from None
 
 
-# ipaddress's is_* properties test network membership one by one: a spec of 500 namespaces
-# checked its addresses in ~10 ms that way; these are integer tests, each address classified once.
+# ipaddress's is_* properties build and test one constant network after another; a spec of
+# hundreds of namespaces has as many addresses: integer tests, each address classified once.
 @functools.lru_cache(maxsize=None)
 def _special(ip: IPAddress) -> Optional[str]:
     """What makes ``ip`` no unicast address of one host: None, or unspecified, this network,
