@@ -54,8 +54,10 @@ def address_spec(netns: Optional[str], dev: str, addresses: List[str], state: st
         raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj="state")
     if not isinstance(addresses, (list, tuple)):
         raise NetnsError("must be a list of addresses in CIDR notation", obj=field)
-    parsed = [check_host_address(parse_interface(a, "%s[%d]" % (field, i)), dev, "%s[%d]" % (field, i))
-              for i, a in enumerate(addresses)]
+    parsed = [parse_interface(a, "%s[%d]" % (field, i)) for i, a in enumerate(addresses)]
+    if state == "present":  # an address to remove need not be one the kernel would add
+        for i, iface in enumerate(parsed):
+            check_host_address(iface, dev, "%s[%d]" % (field, i))
     seen: Dict[str, int] = {}
     for i, iface in enumerate(parsed):
         if str(iface.ip) in seen:

@@ -55,7 +55,7 @@ class Record:
         """The recorded spec, parsed once (only when it is not the spec of this run)."""
         if self._parsed is None:
             try:
-                self._parsed = parse_topology(self.spec)
+                self._parsed = parse_topology(self.spec, for_apply=False)  # applied before: only understood
             except NetnsError as exc:
                 raise NetnsError("ownership record holds an invalid topology: %s" % exc, obj=self.source) from None
         return self._parsed
@@ -138,7 +138,7 @@ def _from_json(data: Any) -> Record:
 def _from_version_1(data: Dict[str, Any]) -> Record:
     """A record of an earlier version knew objects by name only: what it did not call foreign is
     claimed as the topology's own once, and known by identity from the next run on."""
-    topology = parse_topology(data["spec"])
+    topology = parse_topology(data["spec"], for_apply=False)
     foreign_ns = set(_typed(data.get("foreign_namespaces", []), list, "foreign_namespaces"))
     foreign_links = {tuple(item) for item in _typed(data.get("foreign_links", []), list, "foreign_links")}
     record = Record(data["spec"], nsfs.boot_id())

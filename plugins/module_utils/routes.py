@@ -79,13 +79,16 @@ def _table(value: Any, field: str) -> int:
     raise NetnsError("table must be main, default or a number 1..4294967295 (not local), not %r" % (value,), obj=field)
 
 
-def parse_route(item: Any, field: str) -> Route:
+def parse_route(item: Any, field: str, adding: bool = True) -> Route:
+    """``adding``: also refuse what the kernel refuses in a new route (a route to remove needs none of it)."""
     if not isinstance(item, dict):
         raise NetnsError("a route must be a mapping", obj=field)
     unknown = set(item) - {"dst", "via", "dev", "metric", "table", "scope", "onlink", "src", "path"}
     if unknown:
         raise NetnsError("unknown key(s) %s" % ", ".join(sorted(unknown)), obj=field)
-    via = None if item.get("via") is None else check_gateway(parse_address(item["via"], field + ".via"), field + ".via")
+    via = None if item.get("via") is None else parse_address(item["via"], field + ".via")
+    if via is not None and adding:
+        check_gateway(via, field + ".via")
     dst = parse_destination(item.get("dst") or "default", field + ".dst", None if via is None else via.version)
     if via is not None and via.version != dst.version:
         raise NetnsError("gateway %s is IPv%d but the destination %s is IPv%d" % (via, via.version, dst, dst.version),
@@ -93,7 +96,9 @@ def parse_route(item: Any, field: str) -> Route:
     dev = None if item.get("dev") is None else check_ifname(item["dev"], field + ".dev")
     if via is None and dev is None:
         raise NetnsError("a route needs a gateway (via) or a device (dev)", obj=field)
-    src = None if item.get("src") is None else check_source(parse_address(item["src"], field + ".src"), field + ".src")
+    src = None if item.get("src") is None else parse_address(item["src"], field + ".src")
+    if src is not None and adding:
+        check_source(src, field + ".src")
     if src is not None and src.version != dst.version:
         raise NetnsError("src %s is not of the destination's family" % src, obj=field + ".src")
     metric = item.get("metric")
@@ -104,7 +109,7 @@ def parse_route(item: Any, field: str) -> Route:
     onlink = item.get("onlink") or False
     if not isinstance(onlink, bool):
         raise NetnsError("onlink must be true or false", obj=field + ".onlink")
-    if dev is None and via is not None and (onlink or (via.version == 6 and via.is_link_local)):
+    if adding and dev is None and via is not None and (onlink or (via.version == 6 and via.is_link_local)):
         how = "with onlink" if onlink else "via the link-local address %s" % via
         raise NetnsError("a route %s needs its device (dev)" % how, obj=field + ".dev")
     return Route(dst, _table(item.get("table"), field + ".table"), metric, via, dev,
@@ -119,7 +124,7 @@ def route_spec(netns: Optional[str], routes: List[Dict[str, Any]], state: str = 
         raise NetnsError("state must be 'present' or 'absent', not %r" % (state,), obj="state")
     if not isinstance(routes, (list, tuple)):
         raise NetnsError("must be a list of routes", obj=field)
-    parsed = [parse_route(item, "%s[%d]" % (field, i)) for i, item in enumerate(routes)]
+    parsed = [parse_route(item, "%s[%d]" % (field, i), state == "present") for i, item in enumerate(routes)]
     seen: Dict[Tuple[int, str, int, int], int] = {}
     for i, route in enumerate(parsed):
         if route.identity in seen:

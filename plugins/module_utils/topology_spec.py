@@ -19,6 +19,7 @@ from .validation import (
     check_gateway,
     check_host_address,
     check_ifname,
+    check_link_mac,
     check_mac,
     check_mtu,
     check_netns_name,
@@ -117,8 +118,10 @@ def _int(value: Any, path: str, low: int, high: int) -> Optional[int]:
     return value
 
 
-def parse_topology(data: Any) -> Topology:
-    """Validate a whole topology; raises NetnsError naming the offending path."""
+def parse_topology(data: Any, for_apply: bool = True) -> Topology:
+    """Validate a whole topology; raises NetnsError naming the offending path. ``for_apply``:
+    also refuse what the kernel would refuse part-way through applying it (False: a spec applied
+    before, e.g. an ownership record's, that need only be understood)."""
     spec = _mapping(data, "topology", "topology")
     name = spec.get("name")
     if not isinstance(name, str) or not TOPOLOGY_NAME.fullmatch(name):
@@ -137,13 +140,12 @@ def parse_topology(data: Any) -> Topology:
     _check_bridge_ports(links, endpoints)
     host = _parse_section(_mapping(spec.get("host") or {}, "host", "host"), "host", None)
     topology = Topology(name, namespaces, dependency_order(links), host, endpoints)
+    if for_apply:
+        _check_applicable(topology)
     for netns, section, path in topology.scopes():
         _check_section_refs(netns, section, path, endpoints)
-    ends = _end_facts(topology)
-    for netns, section, path in topology.scopes():
-        _check_addresses_fit(netns, section, path, ends)
-        for route in section["routes"]:
-            _check_route_fits(netns, section, route, ends)
+    if for_apply:
+        _check_fits(topology)
     return topology
 
 
@@ -155,7 +157,8 @@ def _parse_namespace(value: Any, path: str) -> Dict[str, Any]:
         raise _fail(path + ".sysctls", "must be a mapping of net.* keys to values")
     for key, val in sysctls.items():
         check_sysctl_key(key, "%s.sysctls.%s" % (path, key))
-        check_sysctl_value(val, "%s.sysctls.%s" % (path, key))
+        if val is None or isinstance(val, (dict, list)):
+            raise _fail("%s.sysctls.%s" % (path, key), "needs a scalar value")
     servers = ns.get("nameservers")
     if servers is not None:
         for i, server in enumerate(_list(servers, path + ".nameservers")):
@@ -175,8 +178,7 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
         where = "%s.addresses[%d]" % (path, i)
         item = _mapping(raw, where, "address")
         check_ifname(item.get("dev"), where + ".dev")
-        iface = check_host_address(parse_interface(item.get("address"), where + ".address"), item["dev"],
-                                   where + ".address")
+        iface = parse_interface(item.get("address"), where + ".address")
         ip = str(iface.ip)
         if ip in seen_ips:
             raise _fail(where + ".address", "%s is declared twice in %s (also at %s)"
@@ -203,7 +205,7 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
 
 def _parse_route(raw: Any, where: str) -> Dict[str, Any]:
     item = _mapping(raw, where, "route")
-    via = None if item.get("via") is None else check_gateway(parse_address(item["via"], where + ".via"), where + ".via")
+    via = None if item.get("via") is None else parse_address(item["via"], where + ".via")
     family = None if via is None else via.version
     dst = parse_destination(item.get("dst", "default"), where + ".dst", family)
     if via is not None and via.version != dst.version:
@@ -213,19 +215,12 @@ def _parse_route(raw: Any, where: str) -> Dict[str, Any]:
         check_ifname(item["dev"], where + ".dev")
     if via is None and item.get("dev") is None:
         raise _fail(where, "a route needs a gateway (via) or a device (dev)")
-    onlink = _bool(item.get("onlink"), where + ".onlink", False)
-    if item.get("dev") is None and via is not None and (onlink or (via.version == 6 and via.is_link_local)):
-        raise _fail(where + ".dev", "a route %s needs its device (dev)"
-                    % ("with onlink" if onlink else "via the link-local address %s" % via))
-    src = None if item.get("src") is None else check_source(parse_address(item["src"], where + ".src"), where + ".src")
-    if src is not None and src.version != dst.version:
-        raise _fail(where + ".src", "src %s is IPv%d but the destination %s is IPv%d"
-                    % (src, src.version, dst, dst.version))
+    src = None if item.get("src") is None else parse_address(item["src"], where + ".src")
     return {
         "dst": str(dst), "via": None if via is None else str(via), "dev": item.get("dev"),
         "metric": _int(item.get("metric"), where + ".metric", 0, 2 ** 32 - 1),
         "table": _int(item.get("table"), where + ".table", 1, 2 ** 32 - 1) or 254,
-        "scope": item.get("scope"), "onlink": onlink,
+        "scope": item.get("scope"), "onlink": _bool(item.get("onlink"), where + ".onlink", False),
         "src": None if src is None else str(src), "path": where,
     }
 
@@ -243,12 +238,12 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
                 raise _fail("%s.%s" % (where, field), "namespace %r is not declared under namespaces" % value)
         else:
             item[field] = None
-    check_new_link_name(item.get("name"), where + ".name")
+    check_ifname(item.get("name"), where + ".name")
     check_mtu(item.get("mtu"), where + ".mtu")
     item["mac"] = check_mac(item.get("mac"), where + ".mac")
     item["up"] = _bool(item.get("up"), where + ".up", True)
     if kind == "veth":
-        check_new_link_name(item.get("peer"), where + ".peer")
+        check_ifname(item.get("peer"), where + ".peer")
         check_mtu(item.get("peer_mtu"), where + ".peer_mtu")
         item["peer_mac"] = check_mac(item.get("peer_mac"), where + ".peer_mac")
         item["peer_up"] = _bool(item.get("peer_up"), where + ".peer_up", True)
@@ -259,8 +254,6 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
                          for i, p in enumerate(_list(item.get("ports"), where + ".ports"))]
     else:
         check_ifname(item.get("parent"), where + ".parent")
-        if item["parent"] == LOOPBACK:
-            raise _fail(where + ".parent", "a %s needs an Ethernet parent, not the loopback" % kind)
         if kind == "vlan":
             item["id"] = _int(item.get("id"), where + ".id", 1, 4094)
             if item["id"] is None:
@@ -366,34 +359,82 @@ def _no_duplicates(values: List[Any], path: str, what: str) -> None:
 
 
 # -- what the kernel would refuse half-way: found here, before the first change ----------------
+def _check_applicable(topology: Topology) -> None:
+    """Each value on its own."""
+    for i, ns in enumerate(topology.namespaces):
+        for key, value in ns["sysctls"].items():
+            check_sysctl_value(value, "namespaces[%d].sysctls.%s" % (i, key))
+    for link in topology.links:
+        _check_link_applicable(link)
+    for _netns, section, path in topology.scopes():
+        for i, address in enumerate(section["addresses"]):
+            check_host_address(ip_interface(address["address"]), address["dev"], "%s.addresses[%d].address" % (path, i))
+        for route in section["routes"]:
+            _check_route_applicable(route)
+
+
+def _check_fits(topology: Topology) -> None:
+    """Addresses and routes against the links and addresses they need."""
+    ends = _end_facts(topology)
+    for netns, section, path in topology.scopes():
+        _check_addresses_fit(netns, section, path, ends)
+        for route in section["routes"]:
+            _check_route_fits(netns, section, route, ends)
+
+
+def _check_link_applicable(link: Dict[str, Any]) -> None:
+    where = link["path"]
+    check_new_link_name(link["name"], where + ".name")
+    check_link_mac(link["mac"], where + ".mac")
+    if link["type"] == "veth":
+        check_new_link_name(link["peer"], where + ".peer")
+        check_link_mac(link["peer_mac"], where + ".peer_mac")
+    if link["type"] in ("vlan", "macvlan") and link["parent"] == LOOPBACK:
+        raise _fail(where + ".parent", "a %s needs an Ethernet parent, not the loopback" % link["type"])
+
+
+def _check_route_applicable(route: Dict[str, Any]) -> None:
+    where = route["path"]
+    via = None if route["via"] is None else check_gateway(ip_address(route["via"]), where + ".via")
+    if route["dev"] is None and via is not None and (route["onlink"] or (via.version == 6 and via.is_link_local)):
+        raise _fail(where + ".dev", "a route %s needs its device (dev)"
+                    % ("with onlink" if route["onlink"] else "via the link-local address %s" % via))
+    if route["src"] is not None:
+        src = check_source(ip_address(route["src"]), where + ".src")
+        dst = ip_network(route["dst"])
+        if src.version != dst.version:
+            raise _fail(where + ".src", "src %s is IPv%d but the destination %s is IPv%d"
+                        % (src, src.version, dst, dst.version))
+
+
 @dataclasses.dataclass(frozen=True)
 class _EndFacts:
-    """What the topology decides about a link end once applied (None: left to the kernel)."""
+    """A link end as the topology leaves it, when that is down or below IPv6's MTU."""
 
     mtu: Optional[int]
     mtu_from: str  # the field that sets that MTU
     up: Optional[bool]
 
 
-_LOOPBACK_UP = {"up": True, "down": False, "unmanaged": None}
-
-
 def _end_facts(topology: Topology) -> Dict[Endpoint, _EndFacts]:
-    facts = {Endpoint(ns["name"], LOOPBACK): _EndFacts(None, "", _LOOPBACK_UP[ns["loopback"]])
-             for ns in topology.namespaces}
+    """The link ends that are down or have an MTU below 1280; the others take whatever the
+    checks ask (most topologies have none of these, and their checks then cost nothing)."""
+    facts = {Endpoint(ns["name"], LOOPBACK): _EndFacts(None, "", False)
+             for ns in topology.namespaces if ns["loopback"] == "down"}
     for link in topology.links:  # in dependency order: parents and ports first
         fields = ("mtu", "peer_mtu") if link["type"] == "veth" else ("mtu",)
         for end, field, up in zip(link_ends(link), fields, (link["up"], link.get("peer_up"))):
             mtu, mtu_from = link.get(field), "%s.%s" % (link["path"], field)
             if mtu is None:
                 mtu, mtu_from = _inherited_mtu(link, facts)
-            facts[end] = _EndFacts(mtu, mtu_from, up)
+            if up is False or (mtu is not None and mtu < IPV6_MIN_MTU):
+                facts[end] = _EndFacts(mtu, mtu_from, up)
     return facts
 
 
 def _inherited_mtu(link: Dict[str, Any], facts: Dict[Endpoint, _EndFacts]) -> Tuple[Optional[int], str]:
     """A vlan or macvlan starts with its parent's MTU; a bridge follows its smallest port's."""
-    known = [facts[end] for end in _needs(link) if end in facts and facts[end].mtu is not None]
+    known = [facts[end] for end in _needs(link) if end in facts and facts[end].mtu is not None] if facts else []
     if not known:
         return None, ""
     lowest = min(known, key=lambda fact: fact.mtu or 0)
@@ -402,9 +443,11 @@ def _inherited_mtu(link: Dict[str, Any], facts: Dict[Endpoint, _EndFacts]) -> Tu
 
 def _check_addresses_fit(netns: Optional[str], section: Dict[str, Any], path: str,
                          ends: Dict[Endpoint, _EndFacts]) -> None:
-    for i, address in enumerate(section["addresses"]):
+    for i, address in enumerate(section["addresses"] if ends else []):
+        if ip_interface(address["address"]).version != 6:
+            continue
         end = ends.get(Endpoint(netns, address["dev"]))
-        if ip_interface(address["address"]).version == 6 and end is not None and _below_ipv6_mtu(end):
+        if end is not None and _below_ipv6_mtu(end):
             raise _fail("%s.addresses[%d].address" % (path, i), "link %s has no IPv6 with an MTU of %d (%s); "
                         "IPv6 needs at least %d" % (address["dev"], end.mtu, end.mtu_from, IPV6_MIN_MTU))
 
@@ -416,7 +459,7 @@ def _below_ipv6_mtu(end: _EndFacts) -> bool:
 def _check_route_fits(netns: Optional[str], section: Dict[str, Any], route: Dict[str, Any],
                       ends: Dict[Endpoint, _EndFacts]) -> None:
     where = route["path"]
-    end = ends.get(Endpoint(netns, route["dev"])) if route["dev"] is not None else None
+    end = ends.get(Endpoint(netns, route["dev"])) if route["dev"] is not None and ends else None
     if end is not None and end.up is False:
         raise _fail(where + ".dev", "link %s is declared down; the kernel takes no route on a link that is down"
                     % route["dev"])
@@ -432,18 +475,17 @@ def _check_route_fits(netns: Optional[str], section: Dict[str, Any], route: Dict
 def _check_gateway_fits(netns: Optional[str], section: Dict[str, Any], route: Dict[str, Any],
                         ends: Dict[Endpoint, _EndFacts]) -> None:
     where, gateway = route["path"] + ".via", ip_address(route["via"])
-    holders = [a for a in section["addresses"] if ip_interface(a["address"]).network.version == gateway.version
-               and gateway in ip_interface(a["address"]).network]
-    for address in holders:
-        iface = ip_interface(address["address"])
-        if gateway == iface.ip and gateway.version == 6:
+    holders = [(a, ip_interface(a["address"])) for a in section["addresses"]]
+    holders = [(a, iface) for a, iface in holders if iface.version == gateway.version and gateway in iface.network]
+    for address, iface in holders:
+        if gateway.version == 6 and gateway == iface.ip:
             raise _fail(where, "gateway %s is an address of this namespace itself (on %s)" % (gateway, address["dev"]))
         if gateway.version == 4 and iface.network.prefixlen <= 30 and gateway == iface.network.broadcast_address:
             raise _fail(where, "gateway %s is the broadcast address of %s" % (gateway, iface.network))
-    if holders and not route["onlink"] and not gateway.is_link_local and all(
-            getattr(ends.get(Endpoint(netns, a["dev"])), "up", None) is False for a in holders):
+    if holders and ends and not route["onlink"] and not gateway.is_link_local and all(
+            getattr(ends.get(Endpoint(netns, a["dev"])), "up", None) is False for a, _iface in holders):
         raise _fail(where, "gateway %s is only on the subnet of link(s) declared down (%s); the kernel takes no "
-                    "route through a link that is down" % (gateway, ", ".join(sorted({a["dev"] for a in holders}))))
+                    "route through a link that is down" % (gateway, ", ".join(sorted({a["dev"] for a, _ in holders}))))
 
 
 def _check_source_is_local(netns: str, section: Dict[str, Any], route: Dict[str, Any]) -> None:

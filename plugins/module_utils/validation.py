@@ -24,8 +24,6 @@ IPV6_MIN_MTU = 1280  # below it a link has no IPv6 at all: no addresses, no rout
 # Control characters in a sysctl value: the kernel reads only up to a line break (tabs and
 # spaces separate the numbers of a vector, e.g. tcp_rmem).
 _SYSCTL_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
-_LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -87,18 +85,18 @@ def check_ifname(name: object, field: str = "name") -> str:
     if name.startswith("-"):
         raise NetnsError("invalid interface name %r: must not start with '-'" % name, obj=field)
     _check_ascii(name, "interface", field)
-    if name in RESERVED_IFNAMES:
-        raise NetnsError("invalid interface name %r: it names the settings of all links (/proc/sys/net/*/conf/%s)"
-                         % (name, name), obj=field)
     return name
 
 
 def check_new_link_name(name: object, field: str = "name") -> str:
-    """The name of a link to create: an interface name, and not the loopback every namespace has."""
+    """The name of a link to create: an interface name the kernel gives a new link."""
     check_ifname(name, field)
     if name == LOOPBACK:
         raise NetnsError("every namespace has its own loopback link lo; a created link needs another name",
                          obj=field)
+    if name in RESERVED_IFNAMES:
+        raise NetnsError("the kernel refuses a link named %r: it names the settings of all links "
+                         "(/proc/sys/net/*/conf/%s)" % (name, name), obj=field)
     return name  # type: ignore[return-value]
 
 
@@ -118,34 +116,60 @@ def parse_interface(value: object, field: str = "address") -> IPInterface:
         raise NetnsError("%r is not a valid address: %s" % (value, exc), obj=field) from None
 
 
+# ipaddress's is_* properties build and test one constant network after another; a spec of
+# hundreds of namespaces has as many addresses: integer tests, each address classified once.
+@functools.lru_cache(maxsize=None)
+def _special(ip: IPAddress) -> Optional[str]:
+    """What makes ``ip`` no unicast address of one host: None, or unspecified, this network,
+    multicast, broadcast or loopback."""
+    if ip.version == 6:
+        return ("unspecified" if ip.is_unspecified else "multicast" if ip.is_multicast
+                else "loopback" if ip.is_loopback else None)
+    value = int(ip)
+    first = value >> 24
+    if value == 0:
+        return "unspecified"
+    if first == 0:
+        return "this network"  # 0.0.0.0/8
+    if 224 <= first <= 239:
+        return "multicast"
+    if value == 0xFFFFFFFF:
+        return "broadcast"
+    return "loopback" if first == 127 else None
+
+
+_SPECIAL = {"unspecified": "the unspecified address", "this network": "in 0.0.0.0/8, which means this network",
+            "multicast": "a multicast address", "broadcast": "the broadcast address", "loopback": "a loopback address"}
+
+
 def check_host_address(iface: IPInterface, dev: str, field: str) -> IPInterface:
     """An address a link can hold: not unspecified, multicast, broadcast or in 0.0.0.0/8, and a
     loopback address only on lo (the kernel refuses the IPv6 ones, and the IPv4 ones do not work)."""
-    ip = iface.ip
-    if ip.is_unspecified or (ip.version == 4 and ip in _THIS_NETWORK):
-        raise NetnsError("%s is not a host address (%s)" % (iface, "the unspecified address" if ip.is_unspecified
-                                                            else "0.0.0.0/8 means this network"), obj=field)
-    if ip.is_multicast:
-        raise NetnsError("%s is a multicast address; a link holds unicast addresses" % iface, obj=field)
-    if ip.version == 4 and (ip == _LIMITED_BROADCAST
-                            or (iface.network.prefixlen <= 30 and ip == iface.network.broadcast_address)):
-        raise NetnsError("%s is the broadcast address of its subnet, not a host address" % iface, obj=field)
-    if ip.is_loopback and dev != LOOPBACK:
+    ip = iface.ip  # a new object at each access
+    special = _special(ip)
+    if special == "loopback" and dev != LOOPBACK:
         raise NetnsError("%s is a loopback address; it belongs on lo, not on %s" % (iface, dev), obj=field)
+    if special in ("unspecified", "this network"):
+        raise NetnsError("%s is not a host address: it is %s" % (iface, _SPECIAL[special]), obj=field)
+    if special is not None and special != "loopback":
+        raise NetnsError("%s is %s; a link holds unicast addresses" % (iface, _SPECIAL[special]), obj=field)
+    prefixlen = iface.network.prefixlen
+    if ip.version == 4 and prefixlen <= 30 and (int(ip) | ((1 << (32 - prefixlen)) - 1)) == int(ip):
+        raise NetnsError("%s is the broadcast address of its subnet, not a host address" % iface, obj=field)
     return iface
 
 
 def check_gateway(via: IPAddress, field: str) -> IPAddress:
     """A gateway the kernel takes: a unicast address of another host."""
-    if via.is_unspecified or via.is_multicast or via.is_loopback or via == _LIMITED_BROADCAST:
-        kind = ("the unspecified address" if via.is_unspecified else "multicast" if via.is_multicast
-                else "a loopback address" if via.is_loopback else "the broadcast address")
-        raise NetnsError("gateway %s is %s; a gateway is a unicast address of another host" % (via, kind), obj=field)
+    special = _special(via)
+    if special is not None:
+        raise NetnsError("gateway %s is %s; a gateway is a unicast address of another host"
+                         % (via, _SPECIAL[special]), obj=field)
     return via
 
 
 def check_source(src: IPAddress, field: str) -> IPAddress:
-    if src.is_unspecified or src.is_multicast or src == _LIMITED_BROADCAST:
+    if _special(src) in ("unspecified", "multicast", "broadcast"):
         raise NetnsError("src %s is not a unicast address" % src, obj=field)
     return src
 
@@ -180,9 +204,15 @@ def check_mac(value: Optional[str], field: str = "mac") -> Optional[str]:
         raise NetnsError("%r is not a MAC address (xx:xx:xx:xx:xx:xx)" % (value,), obj=field)
     if int(value[:2], 16) & 1:
         raise NetnsError("%r is a multicast (or broadcast) MAC address; a link needs a unicast one" % value, obj=field)
-    if int(value.replace(":", ""), 16) == 0:
-        raise NetnsError("%r is the all-zero MAC address, which the kernel refuses for a link" % value, obj=field)
     return value.lower()
+
+
+def check_link_mac(value: Optional[str], field: str = "mac") -> Optional[str]:
+    """A MAC the kernel gives a link: also not the all-zero one."""
+    value = check_mac(value, field)
+    if value is not None and int(value.replace(":", ""), 16) == 0:
+        raise NetnsError("%r is the all-zero MAC address, which the kernel refuses for a link" % value, obj=field)
+    return value
 
 
 def check_mtu(value: Optional[int], field: str = "mtu") -> Optional[int]:

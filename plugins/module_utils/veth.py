@@ -18,7 +18,7 @@ from .errors import NetnsError
 from .kernel import Kernel, ns_label
 from .links import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
 from .plan import Change, Pending, applier
-from .validation import check_mac, check_mtu, check_new_link_name, check_optional_netns
+from .validation import check_ifname, check_link_mac, check_mac, check_mtu, check_new_link_name, check_optional_netns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +43,12 @@ def veth_spec(name: str, peer: str, netns: Optional[str] = None, peer_netns: Opt
               peer_mac: Optional[str] = None, up: Optional[bool] = True, peer_up: Optional[bool] = True,
               state: str = "present", field: str = "veth") -> VethSpec:
     """Validate raw input into a spec; raises NetnsError naming the field."""
-    end = VethEnd(check_optional_netns(netns, field + ".netns"), check_new_link_name(name, field + ".name"),
-                  check_mtu(mtu, field + ".mtu"), check_mac(mac, field + ".mac"), up)
-    other = VethEnd(check_optional_netns(peer_netns, field + ".peer_netns"), check_new_link_name(peer, field + ".peer"),
-                    check_mtu(peer_mtu, field + ".peer_mtu"), check_mac(peer_mac, field + ".peer_mac"), peer_up)
+    # a pair to remove need not be one the kernel would create
+    name_check, mac_check = (check_new_link_name, check_link_mac) if state == "present" else (check_ifname, check_mac)
+    end = VethEnd(check_optional_netns(netns, field + ".netns"), name_check(name, field + ".name"),
+                  check_mtu(mtu, field + ".mtu"), mac_check(mac, field + ".mac"), up)
+    other = VethEnd(check_optional_netns(peer_netns, field + ".peer_netns"), name_check(peer, field + ".peer"),
+                    check_mtu(peer_mtu, field + ".peer_mtu"), mac_check(peer_mac, field + ".peer_mac"), peer_up)
     if (end.netns, end.name) == (other.netns, other.name):
         raise NetnsError("both ends are %r in the %s" % (name, ns_label(end.netns)), obj=field + ".peer")
     if state not in ("present", "absent"):

@@ -8,10 +8,13 @@ from typing import Any, Dict, Optional
 
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils.addresses import address_spec
 from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils.namespaces import namespace_spec, split_sysctls
+from ansible_collections.linuxnet.netns.plugins.module_utils.routes import route_spec
 from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
 from ansible_collections.linuxnet.netns.plugins.module_utils.validation import per_link_sysctl, with_link
+from ansible_collections.linuxnet.netns.plugins.module_utils.veth import veth_spec
 
 from test_topology_spec import REFERENCE
 
@@ -168,3 +171,17 @@ def test_per_interface_sysctls_of_declared_links_are_planned_apart() -> None:
     assert later.sysctls == (("net.ipv4.conf.veth1.forwarding", "1"), ("net/ipv6/conf/v.1/forwarding", "1"))
     assert later.nameservers is None and later.lo_up is None
     assert later.field("sysctls.net.ipv4.conf.veth1.forwarding") == "namespaces[0].sysctls.net.ipv4.conf.veth1.forwarding"
+
+
+def test_what_is_removed_need_not_be_what_the_kernel_would_add() -> None:
+    """Purge removes what an earlier spec declared, which may hold what is refused now."""
+    with pytest.raises(NetnsError, match="multicast"):
+        address_spec("msb", "veth1", ["224.0.0.5/24"])
+    address_spec("msb", "veth1", ["224.0.0.5/24"], state="absent")
+    route = {"dst": "10.0.0.0/8", "via": "224.0.0.1"}
+    with pytest.raises(NetnsError, match="multicast"):
+        route_spec("msb", [route])
+    route_spec("msb", [route], state="absent")
+    with pytest.raises(NetnsError, match="loopback"):
+        veth_spec("lo", "x1", netns="msb")
+    veth_spec("lo", "x1", netns="msb", state="absent")

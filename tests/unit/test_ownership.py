@@ -133,3 +133,16 @@ def test_retired_rules_declared_again_are_not_purged() -> None:
     result = retired_objects(bare, parse_topology(spec([half], [VETH])), set())
     assert result["iptables"] == [("a", {"ip_version": "ipv4", "table": "filter",
                                          "chains": [{"name": "INPUT", "rules": ["-p udp -j DROP"]}]})]
+
+
+def test_a_recorded_spec_that_validation_now_refuses_is_still_understood() -> None:
+    """A spec applied (or written ahead) by an earlier version may hold what validation now refuses
+    because the kernel would (a link named lo, an IPv4 multicast address): its record must still
+    tell purge what it declared, not fail every later run."""
+    old = spec([{"name": "a", "addresses": [{"dev": "v1", "address": "224.0.0.5/24"}],
+                 "routes": [{"dst": "10.9.0.0/16", "dev": "v1", "src": "10.9.9.9"}]}],
+               [VETH, {"type": "veth", "name": "lo", "netns": "a", "peer": "x1"}])
+    with pytest.raises(NetnsError):
+        parse_topology(old)
+    result = retired_objects(Record(old), parse_topology(spec([{"name": "a"}])), set())
+    assert [item["address"] for _ns, item in result["addresses"]] == ["224.0.0.5/24"]
