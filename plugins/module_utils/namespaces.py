@@ -300,13 +300,23 @@ def _veth_peers_outside(kernel: Kernel, name: str) -> List[Tuple[Optional[str], 
     for link in inner:
         if link.peer_nsid not in nsid_to_ns:
             for candidate in candidates:
-                if kernel.nsid(name, candidate) == link.peer_nsid:
+                if _nsid_if_there(kernel, name, candidate) == link.peer_nsid:
                     nsid_to_ns[link.peer_nsid] = candidate
                     break
             else:
                 continue
         peers.append((nsid_to_ns[link.peer_nsid], link.peer_index))
     return peers
+
+
+def _nsid_if_there(kernel: Kernel, name: str, candidate: Optional[str]) -> Optional[int]:
+    """The id ``name`` uses for ``candidate``; None for a namespace someone deleted meanwhile."""
+    try:
+        return kernel.nsid(name, candidate)
+    except NetnsError as exc:
+        if candidate is None or exc.errno != errno.ENOENT:
+            raise
+        return None
 
 
 def _wait_links_gone(kernel: Kernel, peers: List[Tuple[Optional[str], int]], name: str) -> None:

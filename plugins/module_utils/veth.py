@@ -11,6 +11,7 @@ same-named link that is not this pair's end is refused instead of broken.
 from __future__ import annotations
 
 import dataclasses
+import errno
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import nsfs
@@ -83,11 +84,16 @@ def linked(kernel: Kernel, ns: Optional[str], link: Link, prefer: List[Optional[
     for candidate in candidates:
         if not kernel.exists(candidate):
             continue
-        if link.peer_nsid is not None and (candidate == ns or kernel.nsid(ns, candidate) != link.peer_nsid):
-            continue
-        for other in links(kernel, candidate).values():
-            if other.index == link.peer_index:
-                return candidate, other
+        try:
+            if link.peer_nsid is not None and (candidate == ns or kernel.nsid(ns, candidate) != link.peer_nsid):
+                continue
+            found = [other for other in links(kernel, candidate).values() if other.index == link.peer_index]
+        except NetnsError as exc:
+            if candidate is None or candidate in prefer or exc.errno != errno.ENOENT:
+                raise
+            continue  # someone else's namespace, deleted while we looked through them all
+        if found:
+            return candidate, found[0]
     return None
 
 

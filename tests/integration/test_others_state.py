@@ -256,3 +256,26 @@ def test_show_while_namespaces_are_deleted(prefix: str) -> None:
         if not deleter.is_alive():
             break
     deleter.join()
+
+
+def test_a_teardown_looking_for_veth_peers_skips_a_namespace_deleted_meanwhile(prefix: str, tmp_path: Any) -> None:
+    """Finding a veth's far end walks every named namespace on the host; one someone else deletes
+    while the run looks (listed, then gone) is passed over, never an error of the run."""
+    from ansible_collections.linuxnet.netns.plugins.module_utils import namespaces, veth
+    from ansible_collections.linuxnet.netns.plugins.module_utils.links import links
+
+    a, others = prefix + "a", [prefix + "0%d" % i for i in range(3)]  # sorted before b: looked at first
+    spec = {"name": prefix + "gone", "namespaces": [{"name": a}, {"name": prefix + "b"}],
+            "links": [{"type": "veth", "name": "ab", "netns": a, "peer": "ba", "peer_netns": prefix + "b"}]}
+    assert not run_module("topology", {"topology": spec, "state_dir": str(tmp_path / "state")}).get("failed")
+    for name in others:
+        run(["ip", "netns", "add", name])
+    with Kernel() as kernel:
+        assert set(others) <= kernel.namespaces()  # listed
+        for name in others:
+            run(["ip", "netns", "delete", name])  # and gone before they are looked at
+        found = veth.linked(kernel, a, links(kernel, a)["ab"], [])
+        assert found is not None and found[0] == prefix + "b" and found[1].name == "ba"
+        assert [ns for ns, _index in namespaces._veth_peers_outside(kernel, a)] == [prefix + "b"]
+    torn = run_module("topology", {"topology": spec, "state": "absent", "state_dir": str(tmp_path / "state")})
+    assert not torn.get("failed"), torn

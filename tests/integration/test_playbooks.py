@@ -236,23 +236,26 @@ def test_check_mode_writes_no_file_anywhere(prefix: str, tmp_path: Any) -> None:
     - linuxnet.netns.netns_info: {names: ["{{ spec.namespaces[0].name }}"]}
 """)
     watched = ["/var/cache", "/var/lib", "/etc", "/run"]
-    before = {root: _tree_listing(root) for root in watched}
+    before = {root: _tree_listing(root, prefix) for root in watched}
     spec = {"name": prefix + "chk", "namespaces": [{"name": prefix + "ck"}]}
     stats = playbook(str(path), {"spec": spec, "scratch": str(tmp_path)})
     assert stats["changed"] == 2
     assert not os.path.exists(tmp_path / "state")
-    after = {root: _tree_listing(root) for root in watched}
+    after = {root: _tree_listing(root, prefix) for root in watched}
     for root in watched:
         assert after[root] - before[root] == set(), "check mode wrote %s" % sorted(after[root] - before[root])
 
 
-def _tree_listing(root: str) -> set:
-    """Every path under ``root`` (not following links), without /run's and /var/lib's churn of others."""
+def _tree_listing(root: str, prefix: str) -> set:
+    """Every path under ``root`` (not following links), without the churn of others: systemd's and
+    the package manager's files, and the names of other tests (``ln...`` not ``prefix``), which other
+    runs on the machine make and remove meanwhile."""
     found = set()
     for directory, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(directory, d))]
         found.update(os.path.join(directory, name) for name in files + dirs)
-    return {p for p in found if "/systemd/" not in p and "/apt/" not in p and "/dpkg/" not in p}
+    return {p for p in found if "/systemd/" not in p and "/apt/" not in p and "/dpkg/" not in p
+            and not any(part.startswith("ln") and not part.startswith(prefix) for part in p.split("/"))}
 
 
 def test_async_and_check_mode_through_the_action(prefix: str, tmp_path: Any) -> None:
