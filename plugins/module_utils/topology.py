@@ -161,6 +161,9 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
     if owned is not None:
         changes += _plan_subobject_removal(kernel, ownership.retired_objects(owned, topology, doomed))
     changes += _plan_namespace_removal(kernel, doomed_list)
+    for ns in reversed(topology.namespaces):  # gone already (deleted by hand): our resolv.conf of it goes
+        if not kernel.exists(ns["name"]):
+            changes += plan_namespace(kernel, namespace_spec(ns["name"], "absent"))
     return changes + _plan_link_removal(kernel, claims, doomed, _link_order(topology, owned))
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from typing import Any, Dict
 
 import pytest
@@ -152,6 +153,11 @@ def test_restore_program_recreates_after_loss(prefix: str, tmp_path: Any) -> Non
     for ns in (prefix + "a", prefix + "b"):
         run(["ip", "netns", "delete", ns])
     subprocess.run(["rm", "-rf", "/etc/netns/%sb" % prefix], check=True)
+    # as after a reboot: the kernel has destroyed the namespaces and the root end of their veth
+    deadline = time.monotonic() + 10
+    while subprocess.run(["ip", "link", "show", "dev", prefix + "r"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the root end outlived its peer's namespace"
+        time.sleep(0.02)
     drift = restore("check", path, state_dir)
     assert drift.returncode == 1 and "netns" in drift.stdout
     again = restore("apply", path, state_dir)
@@ -181,6 +187,7 @@ def test_only_changes_need_pyroute2(prefix: str, tmp_path: Any) -> None:
     assert "Traceback" not in result.stderr
     assert snapshot(prefix) == before
     assert restore("teardown", path, state_dir).returncode == 0
+    assert not os.path.exists("/etc/netns/%sb" % prefix)  # its resolv.conf went, though the namespace was gone
 
 
 @pytest.mark.parametrize("content,message", [
