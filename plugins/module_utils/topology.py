@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import iptables_snapshot, nsfs, ownership
 from .addresses import address_spec, plan_addresses
@@ -99,8 +99,11 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
     if purge:
         changes += plan_purge_stage(kernel, topology, owned, pending)
     per_link_sysctls = []
+    names_in: Dict[Optional[str], Set[str]] = {}  # one pass: a scan per namespace would be O(N^2)
+    for end in topology.endpoints:
+        names_in.setdefault(end.netns, set()).add(end.name)
     for i, ns in enumerate(topology.namespaces):
-        own_links = frozenset(end.name for end in topology.endpoints if end.netns == ns["name"])
+        own_links = frozenset(names_in.get(ns["name"], ()))
         spec, after_links = split_sysctls(_namespace(ns, path="namespaces[%d]" % i), own_links)
         planned = plan_namespace(kernel, spec, try_values=False)
         if any(c.kind == "netns" and c.action == "create" for c in planned):
