@@ -34,7 +34,7 @@ import others  # noqa: E402
 from workload import topology  # noqa: E402
 
 PY = sys.executable
-RESTORE = "from ansible_collections.linuxnet.netns.plugins.module_utils.restore import main; main()"
+RESTORE = "from ansible_collections.linuxnet.netns.plugins.module_utils._engine.cli import main; main()"
 
 
 def timed(argv: List[str], env: Optional[Dict[str, str]] = None, ok: Tuple[int, ...] = (0,)) -> Tuple[float, float]:

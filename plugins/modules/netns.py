@@ -142,8 +142,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
-from ansible_collections.linuxnet.netns.plugins.module_utils.namespaces import (
+from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.namespace import (
     namespace_report,
     namespace_spec,
     plan_namespace,

@@ -109,8 +109,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.addresses import address_report, address_spec, plan_addresses
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.address import address_report, address_spec, plan_addresses
+from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_module
 
 ARGUMENT_SPEC = dict(
     netns=dict(type="str"),

@@ -123,9 +123,9 @@ spec:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.info import gather, spec_from_info
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_reader
-from ansible_collections.linuxnet.netns.plugins.module_utils.validation import check_netns_name
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.info import gather, spec_from_info
+from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_reader
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.validation import check_netns_name
 
 ARGUMENT_SPEC = dict(
     names=dict(type="list", elements="str"),

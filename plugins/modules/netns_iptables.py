@@ -137,8 +137,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.iptables import iptables_report, iptables_spec, plan_iptables
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.iptables import iptables_report, iptables_spec, plan_iptables
+from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_module
 
 CHAIN_OPTIONS = dict(
     name=dict(type="str", required=True),

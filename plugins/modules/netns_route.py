@@ -115,8 +115,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
-from ansible_collections.linuxnet.netns.plugins.module_utils.routes import plan_routes, route_report, route_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.route import plan_routes, route_report, route_spec
 
 ROUTE_OPTIONS = dict(
     dst=dict(type="str", default="default"),

@@ -110,8 +110,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_converger
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology import (
+from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_converger
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import (
     converge_topology, described, summary)
 
 ARGUMENT_SPEC = dict(

@@ -124,8 +124,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.module_runner import run_module
-from ansible_collections.linuxnet.netns.plugins.module_utils.veth import plan_veth, veth_report, veth_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_module
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import plan_veth, veth_report, veth_spec
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),

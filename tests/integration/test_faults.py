@@ -17,9 +17,9 @@ from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_p
 # several at once), or, with KILL_AFTER=0, prints the plan's length.
 KILLER = r"""
 import json, os, signal, sys
-from ansible_collections.linuxnet.netns.plugins.module_utils import rollback
-from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine import rollback
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import converge_topology
 
 limit = int(os.environ["KILL_AFTER"])
 real_applied = rollback.Journal.applied
@@ -85,7 +85,7 @@ def test_sigkill_at_many_points_then_the_next_run_converges(prefix: str, tmp_pat
 # Holds the host lock until killed.
 HOLDER = r"""
 import sys, time
-from ansible_collections.linuxnet.netns.plugins.module_utils.host_lock import host_lock
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system.host_lock import host_lock
 with host_lock():
     print("held", flush=True)
     time.sleep(600)
@@ -100,7 +100,7 @@ def test_lock_serialises_applies_and_is_released_when_its_holder_dies(prefix: st
     try:
         assert holder.stdout.readline().strip() == "held"
         waiting = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins."
-                                    "module_utils.restore import main; main()", "apply", path, "--state-dir", state],
+                                    "module_utils._engine.cli import main; main()", "apply", path, "--state-dir", state],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=dict(os.environ, PYTHONPATH=COLLECTIONS))
         time.sleep(2)
@@ -126,7 +126,7 @@ def test_two_applies_at_once_both_land(prefix: str, tmp_path: Any) -> None:
     right["host"]["addresses"] = [dict(a, address=a["address"].replace("10.234.", "10.235.")) for a in right["host"]["addresses"]]
     path, state = save_spec(tmp_path, right, "right.json")
     program = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins."
-                                "module_utils.restore import main; main()", "apply", path, "--state-dir", state],
+                                "module_utils._engine.cli import main; main()", "apply", path, "--state-dir", state],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=COLLECTIONS))
     module = run_module("topology", {"topology": left, "state_dir": state})

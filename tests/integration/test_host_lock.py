@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, restore_program as restore, save_spec
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import host_lock
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import host_lock
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 
 
 def take(directory: str, shared: bool = False, timeout: float = 1.0) -> None:
@@ -59,7 +59,7 @@ def test_a_planted_lock_is_refused_naming_it(plant: str, tmp_path: Any) -> None:
 
 HOLDER = r"""
 import sys, time
-from ansible_collections.linuxnet.netns.plugins.module_utils.host_lock import host_lock
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system.host_lock import host_lock
 with host_lock(directory=sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)

@@ -18,7 +18,8 @@ from helpers import COLLECTIONS, MODULE_PYTHON, run
 COMPARE = r"""
 import json, os, socket, sys
 from pyroute2 import IPRoute
-from ansible_collections.linuxnet.netns.plugins.module_utils import netlink_dump, nsfs
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink import dump as netlink_dump
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs
 
 WANTED = {kind: [name for name, _ in spec.attributes.values()] for kind, spec in netlink_dump.KINDS.items()}
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 from helpers import COLLECTIONS, MODULE_PYTHON
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.netlink_requests import encode
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.requests import encode
 
 # (kind, command, IPRoute's keyword arguments): the forms the engine's appliers send
 FORMS: List[Tuple[str, str, Dict[str, Any]]] = [

@@ -18,11 +18,11 @@ import pytest
 
 from helpers import converge, netns_list, restore_program, run, run_module, save_spec
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
-from ansible_collections.linuxnet.netns.plugins.module_utils.plan import execute
-from ansible_collections.linuxnet.netns.plugins.module_utils.rollback import Journal
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology import plan_topology
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.apply import execute
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.rollback import Journal
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
 # Comments made with iptables from argument lists, as someone else might: quotes, a backslash, line
 # breaks (one holding lines that look like a COMMIT, a table and a rule), an interface with a line
@@ -261,8 +261,8 @@ def test_show_while_namespaces_are_deleted(prefix: str) -> None:
 def test_a_teardown_looking_for_veth_peers_skips_a_namespace_deleted_meanwhile(prefix: str, tmp_path: Any) -> None:
     """Finding a veth's far end walks every named namespace on the host; one someone else deletes
     while the run looks (listed, then gone) is passed over, never an error of the run."""
-    from ansible_collections.linuxnet.netns.plugins.module_utils import namespaces, veth
-    from ansible_collections.linuxnet.netns.plugins.module_utils.links import links
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds import namespace, veth
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.link import links
 
     a, others = prefix + "a", [prefix + "0%d" % i for i in range(3)]  # sorted before b: looked at first
     spec = {"name": prefix + "gone", "namespaces": [{"name": a}, {"name": prefix + "b"}],

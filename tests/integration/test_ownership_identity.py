@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_program as restore, run, run_module, \
     save_spec
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
 
 # iptables-restore that refuses in the namespace named by REFUSE_IN and is the real one elsewhere
 # (the rules' canonicalisation runs in an anonymous namespace, which passes).
@@ -77,7 +77,7 @@ def test_concurrent_applies_of_one_topology_serialise_completely(prefix: str, tm
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
     for round_number in range(8):
         program = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils."
-                                    "restore import main; main()", "apply", path, "--state-dir", state_dir],
+                                    "_engine.cli import main; main()", "apply", path, "--state-dir", state_dir],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         module = subprocess.Popen([MODULE_PYTHON, "-m", "ansible_collections.linuxnet.netns.plugins.modules.topology",
                                    str(args_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -149,7 +149,7 @@ def test_role_absent_removes_its_topology_only(prefix: str, tmp_path: Any) -> No
     assert not [path for path in left if os.path.basename(path).startswith(first["name"] + ".")
                 or first["name"] + ".service" in path], left
     assert {"etc/%s.json" % second["name"], "state/%s.owned.json" % second["name"], "sbin/linuxnet-netns",
-            "units/linuxnet-netns-%s.service" % second["name"], "lib/linuxnet_netns_engine/restore.py"} <= set(left)
+            "units/linuxnet-netns-%s.service" % second["name"], "lib/linuxnet_netns_engine/cli.py"} <= set(left)
     playbook(ROLE_PLAYBOOK, {"scratch": scratch, "topology_spec": second, "topology_state": "absent"})
     assert snapshot(prefix) == before
     assert tree(scratch) == sorted(SCRATCH_OF_THE_PLAYBOOK + foreign + ["etc/", "lib/", "state/"])

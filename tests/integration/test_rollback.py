@@ -10,13 +10,13 @@ from typing import Any, Dict
 import pytest
 from helpers import difference, netns_list, run, run_module, snapshot, wait_settled
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import iptables
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
-from ansible_collections.linuxnet.netns.plugins.module_utils.plan import execute
-from ansible_collections.linuxnet.netns.plugins.module_utils.rollback import Journal
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology import plan_topology
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds import iptables
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.apply import execute
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.rollback import Journal
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
 
 def first_version(prefix: str) -> Dict[str, Any]:

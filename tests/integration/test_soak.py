@@ -10,8 +10,8 @@ from typing import Any, Dict
 
 from helpers import leftovers, netns_list
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology import converge_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import converge_topology
 
 CYCLES = int(os.environ.get("LINUXNET_SOAK_CYCLES", "200"))
 SEED = 20261125

@@ -154,10 +154,10 @@ def test_bad_input(prefix: str, args: dict, message: str) -> None:
 def test_a_name_every_new_namespace_has_is_refused_when_planned(prefix: str) -> None:
     """A link name that a namespace has from its creation (lo; a tunnel module's fallback device)
     is refused while planning a veth into a namespace the same plan creates."""
-    from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-    from ansible_collections.linuxnet.netns.plugins.module_utils.kernel import Kernel
-    from ansible_collections.linuxnet.netns.plugins.module_utils.plan import Pending
-    from ansible_collections.linuxnet.netns.plugins.module_utils.veth import VethEnd, VethSpec, plan_veth
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.model import Pending
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import VethEnd, VethSpec, plan_veth
 
     new = prefix + "new"
     spec = VethSpec(VethEnd(None, prefix + "n0"), VethEnd(new, "lo"), field="links[0]")

@@ -8,8 +8,8 @@ from typing import List
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.addresses import Address, address_spec, plan_address_set
-from ansible_collections.linuxnet.netns.plugins.module_utils.routes import Route, parse_route, plan_route_set, route_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.address import Address, address_spec, plan_address_set
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.route import Route, parse_route, plan_route_set, route_spec
 
 
 def have(*items: str) -> List[Address]:

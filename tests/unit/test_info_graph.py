@@ -6,9 +6,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.graph import to_dot, to_mermaid
-from ansible_collections.linuxnet.netns.plugins.module_utils.info import spec_from_info
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.graph import to_dot, to_mermaid
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.info import spec_from_info
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
 
 def link(name: str, kind: Any = "veth", peer: Any = None, master: Any = None, state: str = "up", mtu: int = 1500) -> Dict[str, Any]:

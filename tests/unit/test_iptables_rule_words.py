@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils.iptables_rules import rule_words
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.iptables_rules import rule_words
 
 
 @pytest.mark.parametrize("rule", [

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils.iptables_rules import (
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.iptables_rules import (
     Chain, Table, declared_text, parse_save, references, restorable, restore_input, rule_words, save_words)
 
 # Captured from `iptables-save -c` after rules made with iptables from argument lists: comments

@@ -8,13 +8,13 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.addresses import address_spec
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils.namespaces import namespace_spec, split_sysctls
-from ansible_collections.linuxnet.netns.plugins.module_utils.routes import route_spec
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
-from ansible_collections.linuxnet.netns.plugins.module_utils.validation import per_link_sysctl, with_link
-from ansible_collections.linuxnet.netns.plugins.module_utils.veth import veth_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.address import address_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.namespace import namespace_spec, split_sysctls
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.route import route_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.validation import per_link_sysctl, with_link
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import veth_spec
 
 from test_topology_spec import REFERENCE
 

@@ -9,12 +9,14 @@ from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs, ownership
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils.ownership import Record, claimed, retired_objects
-from ansible_collections.linuxnet.netns.plugins.module_utils.plan import Change
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
-from ansible_collections.linuxnet.netns.plugins.module_utils.veth import VethEnd
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs
+
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine import ownership
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.ownership import Record, claimed, retired_objects
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.model import Change
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import VethEnd
 
 
 def spec(namespaces: List[Dict[str, Any]], links: List[Dict[str, Any]] = (), host: Dict[str, Any] = None) -> Dict[str, Any]:

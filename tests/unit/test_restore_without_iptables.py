@@ -3,7 +3,7 @@ missing are left out, everywhere (root namespace too), and named."""
 
 from __future__ import annotations
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.restore import without_iptables
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.cli import without_iptables
 
 
 def test_only_the_missing_familys_tables_are_left_out() -> None:

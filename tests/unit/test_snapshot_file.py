@@ -12,8 +12,8 @@ from typing import Any, Callable, List
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import iptables_snapshot
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds import iptables_snapshot
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 
 from test_snapshot_trust import FORMS, SAVE, TOOLS, Generations, rules, with_forms
 

@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import iptables_snapshot
-from ansible_collections.linuxnet.netns.plugins.module_utils.iptables_rules import parse_save
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds import iptables_snapshot
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.iptables_rules import parse_save
 
 SAVE = "iptables-save"
 BEFORE = parse_save("*filter\n:INPUT ACCEPT [0:0]\n[3:180] -A INPUT -p icmp -j ACCEPT\nCOMMIT\n")

@@ -7,8 +7,8 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
 REFERENCE: Dict[str, Any] = {
     "name": "demo",

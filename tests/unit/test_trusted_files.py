@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 
 NOBODY = 65534
 

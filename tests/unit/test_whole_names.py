@@ -8,13 +8,13 @@ from typing import Any, Callable
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils.iptables import iptables_spec
-from ansible_collections.linuxnet.netns.plugins.module_utils.namespaces import namespace_spec
-from ansible_collections.linuxnet.netns.plugins.module_utils.topology_spec import parse_topology
-from ansible_collections.linuxnet.netns.plugins.module_utils.validation import (check_ifname, check_mac,
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.iptables import iptables_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.namespace import namespace_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.validation import (check_ifname, check_mac,
                                                                                check_netns_name, check_sysctl_key)
-from ansible_collections.linuxnet.netns.plugins.module_utils.veth import veth_spec
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import veth_spec
 
 from test_topology_spec import REFERENCE, with_change
 

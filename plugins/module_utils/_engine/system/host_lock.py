@@ -21,7 +21,7 @@ import stat
 import time
 from typing import Iterator, List, Optional
 
-from .errors import NetnsError
+from ..errors import NetnsError
 
 LOCK_DIR = "/run/linuxnet-netns"
 LOCK_NAME = "lock"

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Tuple
 
-from . import nsfs
-from .iptables import TOOLS, cached_tables, current_table, table_restore
+from .apply import apply_change
 from .kernel import Kernel
-from .links import index_of
-from .plan import Change, apply_change
-from .routes import routes
+from .kinds.iptables import TOOLS, cached_tables, current_table, table_restore
+from .kinds.link import index_of
+from .kinds.route import routes
+from .model import Change
+from .system import nsfs
 
 Undo = Callable[[Kernel], None]
 RTPROT_KERNEL = 2  # routes the kernel adds for an address: they come back with it

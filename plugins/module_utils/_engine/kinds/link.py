@@ -10,9 +10,10 @@ import errno
 import socket
 from typing import Any, Dict, List, Optional
 
-from .errors import NetnsError
-from .kernel import Kernel, as_list, attr, ns_label
-from .plan import Change, applier
+from ..apply import applier
+from ..errors import NetnsError
+from ..kernel import Kernel, as_list, attr, ns_label
+from ..model import Change
 
 IFF_UP = 0x1
 

@@ -11,7 +11,7 @@ import re
 import shlex
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .errors import NetnsError
+from ..errors import NetnsError
 
 BUILTIN_CHAINS = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),

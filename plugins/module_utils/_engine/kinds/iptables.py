@@ -16,13 +16,26 @@ import re
 import subprocess
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import nsfs
-from .errors import NetnsError
-from .iptables_rules import (BUILTIN_CHAINS, POLICIES, Chain, Table, empty_table, merge_rules, parse_save,
-                             references, restorable, restore_input, rule_text, rule_words)
-from .kernel import Kernel, ns_label
-from .plan import Change, Pending, applier, batch_applier
-from .validation import check_optional_netns
+from ..apply import applier, batch_applier
+from ..errors import NetnsError
+from ..kernel import Kernel, ns_label
+from ..model import Change, Pending
+from ..system import nsfs
+from ..validation import check_optional_netns
+from .iptables_rules import (
+    BUILTIN_CHAINS,
+    POLICIES,
+    Chain,
+    Table,
+    empty_table,
+    merge_rules,
+    parse_save,
+    references,
+    restorable,
+    restore_input,
+    rule_text,
+    rule_words,
+)
 
 TOOLS = {"ipv4": ("iptables-save", "iptables-restore"), "ipv6": ("ip6tables-save", "ip6tables-restore")}
 CHAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,28}")

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional
 
-from . import nsfs
-from .errors import NetnsError
-from .kernel import Kernel, ns_label
-from .links import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
-from .plan import Change, Pending, applier
+from ..apply import applier
+from ..errors import NetnsError
+from ..kernel import Kernel, ns_label
+from ..model import Change, Pending
+from ..system import nsfs
+from .link import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
 
 
 @dataclasses.dataclass(frozen=True)

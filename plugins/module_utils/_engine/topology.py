@@ -14,18 +14,21 @@ import hashlib
 import json
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from . import iptables_snapshot, nsfs, ownership
-from .addresses import address_spec, plan_addresses
+from . import ownership
+from .converge import converge_stages
 from .errors import NetnsError
-from .iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
-from .host_lock import host_lock
 from .kernel import Kernel
-from .namespaces import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
-from .plan import Change, Pending
-from .routes import plan_routes, route_spec
-from .topology_spec import Endpoint, Topology, link_ends, parse_topology
-from .veth import plan_veth, veth_spec
-from .virtual_links import VirtualLinkSpec, plan_virtual_link, virtual_link_spec
+from .kinds import iptables_snapshot
+from .kinds.address import address_spec, plan_addresses
+from .kinds.iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
+from .kinds.namespace import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
+from .kinds.route import plan_routes, route_spec
+from .kinds.veth import plan_veth, veth_spec
+from .kinds.virtual_link import VirtualLinkSpec, plan_virtual_link, virtual_link_spec
+from .model import Change, Pending
+from .spec import Endpoint, Topology, link_ends, parse_topology
+from .system import nsfs
+from .system.host_lock import host_lock
 
 LOOPBACK = {"up": True, "down": False, "unmanaged": None}
 
@@ -258,8 +261,6 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
                       rollback: bool = False) -> List[Change]:
     """Validate ``data`` in full, then, under the host lock, read what the topology owns, bring the
     kernel to it (or tear it down) and record what it owns now."""
-    from .module_runner import converge_stages
-
     topology = parse_topology(data)
     with host_lock(shared=check_mode):
         record = ownership.load(topology.name, state_dir)

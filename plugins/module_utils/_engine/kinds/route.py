@@ -9,13 +9,26 @@ import dataclasses
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from .addresses import Address, addresses
-from .errors import NetnsError
-from .kernel import Kernel, ns_label
-from .links import Link, index_of, links
-from .plan import Change, Pending, applier
-from .validation import (IPV6_MIN_MTU, LOOPBACK, IPAddress, IPNetwork, check_gateway, check_ifname,
-                         check_optional_netns, check_source, ip_address, ip_network, parse_address, parse_destination)
+from ..apply import applier
+from ..errors import NetnsError
+from ..kernel import Kernel, ns_label
+from ..model import Change, Pending
+from ..validation import (
+    IPV6_MIN_MTU,
+    LOOPBACK,
+    IPAddress,
+    IPNetwork,
+    check_gateway,
+    check_ifname,
+    check_optional_netns,
+    check_source,
+    ip_address,
+    ip_network,
+    parse_address,
+    parse_destination,
+)
+from .address import Address, addresses
+from .link import Link, index_of, links
 
 MAIN_TABLE, LOCAL_TABLE = 254, 255
 RTPROT_KERNEL = 2

@@ -29,11 +29,11 @@ import shutil
 import subprocess
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from . import nsfs
-from .errors import NetnsError
+from ..errors import NetnsError
+from ..kernel import Kernel
+from ..system import nsfs
+from ..validation import check_netns_name
 from .iptables_rules import Chain, Table
-from .kernel import Kernel
-from .validation import check_netns_name
 
 FORMAT_VERSION = 1
 Generation = Tuple[int, int]  # (namespace cookie, nftables generation id)

@@ -8,12 +8,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import NetnsError
-from .kernel import Kernel, ns_label
-from .links import index_of, links, plan_link_attributes
-from .plan import Change, Pending, applier
-from .validation import (IPV6_MIN_MTU, LOOPBACK, IPInterface, check_host_address, check_ifname,
-                         check_optional_netns, ip_interface, parse_interface)
+from ..apply import applier
+from ..errors import NetnsError
+from ..kernel import Kernel, ns_label
+from ..model import Change, Pending
+from ..validation import (
+    IPV6_MIN_MTU,
+    LOOPBACK,
+    IPInterface,
+    check_host_address,
+    check_ifname,
+    check_optional_netns,
+    ip_interface,
+    parse_interface,
+)
+from .link import index_of, links, plan_link_attributes
 
 IFA_F_NODAD = 0x02
 IFA_F_DADFAILED = 0x08

@@ -20,8 +20,10 @@ import sys
 import traceback
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from . import netlink_dump, netlink_requests, nsfs
+from ._netlink import dump as netlink_dump
+from ._netlink import requests as netlink_requests
 from .errors import NetnsError, errno_of
+from .system import nsfs
 
 
 def _pyroute2_missing() -> Optional[str]:

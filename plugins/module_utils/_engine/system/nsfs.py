@@ -20,8 +20,8 @@ import socket
 import stat
 from typing import Dict, FrozenSet, Iterator, List, Optional
 
-from .errors import NetnsError
-from .validation import check_netns_name
+from ..errors import NetnsError
+from ..validation import check_netns_name
 
 NETNS_RUN_DIR = "/run/netns"
 NETNS_ETC_DIR = "/etc/netns"

@@ -12,12 +12,12 @@ import os
 import time
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
-from . import nsfs
-from .errors import NetnsError
-from .kernel import Kernel, ns_label
-from .links import forget_indexes, links, plan_link_attributes
-from .plan import Change, applier
-from .validation import (
+from ..apply import applier
+from ..errors import NetnsError
+from ..kernel import Kernel, ns_label
+from ..model import Change
+from ..system import nsfs
+from ..validation import (
     LOOPBACK,
     check_netns_name,
     check_sysctl_key,
@@ -28,6 +28,7 @@ from .validation import (
     sysctl_path,
     with_link,
 )
+from .link import forget_indexes, links, plan_link_attributes
 
 RESOLV_MARKER = "# Managed by linuxnet.netns"
 SETTLE_TIMEOUT = 30.0

@@ -20,12 +20,12 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from . import nsfs
 from .errors import NetnsError
 from .kernel import Kernel
-from .links import links
-from .plan import Change
-from .topology_spec import Topology, link_ends, parse_topology
+from .kinds.link import links
+from .model import Change
+from .spec import Topology, link_ends, parse_topology
+from .system import nsfs
 
 STATE_DIR = "/var/lib/linuxnet-netns"
 RECORD_VERSION = 2

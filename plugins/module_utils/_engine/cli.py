@@ -25,17 +25,17 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import nsfs
 from .errors import NetnsError, errno_of
-from .graph import RENDERERS
-from .info import gather, spec_from_info
-from .iptables import TOOLS
 from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
-from .links import links
+from .kinds.iptables import TOOLS
+from .kinds.link import links
+from .model import Change
 from .ownership import STATE_DIR
-from .plan import Change
+from .report.graph import RENDERERS
+from .report.info import gather, spec_from_info
+from .spec import parse_topology
+from .system import nsfs
 from .topology import converge_topology, summary
-from .topology_spec import parse_topology
 from .validation import ip_address, ip_interface
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2

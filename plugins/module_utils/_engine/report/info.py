@@ -15,16 +15,16 @@ import errno
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from . import nsfs
-from .addresses import addresses
-from .errors import NetnsError
-from .iptables import TOOLS, cached_tables, prefetch_tables
-from .iptables_rules import declared_text
-from .kernel import Kernel, as_list, attr
-from .links import Link, links
-from .namespaces import read_nameservers, read_sysctls
-from .routes import routes
-from .veth import linked, peer_of
+from ..errors import NetnsError
+from ..kernel import Kernel, as_list, attr
+from ..kinds.address import addresses
+from ..kinds.iptables import TOOLS, cached_tables, prefetch_tables
+from ..kinds.iptables_rules import declared_text
+from ..kinds.link import Link, links
+from ..kinds.namespace import read_nameservers, read_sysctls
+from ..kinds.route import routes
+from ..kinds.veth import linked, peer_of
+from ..system import nsfs
 
 # The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
 # namespace, so "default" is this kernel's own).

@@ -14,12 +14,13 @@ import dataclasses
 import errno
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import nsfs
-from .errors import NetnsError
-from .kernel import Kernel, ns_label
-from .links import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
-from .plan import Change, Pending, applier
-from .validation import check_ifname, check_link_mac, check_mac, check_mtu, check_new_link_name, check_optional_netns
+from ..apply import applier
+from ..errors import NetnsError
+from ..kernel import Kernel, ns_label
+from ..model import Change, Pending
+from ..system import nsfs
+from ..validation import check_ifname, check_link_mac, check_mac, check_mtu, check_new_link_name, check_optional_netns
+from .link import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
 
 
 @dataclasses.dataclass(frozen=True)
