@@ -11,7 +11,7 @@ AnsibleModule's ``check_mode``, ``exit_json`` and ``fail_json``; the engine belo
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 from ._engine.converge import Planner, converge
 from ._engine.errors import NetnsError

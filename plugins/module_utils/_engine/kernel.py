@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from ._netlink import dump as netlink_dump
 from ._netlink import requests as netlink_requests
+from ._netlink.constants import NETLINK_NETFILTER, NETLINK_ROUTE
 from .errors import NetnsError, errno_of
 from .system import nsfs
 
@@ -157,7 +158,7 @@ class Kernel:
                 self._sockets[ns] = self._plain_socket(ns)
         return Requests(self, self._sockets[ns])
 
-    def _plain_socket(self, ns: Optional[str], protocol: int = netlink_dump.NETLINK_ROUTE) -> Any:
+    def _plain_socket(self, ns: Optional[str], protocol: int = NETLINK_ROUTE) -> Any:
         """A plain netlink socket (route, unless told otherwise) bound inside ``ns``."""
         with self.entered(ns):
             return netlink_dump.open_socket(protocol)
@@ -258,7 +259,7 @@ class Kernel:
         """(cookie, nftables generation) of ``ns``: while both are as they were, its nftables
         ruleset has not changed. None where the kernel tells either not."""
         try:
-            with self._plain_socket(ns, netlink_dump.NETLINK_NETFILTER) as sock:
+            with self._plain_socket(ns, NETLINK_NETFILTER) as sock:
                 return netlink_dump.netns_cookie(sock), netlink_dump.nft_generation(sock)
         except OSError:
             return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Tuple
 
+from ._netlink.constants import RTPROT_KERNEL
 from .apply import apply_change
 from .kernel import Kernel
 from .kinds.iptables import TOOLS, cached_tables, current_table, table_restore
@@ -23,7 +24,6 @@ from .model import Change
 from .system import nsfs
 
 Undo = Callable[[Kernel], None]
-RTPROT_KERNEL = 2  # routes the kernel adds for an address: they come back with it
 
 
 def _nothing(kernel: Kernel) -> None:

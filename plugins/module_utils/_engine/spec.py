@@ -12,6 +12,7 @@ import dataclasses
 import re
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from ._netlink.constants import MACVLAN_MODES
 from .errors import NetnsError
 from .validation import (
     IPV6_MIN_MTU,
@@ -38,7 +39,6 @@ from .validation import (
 FORMAT_VERSION = 1
 TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LINK_TYPES = ("veth", "bridge", "vlan", "macvlan")
-MACVLAN_MODES = ("private", "vepa", "bridge", "passthru", "source")
 
 _KEYS = {
     "topology": {"name", "version", "namespaces", "links", "host"},

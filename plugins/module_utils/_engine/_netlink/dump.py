@@ -25,12 +25,21 @@ import socket
 import struct
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x1, 0x4, 0x300, 0x10
-NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
-HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
-NLA = struct.Struct("=HH")  # length, type
-S32, U32 = struct.Struct("=i"), struct.Struct("=I")
+from .constants import (
+    HEADER,
+    NETLINK_ROUTE,
+    NLA,
+    NLA_TYPE_MASK,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    S32,
+    U32,
+)
+
 # The kernel puts at most 32 KiB into one datagram of a dump.
 RECEIVE_SIZE = 65536
 ATTEMPTS = 5  # a dump the kernel marks as interrupted (the table changed meanwhile) is repeated
@@ -132,7 +141,6 @@ def decode(kind: str, data: bytes) -> Message:
     return Message(dict(zip(spec.fields, values)), _attributes(data, HEADER.size + spec.header.size, spec.attributes))
 
 
-NETLINK_ROUTE = socket.NETLINK_ROUTE
 
 
 def open_socket(protocol: int = NETLINK_ROUTE) -> socket.socket:
@@ -166,7 +174,6 @@ def get_nsid(sock: socket.socket, target_fd: int) -> Optional[int]:
     return None if nsid is None or nsid < 0 else nsid
 
 
-NETLINK_NETFILTER = 12
 NFT_GETGEN, NFT_NEWGEN = (10 << 8) | 16, (10 << 8) | 15  # nfnetlink subsystem nf_tables, NFT_MSG_*GEN
 NFTA_GEN_ID = 1
 NFGEN_REQUEST = struct.Struct("=IHHIIBBH")  # nlmsghdr, nfgenmsg: family, version, resource id

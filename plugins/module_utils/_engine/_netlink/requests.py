@@ -16,19 +16,30 @@ import socket
 import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-RTM_NEWLINK, RTM_DELLINK = 16, 17
-RTM_NEWADDR, RTM_DELADDR = 20, 21
-RTM_NEWROUTE, RTM_DELROUTE = 24, 25
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x200, 0x400
-IFF_UP = 0x1
-RT_TABLE_COMPAT, RTPROT_STATIC, RTN_UNICAST = 252, 4, 1
+from .constants import (
+    HEADER,
+    IFF_UP,
+    NLA,
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    RT_TABLE_COMPAT,
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    RTN_UNICAST,
+    RTPROT_STATIC,
+    U32,
+)
 
-HEADER = struct.Struct("=IHHII")
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
-NLA = struct.Struct("=HH")
-U32 = struct.Struct("=I")
 
 IFLA_ADDRESS, IFLA_MTU, IFLA_MASTER, IFLA_NET_NS_FD = 1, 4, 10, 28
 IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8

@@ -10,12 +10,11 @@ import errno
 import socket
 from typing import Any, Dict, List, Optional
 
+from .._netlink.constants import IFF_UP
 from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, as_list, attr, ns_label
 from ..model import Change
-
-IFF_UP = 0x1
 
 
 @dataclasses.dataclass(frozen=True)

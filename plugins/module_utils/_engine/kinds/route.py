@@ -9,6 +9,7 @@ import dataclasses
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
+from .._netlink.constants import RTPROT_KERNEL
 from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
@@ -31,7 +32,6 @@ from .address import Address, addresses
 from .link import Link, index_of, links
 
 MAIN_TABLE, LOCAL_TABLE = 254, 255
-RTPROT_KERNEL = 2
 RTN_UNICAST = 1
 RTNH_F_ONLINK = 4
 SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}

@@ -15,6 +15,7 @@ import errno
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from .._netlink.constants import MACVLAN_MODES
 from ..errors import NetnsError
 from ..kernel import Kernel, as_list, attr
 from ..kinds.address import addresses
@@ -40,7 +41,6 @@ SYSCTL_KEYS = [
 ]
 # Routes the kernel adds on its own: for an address (RTPROT_KERNEL) or from a router advertisement (RTPROT_RA).
 KERNEL_ROUTE_PROTOCOLS = {2, 9}
-MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
 
 
 def default_sysctls() -> Dict[str, Optional[str]]:
@@ -69,7 +69,7 @@ def _kind_data(kernel: Kernel, ns: Optional[str], link: Link) -> Dict[str, Any]:
     if link.kind == "vlan":
         return {"vlan_id": attr(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VLAN_ID")}
     mode = attr(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_MACVLAN_MODE")
-    return {"mode": MACVLAN_MODES.get(mode, mode)}
+    return {"mode": next((name for name, value in MACVLAN_MODES.items() if value == mode), mode)}
 
 
 def _parent(kernel: Kernel, ns: Optional[str], link: Link) -> Optional[Dict[str, Any]]:
