@@ -276,6 +276,6 @@ def test_a_teardown_looking_for_veth_peers_skips_a_namespace_deleted_meanwhile(p
             run(["ip", "netns", "delete", name])  # and gone before they are looked at
         found = veth.linked(kernel, a, links(kernel, a)["ab"], [])
         assert found is not None and found[0] == prefix + "b" and found[1].name == "ba"
-        assert [ns for ns, _index in namespaces._veth_peers_outside(kernel, a)] == [prefix + "b"]
+        assert [ns for ns, _index in namespace._veth_peers_outside(kernel, a)] == [prefix + "b"]
     torn = run_module("topology", {"topology": spec, "state": "absent", "state_dir": str(tmp_path / "state")})
     assert not torn.get("failed"), torn

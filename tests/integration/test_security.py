@@ -52,7 +52,7 @@ def test_a_planted_symlink_is_not_followed(prefix: str, tmp_path: Any) -> None:
     directory = tmp_path / "d"
     directory.mkdir(mode=0o700)
     code = ("import os, sys\n"
-            "from ansible_collections.linuxnet.netns.plugins.module_utils import nsfs\n"
+            "from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs\n"
             "d = sys.argv[1]\n"
             "os.symlink(sys.argv[2], os.path.join(d, 'f.tmp.%d' % os.getpid()))\n"
             "os.symlink(sys.argv[2], os.path.join(d, 'g'))\n"
