@@ -8,7 +8,8 @@ from typing import List
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.address import Address, address_spec, plan_address_set
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.address import address_spec, plan_address_set
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.address_state import Address
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.route import Route, parse_route, plan_route_set, route_spec
 
 

@@ -16,7 +16,9 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors impo
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.ownership import Record, claimed, retired_objects
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.model import Change
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import VethEnd
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.namespace import NamespaceParams
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import VethEnd, VethPair
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.virtual_link import VirtualLinkParams
 
 
 def spec(namespaces: List[Dict[str, Any]], links: List[Dict[str, Any]] = (), host: Dict[str, Any] = None) -> Dict[str, Any]:
@@ -55,9 +57,9 @@ def test_removed_rules_keep_only_the_dropped_ones() -> None:
 
 
 def test_a_run_claims_what_it_creates_ahead() -> None:
-    changes = [Change("netns", "create", "a", params={"name": "a"}),
-               Change("link", "create", "v0 in root namespace", params={"end": VethEnd(None, "v0"), "peer": VethEnd("a", "v1")}),
-               Change("link", "create", "br in netns a", params={"link_type": "bridge", "ns": "a", "name": "br"})]
+    changes = [Change("netns", "create", "a", params=NamespaceParams("a")),
+               Change("link", "create", "v0 in root namespace", params=VethPair(VethEnd(None, "v0"), VethEnd("a", "v1"))),
+               Change("link", "create", "br in netns a", params=VirtualLinkParams("bridge", "a", "br"))]
     known = Record(spec([]), nsfs.boot_id(), {"old": ["cookie", 7]})
     ahead = claimed(known, changes)
     assert ahead.namespaces == {"old": ["cookie", 7], "a": None}
@@ -70,7 +72,7 @@ def test_a_run_claims_what_it_creates_ahead() -> None:
 
 
 def test_a_record_survives_its_own_json() -> None:
-    record = claimed(Record(spec([A], [VETH]), nsfs.boot_id()), [Change("netns", "create", "a", params={"name": "a"})])
+    record = claimed(Record(spec([A], [VETH]), nsfs.boot_id()), [Change("netns", "create", "a", params=NamespaceParams("a"))])
     record.namespaces["a"] = ["cookie", 42]
     assert ownership._from_json(json.loads(record.as_json())) == record
 

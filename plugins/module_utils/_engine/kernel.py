@@ -69,8 +69,6 @@ class Kernel:
         self.created: set = set()
         self._settlers: List[Callable[[], None]] = []
         self._identities: Dict[Optional[str], List[Any]] = {}
-        # iptables_snapshot.Snapshot of a run with a state directory: tables known from earlier runs.
-        self.table_snapshot: Any = None
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> "Kernel":

@@ -1,22 +1,31 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a plan is made of: changes (with before/after for diffs) and what earlier changes will create."""
+"""What a plan is made of: changes (with before/after for diffs), what earlier changes will create,
+and the contract every kind of object fulfils."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple
+
+from .kernel import Kernel
 
 # Objects are created in this order and removed in the reverse one.
 KIND_ORDER = ("netns", "sysctl", "dns", "link", "address", "route", "iptables")
 
 
 @dataclasses.dataclass(frozen=True)
+class Params:
+    """What applying a change needs; each kind declares its own (frozen dataclasses), and the type of
+    a change's params says which kind applies and undoes it."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Change:
     """One step of a plan: ``action`` on the object ``kind``/``key``.
 
-    ``before``/``after`` are plain data for diff output; ``params`` is what the applier needs.
+    ``before``/``after`` are plain data for diff output; ``params`` is what the kind's apply needs.
     """
 
     kind: str
@@ -24,7 +33,7 @@ class Change:
     key: str
     before: Optional[Dict[str, Any]] = None
     after: Optional[Dict[str, Any]] = None
-    params: Dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    params: Params = dataclasses.field(default_factory=Params, compare=False, repr=False)
 
     def summary(self) -> str:
         return "%s %s %s" % (self.action, self.kind, self.key)
@@ -86,3 +95,45 @@ def diff_of(changes: List[Change]) -> Dict[str, Any]:
             if value is not None:
                 side[name] = dict(side.get(name) or {}, **value) if isinstance(value, dict) else value
     return {"before": before, "after": after}
+
+
+Undo = Callable[[Kernel], None]
+# Reports as soon as the change at that position of a batch is in the kernel.
+Done = Callable[[int], None]
+
+
+def undo_nothing(kernel: Kernel) -> None:
+    """The undo of a change that an earlier change's undo already reverses."""
+
+
+class Kind:
+    """One kind of object: what a kind's file defines, bound together and registered once (in
+    kinds/registry.py). ``spec`` is its validated desired state; ``read``, ``plan`` and ``report``
+    are its stages (their arguments differ per kind: a spec, the run's ``Pending``); ``apply`` and
+    ``undo`` take the changes whose params are one of ``params``."""
+
+    name: ClassVar[str]  # the kind its changes report ("netns", "link", ...)
+    params: ClassVar[Tuple[type, ...]]  # the Params classes of its changes
+    spec: ClassVar[Optional[type]] = None
+    read: ClassVar[Optional[Callable[..., Any]]] = None
+    plan: ClassVar[Optional[Callable[..., List[Change]]]] = None
+    report: ClassVar[Optional[Callable[..., Dict[str, Any]]]] = None
+    batched: ClassVar[bool] = False  # apply_batch takes a run of its changes of one action at once
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        raise NotImplementedError
+
+    def apply_batch(self, kernel: Kernel, changes: List[Change], done: Done) -> None:
+        """Several independent changes at once; calls ``done(i)`` as soon as ``changes[i]`` is in the
+        kernel and, after a failure, lets what had started finish before raising."""
+        for position, change in enumerate(changes):
+            self.apply(kernel, change)
+            done(position)
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        """How to reverse ``change``, read from the kernel before it is applied; None if it cannot be."""
+        return None
+
+    def replay(self, change: Change) -> Undo:
+        """An undo that applies ``change`` (the inverse of the one being undone)."""
+        return lambda kernel: self.apply(kernel, change)

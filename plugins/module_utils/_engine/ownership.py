@@ -23,6 +23,9 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from .errors import NetnsError
 from .kernel import Kernel
 from .kinds.link import links
+from .kinds.namespace import NamespaceParams
+from .kinds.veth import VethPair
+from .kinds.virtual_link import VirtualLinkParams
 from .model import Change
 from .spec import Topology, link_ends, parse_topology
 from .system import nsfs
@@ -242,16 +245,17 @@ def created_by(changes: Iterable[Change]) -> Tuple[Set[str], Dict[LinkKey, LinkC
     namespaces: Set[str] = set()
     claims: Dict[LinkKey, LinkClaim] = {}
     for change in changes:
-        if change.kind == "netns" and change.action == "create":
-            namespaces.add(change.params["name"])
-        elif change.kind == "link" and change.action == "create":
-            p = change.params
-            if "end" in p:  # a veth pair
-                ends = [(p["end"].netns, p["end"].name), (p["peer"].netns, p["peer"].name)]
-                for end in ends:
-                    claims[end] = LinkClaim("veth", None, _other(ends, end))
-            else:
-                claims[(p["ns"], p["name"])] = LinkClaim(p["link_type"], None)
+        params = change.params
+        if change.action != "create":
+            continue
+        if isinstance(params, NamespaceParams):
+            namespaces.add(params.name)
+        elif isinstance(params, VethPair):
+            ends = [(params.end.netns, params.end.name), (params.peer.netns, params.peer.name)]
+            for end in ends:
+                claims[end] = LinkClaim("veth", None, _other(ends, end))
+        elif isinstance(params, VirtualLinkParams):
+            claims[(params.ns, params.name)] = LinkClaim(params.link_type, None)
     return namespaces, claims
 
 

@@ -23,8 +23,8 @@ from .kinds.address import address_spec, plan_addresses
 from .kinds.iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kinds.namespace import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
 from .kinds.route import plan_routes, route_spec
-from .kinds.veth import plan_veth, veth_spec
-from .kinds.virtual_link import VirtualLinkSpec, plan_virtual_link, virtual_link_spec
+from .kinds.veth import VethDeletion, plan_veth, veth_spec
+from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link, virtual_link_spec
 from .model import Change, Pending
 from .spec import Endpoint, Topology, link_ends, parse_topology
 from .system import nsfs
@@ -75,7 +75,7 @@ def _iptables_specs(netns: Optional[str], section: Dict[str, Any], state: str = 
 
 # -- planning ------------------------------------------------------------------------------
 def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownership.Record],
-                     pending: Pending) -> List[Change]:
+                     pending: Pending, snapshot: Optional[iptables_snapshot.Snapshot] = None) -> List[Change]:
     """What this topology created earlier and no longer declares. Applied as a stage of its own
     before the rest is planned: a declared veth may reuse the name of an end that goes (in check
     mode, where nothing is applied, ``pending`` tells the later planners which links go)."""
@@ -89,18 +89,20 @@ def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownersh
               if frozenset([key] + ([claim.peer] if claim.peer is not None else [])) not in declared}
     pending.doomed_links |= set(claims)
     leftovers = ownership.retired_objects(owned, topology, set(namespaces))
-    return (_plan_subobject_removal(kernel, leftovers) + _plan_namespace_removal(kernel, namespaces)
+    return (_plan_subobject_removal(kernel, leftovers, snapshot) + _plan_namespace_removal(kernel, namespaces)
             + _plan_link_removal(kernel, claims, set(namespaces), _link_order(topology, owned)))
 
 
 def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
-                  owned: Optional[ownership.Record] = None, pending: Optional[Pending] = None) -> List[Change]:
+                  owned: Optional[ownership.Record] = None, pending: Optional[Pending] = None,
+                  snapshot: Optional[iptables_snapshot.Snapshot] = None) -> List[Change]:
     """Every change that brings the kernel to ``topology`` (and, with ``purge``, first removes what
-    this topology created earlier and no longer declares), in dependency order."""
+    this topology created earlier and no longer declares), in dependency order. ``snapshot``: the
+    topology's tables file, which knows iptables tables and rule forms of earlier runs."""
     pending = pending if pending is not None else Pending()
     changes: List[Change] = []
     if purge:
-        changes += plan_purge_stage(kernel, topology, owned, pending)
+        changes += plan_purge_stage(kernel, topology, owned, pending, snapshot)
     per_link_sysctls = []
     names_in: Dict[Optional[str], Set[str]] = {}  # one pass: a scan per namespace would be O(N^2)
     for end in topology.endpoints:
@@ -128,10 +130,10 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
             changes += plan_routes(kernel, spec, pending)
     rule_specs = [spec for netns, section, _path in scopes for spec in _iptables_specs(netns, section)]
     if rule_specs:
-        canonicalise(kernel, rule_specs)
-        prefetch_tables(kernel, [(spec.netns, spec.ip_version) for spec in rule_specs])
+        canonicalise(rule_specs, snapshot)
+        prefetch_tables(kernel, [(spec.netns, spec.ip_version) for spec in rule_specs], snapshot)
         for spec in rule_specs:
-            changes += plan_iptables(kernel, spec, pending)
+            changes += plan_iptables(kernel, spec, pending, snapshot)
     return changes
 
 
@@ -156,7 +158,7 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
             continue
         specs = _iptables_specs(netns, section, "absent")
         if specs:
-            canonicalise(kernel, specs)
+            canonicalise(specs)
         for spec in specs:
             changes += plan_iptables(kernel, spec, Pending())
         for spec in _route_specs(netns, section, "absent"):
@@ -178,13 +180,14 @@ def _lives_only_in(item: Dict[str, Any], namespaces: set) -> bool:
     return any(end.netns is not None and end.netns in namespaces for end in link_ends(item))
 
 
-def _plan_subobject_removal(kernel: Kernel, leftovers: Dict[str, List[Any]]) -> List[Change]:
+def _plan_subobject_removal(kernel: Kernel, leftovers: Dict[str, List[Any]],
+                            snapshot: Optional[iptables_snapshot.Snapshot] = None) -> List[Change]:
     """Remove addresses, routes and rules an earlier spec declared, rules first."""
     changes: List[Change] = []
     for netns, table in leftovers.get("iptables", []):
         spec = iptables_spec(netns, table["ip_version"], table["table"], table["chains"], state="absent")
-        canonicalise(kernel, [spec])
-        changes += plan_iptables(kernel, spec, Pending())
+        canonicalise([spec], snapshot)
+        changes += plan_iptables(kernel, spec, Pending(), snapshot)
     for netns, route in leftovers.get("routes", []):
         changes += plan_routes(kernel, route_spec(netns, [route], state="absent"), Pending())
     for netns, item in leftovers.get("addresses", []):
@@ -198,7 +201,8 @@ def _plan_namespace_removal(kernel: Kernel, names: List[str]) -> List[Change]:
     for name in names:
         for change in plan_namespace(kernel, namespace_spec(name, "absent")):
             if change.kind == "netns":
-                change = dataclasses.replace(change, params=dict(change.params, identity=ownership.namespace_identity(kernel, name)))
+                identity = ownership.namespace_identity(kernel, name)
+                change = dataclasses.replace(change, params=dataclasses.replace(change.params, identity=identity))
             changes.append(change)
     return changes
 
@@ -231,9 +235,10 @@ def _plan_link_removal(kernel: Kernel, claims: Dict[ownership.LinkKey, ownership
         except NetnsError:
             continue  # not as this topology made it (e.g. its veth peer moved away): left alone
         for change in planned:
-            deleted = claims.get((change.params["ns"], change.params["name"]))
+            assert isinstance(change.params, (VethDeletion, VirtualLinkParams))
+            deleted = claims.get((change.params.ns, change.params.name))
             if deleted is not None and deleted.identity is not None:
-                change = dataclasses.replace(change, params=dict(change.params, index=deleted.identity[1]))
+                change = dataclasses.replace(change, params=dataclasses.replace(change.params, index=deleted.identity[1]))
             changes.append(change)
     return changes
 
@@ -272,18 +277,15 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
             stages = [lambda k, _pending: plan_teardown(k, topology, record)]
         else:
             stages = [run.purge_stage if purge else run.nothing, run.plan_ahead]
-        kernel.table_snapshot = iptables_snapshot.load(run.snapshot_path) if state != "absent" else None
+            run.snapshot = iptables_snapshot.load(run.snapshot_path)
         try:
-            try:
-                changes = converge_stages(kernel, stages, check_mode, rollback=rollback)
-            except NetnsError as exc:
-                if not check_mode:
-                    run.record_after_failure(exc, purge)
-                raise
+            changes = converge_stages(kernel, stages, check_mode, rollback=rollback)
+        except NetnsError as exc:
             if not check_mode:
-                run.record_after(changes, state == "absent", purge)
-        finally:
-            kernel.table_snapshot = None
+                run.record_after_failure(exc, purge)
+            raise
+        if not check_mode:
+            run.record_after(changes, state == "absent", purge)
     return changes
 
 
@@ -299,6 +301,7 @@ class _Run:
         self.check_mode = check_mode
         self.state_dir = state_dir
         self.snapshot_path = iptables_snapshot.snapshot_path(topology.name, state_dir)
+        self.snapshot: Optional[iptables_snapshot.Snapshot] = None  # of a run that applies: its tables file
         self.purge_planned = False
         self.ahead_saved = False
 
@@ -312,10 +315,10 @@ class _Run:
         if self.purge_planned:
             return []
         self.purge_planned = True
-        return plan_purge_stage(kernel, self.topology, self.record, pending)
+        return plan_purge_stage(kernel, self.topology, self.record, pending, self.snapshot)
 
     def plan_ahead(self, kernel: Kernel, pending: Pending) -> List[Change]:
-        changes = plan_topology(kernel, self.topology, False, self.record, pending)
+        changes = plan_topology(kernel, self.topology, False, self.record, pending, self.snapshot)
         if not self.check_mode and not self.ahead_saved:
             # Write-ahead: what this run creates is claimed before it exists, so that a run killed
             # part-way leaves its creations recorded as its own for the next run to finish.
@@ -334,8 +337,8 @@ class _Run:
         if changes or record is None or record.spec != self.data or record.has_claims_to_settle():
             self._save(ownership.settled(record or ownership.empty(self.data), self.data, self.topology,
                                          self.kernel, changes, purged))
-        assert self.kernel.table_snapshot is not None
-        self.kernel.table_snapshot.save(self.kernel)
+        assert self.snapshot is not None
+        self.snapshot.save(self.kernel)
 
     def record_after_failure(self, failure: NetnsError, purged: bool) -> None:
         """A failed run leaves the record as before it, except for what still stands of its changes."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..apply import applier
+from .._netlink.constants import RTPROT_KERNEL
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
-from ..model import Change, Pending
+from ..model import Change, Kind, Params, Pending, Undo
 from ..validation import (
     IPV6_MIN_MTU,
     LOOPBACK,
@@ -19,25 +19,11 @@ from ..validation import (
     check_host_address,
     check_ifname,
     check_optional_netns,
-    ip_interface,
     parse_interface,
 )
+from .address_state import IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, Address, addresses
 from .link import index_of, links, plan_link_attributes
-
-IFA_F_NODAD = 0x02
-IFA_F_DADFAILED = 0x08
-IFA_F_TENTATIVE = 0x40
-
-
-@dataclasses.dataclass(frozen=True)
-class Address:
-    dev: str
-    interface: IPInterface
-    flags: int = 0
-
-    @property
-    def tentative(self) -> bool:
-        return bool(self.flags & IFA_F_TENTATIVE)
+from .route import ROUTE, RouteParams, routes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,27 +60,6 @@ def address_spec(netns: Optional[str], dev: str, addresses: List[str], state: st
                              obj="%s[%d]" % (field, i))
         seen[str(iface.ip)] = i
     return AddressSpec(netns or None, dev, tuple(parsed), state, exclusive, purge_link_local, nodad, dev_up, lo_up)
-
-
-# -- reading -------------------------------------------------------------------------------
-def read_addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
-    """Every address of ``ns``: one dump."""
-    if not kernel.exists(ns):
-        return []
-    names = {link.index: name for name, link in links(kernel, ns).items()}
-    messages = kernel.dump(ns, "addresses")
-    result = []
-    for msg in messages:
-        text = msg.get_attr("IFA_ADDRESS") or msg.get_attr("IFA_LOCAL")
-        if text is None or msg["index"] not in names:
-            continue
-        flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
-        result.append(Address(names[msg["index"]], ip_interface("%s/%d" % (text, msg["prefixlen"])), flags))
-    return result
-
-
-def addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
-    return kernel.cached(ns, "addresses", read_addresses)
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -134,8 +99,7 @@ def _change(action: str, spec: AddressSpec, old: Optional[IPInterface], new: Opt
     return Change("address", action, address_key(spec.netns, spec.dev, new or old),
                   None if old is None else {"address": old.with_prefixlen},
                   None if new is None else {"address": new.with_prefixlen},
-                  params={"ns": spec.netns, "dev": spec.dev, "old": old, "new": new,
-                          "nodad": spec.nodad and new is not None and new.version == 6})
+                  params=AddressParams(spec.netns, spec.dev, old, new, spec.nodad and new is not None and new.version == 6))
 
 
 def plan_addresses(kernel: Kernel, spec: AddressSpec, pending: Pending) -> List[Change]:
@@ -150,7 +114,7 @@ def plan_addresses(kernel: Kernel, spec: AddressSpec, pending: Pending) -> List[
         raise NetnsError("device does not exist", obj="dev %s in %s" % (spec.dev, ns_label(spec.netns)))
     current = [a for a in addresses(kernel, spec.netns) if (spec.netns, a.dev) not in pending.doomed_links]
     changes = plan_address_set(spec, current)
-    added = [c.params["new"] for c in changes if c.params["new"] is not None]
+    added = [c.params.new for c in changes if isinstance(c.params, AddressParams) and c.params.new is not None]
     _check_ipv6_mtu(spec, added, pending.link_mtus.get((spec.netns, spec.dev), dev.mtu if dev is not None else None))
     pending.networks.update((spec.netns, iface.network) for iface in added)
     pending.addresses.update((spec.netns, Address(spec.dev, iface, _flags_when_added(spec, iface))) for iface in added)
@@ -175,41 +139,6 @@ def _flags_when_added(spec: AddressSpec, iface: IPInterface) -> int:
     return IFA_F_NODAD if spec.nodad or spec.dev == LOOPBACK else IFA_F_TENTATIVE
 
 
-# -- applying ------------------------------------------------------------------------------
-def _add(kernel: Kernel, change: Change, iface: IPInterface) -> None:
-    p = change.params
-    extra: Dict[str, Any] = {"flags": IFA_F_NODAD} if p["nodad"] else {}
-    with kernel.netlink("add address", "address " + change.key):
-        kernel.requests(p["ns"]).addr("add", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
-                                      prefixlen=iface.network.prefixlen, **extra)
-
-
-def _delete(kernel: Kernel, change: Change, iface: IPInterface) -> None:
-    p = change.params
-    with kernel.netlink("delete address", "address " + change.key):
-        kernel.requests(p["ns"]).addr("del", index=index_of(kernel, p["ns"], p["dev"]), address=str(iface.ip),
-                                      prefixlen=iface.network.prefixlen)
-
-
-@applier("address", "create")
-def _apply_create(kernel: Kernel, change: Change) -> None:
-    _add(kernel, change, change.params["new"])
-    kernel.invalidate(change.params["ns"], "addresses")
-
-
-@applier("address", "delete")
-def _apply_delete(kernel: Kernel, change: Change) -> None:
-    _delete(kernel, change, change.params["old"])
-    kernel.invalidate(change.params["ns"], "addresses")
-
-
-@applier("address", "replace")
-def _apply_replace(kernel: Kernel, change: Change) -> None:
-    _delete(kernel, change, change.params["old"])
-    _add(kernel, change, change.params["new"])
-    kernel.invalidate(change.params["ns"], "addresses")
-
-
 def address_report(kernel: Kernel, spec: AddressSpec) -> Dict[str, Any]:
     """The netns_addr module's return value: the device's addresses now."""
     if not kernel.exists(spec.netns):
@@ -218,3 +147,67 @@ def address_report(kernel: Kernel, spec: AddressSpec) -> Dict[str, Any]:
             "addresses": [{"address": a.interface.with_prefixlen, "tentative": a.tentative,
                            "dadfailed": bool(a.flags & IFA_F_DADFAILED)}
                           for a in addresses(kernel, spec.netns) if a.dev == spec.dev]}
+
+
+# -- applying and undoing -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class AddressParams(Params):
+    ns: Optional[str]
+    dev: str
+    old: Optional[IPInterface]  # delete or replace this
+    new: Optional[IPInterface]  # add this
+    nodad: bool = False
+
+
+class AddressKind(Kind):
+    name = "address"
+    params = (AddressParams,)
+    spec = AddressSpec
+    read = staticmethod(addresses)
+    plan = staticmethod(plan_addresses)
+    report = staticmethod(address_report)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        assert isinstance(params, AddressParams)
+        if params.old is not None:
+            _delete(kernel, change.key, params, params.old)
+        if params.new is not None:
+            _add(kernel, change.key, params, params.new)
+        kernel.invalidate(params.ns, "addresses")
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        params = change.params
+        assert isinstance(params, AddressParams)
+        inverse = Change("address", {"create": "delete", "delete": "create", "replace": "replace"}[change.action],
+                         change.key, params=dataclasses.replace(params, old=params.new, new=params.old))
+        # Removing an address makes the kernel drop the routes through gateways on its prefix; those
+        # are no change of this run's plan, so remember them here and put them back with the address.
+        dropped_with_it = [] if params.old is None else \
+            [r for r in routes(kernel, params.ns) if r.proto != RTPROT_KERNEL and r.via is not None]
+
+        def undo(kernel_: Kernel) -> None:
+            self.apply(kernel_, inverse)
+            kernel_.invalidate(params.ns)
+            present = {r.identity for r in routes(kernel_, params.ns)}
+            for route in dropped_with_it:
+                if route.identity not in present:
+                    ROUTE.apply(kernel_, Change("route", "update", "%s in %s" % (route.dst, params.ns),
+                                                params=RouteParams(params.ns, route)))
+        return undo
+
+
+def _add(kernel: Kernel, key: str, params: AddressParams, iface: IPInterface) -> None:
+    extra: Dict[str, Any] = {"flags": IFA_F_NODAD} if params.nodad else {}
+    with kernel.netlink("add address", "address " + key):
+        kernel.requests(params.ns).addr("add", index=index_of(kernel, params.ns, params.dev), address=str(iface.ip),
+                                        prefixlen=iface.network.prefixlen, **extra)
+
+
+def _delete(kernel: Kernel, key: str, params: AddressParams, iface: IPInterface) -> None:
+    with kernel.netlink("delete address", "address " + key):
+        kernel.requests(params.ns).addr("del", index=index_of(kernel, params.ns, params.dev), address=str(iface.ip),
+                                        prefixlen=iface.network.prefixlen)
+
+
+ADDRESS = AddressKind()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import subprocess
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..apply import applier, batch_applier
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
-from ..model import Change, Pending
+from ..model import Change, Done, Kind, Params, Pending, Undo
 from ..system import nsfs
 from ..validation import check_optional_netns
 from .iptables_rules import (
@@ -36,6 +35,7 @@ from .iptables_rules import (
     rule_text,
     rule_words,
 )
+from .iptables_snapshot import Snapshot
 
 TOOLS = {"ipv4": ("iptables-save", "iptables-restore"), "ipv6": ("ip6tables-save", "ip6tables-restore")}
 CHAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,28}")
@@ -114,12 +114,11 @@ def _chain_spec(raw: Any, ip_version: str, table: str, field: str) -> ChainSpec:
 
 
 # -- canonical forms -------------------------------------------------------------------------
-def canonicalise(kernel: Kernel, specs: List[IptablesSpec]) -> None:
+def canonicalise(specs: List[IptablesSpec], snapshot: Optional[Snapshot] = None) -> None:
     """Let iptables canonicalise every declared rule of ``specs``: one restore and one save per
     (ip_version, table) in a throw-away namespace. Invalid rules fail here, before any change.
     A topology's rules canonicalised by an earlier run with the same iptables binaries (its tables
     snapshot keeps them) are not done again: the form is a property of the binary."""
-    snapshot = kernel.table_snapshot
     families = sorted({spec.ip_version for spec in specs})
     if snapshot is not None:
         for family in families:
@@ -217,12 +216,12 @@ def _invalid_rule(stderr: str, lines: List[str], rules: List[Tuple[ChainSpec, st
 
 
 # -- reading -------------------------------------------------------------------------------
-def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str, Table]:
-    """All tables of one family in ``ns``: one iptables-save (never -t, which would create the table)."""
+def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str, snapshot: Optional[Snapshot] = None) -> Dict[str, Table]:
+    """All tables of one family in ``ns``: one iptables-save (never -t, which would create the table);
+    a ``snapshot`` learns what was read."""
     if not kernel.exists(ns):
         return {}
     save = TOOLS[ip_version][0]
-    snapshot = kernel.table_snapshot
     generation = snapshot.generation(kernel, ns) if snapshot else None
     tables = parse_save(kernel.run(ns, [save, "-c"]), "%s in %s" % (save, ns_label(ns)))
     if snapshot:
@@ -230,20 +229,19 @@ def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str,
     return tables
 
 
-# iptables-save/-restore processes run at once (prefetch_tables, _apply_many): on a machine with few
+# iptables-save/-restore processes run at once (prefetch_tables, IptablesKind.apply_batch): on a machine with few
 # cores most of a save is the child's own CPU work (exec, nf_tables dump), and most of a restore
 # waiting for the kernel to commit it; both overlap well.
 PARALLEL_PROCESSES = 8
 
 
-def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> None:
+def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]], snapshot: Optional[Snapshot] = None) -> None:
     """Read the tables of many (namespace, ip_version) pairs into the cache ``cached_tables`` reads
     from: those the run's snapshot knows at the namespace's current generation from there, the
     others with several iptables-save running at once (a whole topology would otherwise wait for
     one process after another)."""
     todo = [(ns, v) for ns, v in dict.fromkeys(wanted)
             if kernel.peek(ns, "iptables-" + v) is None and kernel.exists(ns)]
-    snapshot = kernel.table_snapshot
     generations = {ns: snapshot.generation(kernel, ns) for ns, _ in todo} if snapshot else {}
     unknown = []
     for ns, ip_version in todo:
@@ -265,15 +263,17 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]]) -> 
             running = []
 
 
-def cached_tables(kernel: Kernel, ns: Optional[str], ip_version: str) -> Dict[str, Table]:
+def cached_tables(kernel: Kernel, ns: Optional[str], ip_version: str,
+                  snapshot: Optional[Snapshot] = None) -> Dict[str, Table]:
     """The tables as last read or written; a namespace this run created has none yet (its built-in
     chains are empty with policy ACCEPT, which is what an absent table means here)."""
     return kernel.cached(ns, "iptables-" + ip_version,
-                         lambda k, n: {} if n in k.created else read_tables(k, n, ip_version))
+                         lambda k, n: {} if n in k.created else read_tables(k, n, ip_version, snapshot))
 
 
-def current_table(kernel: Kernel, ns: Optional[str], ip_version: str, table: str) -> Table:
-    tables = cached_tables(kernel, ns, ip_version)
+def current_table(kernel: Kernel, ns: Optional[str], ip_version: str, table: str,
+                  snapshot: Optional[Snapshot] = None) -> Table:
+    tables = cached_tables(kernel, ns, ip_version, snapshot)
     return tables[table].copy() if table in tables else empty_table(table)
 
 
@@ -319,80 +319,22 @@ def iptables_key(spec: IptablesSpec) -> str:
     return "%s %s in %s" % (spec.ip_version, spec.table, ns_label(spec.netns))
 
 
-def plan_iptables(kernel: Kernel, spec: IptablesSpec, pending: Pending) -> List[Change]:
+def plan_iptables(kernel: Kernel, spec: IptablesSpec, pending: Pending, snapshot: Optional[Snapshot] = None) -> List[Change]:
+    """``snapshot``: the topology's tables file, which knows tables and canonical forms of earlier runs."""
     if not kernel.exists(spec.netns):
         if spec.state == "absent":
             return []
         if not pending.has_namespace(spec.netns):
             raise NetnsError("namespace %s does not exist" % spec.netns, obj="iptables " + iptables_key(spec))
-    canonicalise(kernel, [spec])
-    current = current_table(kernel, spec.netns, spec.ip_version, spec.table)
+    canonicalise([spec], snapshot)
+    current = current_table(kernel, spec.netns, spec.ip_version, spec.table, snapshot)
     wanted = plan_table(spec, current)
     if wanted is None:
         return []
     table_restore(spec, current, wanted)  # a table that cannot be written so fails before any change
     names = [c.name for c in spec.chains]
     return [Change("iptables", "update", iptables_key(spec), _chain_view(current, names), _chain_view(wanted, names),
-                   params={"spec": spec})]
-
-
-@applier("iptables", "update")
-def _apply(kernel: Kernel, change: Change) -> None:
-    """Recompute on the table as this run last read or wrote it (under the host lock nothing else
-    changes it; an earlier change of the same plan may have) and restore it in one go."""
-    _apply_many(kernel, [change], lambda _position: None)
-
-
-@batch_applier("iptables", "update")
-def _apply_many(kernel: Kernel, changes: List[Change], done: Callable[[int], None]) -> None:
-    """Up to PARALLEL_PROCESSES restores at once, never two in one namespace, in the order given;
-    after a failure nothing new starts, what runs is finished, then the first failure is raised."""
-    waiting = list(enumerate(changes))
-    running: List[Tuple[int, IptablesSpec, Table, Any]] = []
-    failure: Optional[NetnsError] = None
-    while running or (waiting and failure is None):
-        while failure is None and len(running) < PARALLEL_PROCESSES:
-            busy = {spec.netns for _, spec, _, _ in running}
-            ready = next((item for item in waiting if item[1].params["spec"].netns not in busy), None)
-            if ready is None:
-                break
-            waiting.remove(ready)
-            try:
-                started = _start_restore(kernel, ready[1].params["spec"])
-            except NetnsError as exc:
-                failure = exc
-                break
-            if started is None:
-                done(ready[0])  # an earlier change of the batch already made it so
-            else:
-                running.append((ready[0],) + started)
-        if running:
-            position, spec, wanted, proc = running.pop(0)
-            try:
-                kernel.finish(spec.netns, [TOOLS[spec.ip_version][1], "-c"], proc)
-            except NetnsError as exc:
-                failure = failure or exc
-                continue
-            _restored(kernel, spec, wanted)
-            done(position)
-    if failure is not None:
-        raise failure
-
-
-def _start_restore(kernel: Kernel, spec: IptablesSpec) -> Optional[Tuple[IptablesSpec, Table, Any]]:
-    """Start restoring the table ``spec`` wants, computed on the table as this run last read or
-    wrote it; None when it already is so."""
-    snapshot = kernel.table_snapshot
-    if snapshot and snapshot.remembered(spec.netns, TOOLS[spec.ip_version][0]):
-        kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)  # for its current counters
-    current = current_table(kernel, spec.netns, spec.ip_version, spec.table)
-    wanted = plan_table(spec, current)
-    if wanted is None:
-        return None
-    options, text = table_restore(spec, current, wanted)
-    if snapshot:
-        snapshot.restoring(kernel, spec.netns)
-    return spec, wanted, kernel.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, text)
+                   params=TableParams(spec, snapshot))]
 
 
 def table_restore(spec: IptablesSpec, current: Table, wanted: Table) -> Tuple[List[str], str]:
@@ -403,19 +345,112 @@ def table_restore(spec: IptablesSpec, current: Table, wanted: Table) -> Tuple[Li
         raise NetnsError(exc.message, obj="iptables " + iptables_key(spec)) from None
 
 
-def _restored(kernel: Kernel, spec: IptablesSpec, table: Table) -> None:
-    tables = cached_tables(kernel, spec.netns, spec.ip_version)
-    tables[spec.table] = table
-    # iptables-restore replaced the whole table atomically with exactly this (already in
-    # iptables-save's canonical form): verification need not spawn iptables-save again.
-    kernel.written(spec.netns, "iptables-" + spec.ip_version)
-    if kernel.table_snapshot:
-        kernel.table_snapshot.restored(spec.netns, TOOLS[spec.ip_version][0], tables)
-
-
 def iptables_report(kernel: Kernel, spec: IptablesSpec) -> Dict[str, Any]:
     """The netns_iptables module's return value: the declared chains as they are now."""
     if not kernel.exists(spec.netns):
         return {"chains": {}}
     table = current_table(kernel, spec.netns, spec.ip_version, spec.table)
     return {"chains": _chain_view(table, [c.name for c in spec.chains])}
+
+
+# -- applying and undoing -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TableParams(Params):
+    spec: IptablesSpec
+    snapshot: Optional[Snapshot] = None  # learns what the restore wrote
+
+
+class IptablesKind(Kind):
+    """One table of one family in a namespace, restored whole (iptables-restore is atomic per table)."""
+
+    name = "iptables"
+    params = (TableParams,)
+    spec = IptablesSpec
+    read = staticmethod(cached_tables)
+    plan = staticmethod(plan_iptables)
+    report = staticmethod(iptables_report)
+    batched = True
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        """Recompute on the table as this run last read or wrote it (under the host lock nothing else
+        changes it; an earlier change of the same plan may have) and restore it in one go."""
+        self.apply_batch(kernel, [change], lambda _position: None)
+
+    def apply_batch(self, kernel: Kernel, changes: List[Change], done: Done) -> None:
+        """Up to PARALLEL_PROCESSES restores at once, never two in one namespace, in the order given;
+        after a failure nothing new starts, what runs is finished, then the first failure is raised."""
+        waiting = [(position, _table_params(change)) for position, change in enumerate(changes)]
+        running: List[Tuple[int, TableParams, Table, Any]] = []
+        failure: Optional[NetnsError] = None
+        while running or (waiting and failure is None):
+            while failure is None and len(running) < PARALLEL_PROCESSES:
+                busy = {params.spec.netns for _, params, _, _ in running}
+                ready = next((item for item in waiting if item[1].spec.netns not in busy), None)
+                if ready is None:
+                    break
+                waiting.remove(ready)
+                try:
+                    started = _start_restore(kernel, ready[1])
+                except NetnsError as exc:
+                    failure = exc
+                    break
+                if started is None:
+                    done(ready[0])  # an earlier change of the batch already made it so
+                else:
+                    running.append((ready[0], ready[1]) + started)
+            if running:
+                position, params, wanted, proc = running.pop(0)
+                try:
+                    kernel.finish(params.spec.netns, [TOOLS[params.spec.ip_version][1], "-c"], proc)
+                except NetnsError as exc:
+                    failure = failure or exc
+                    continue
+                _restored(kernel, params, wanted)
+                done(position)
+        if failure is not None:
+            raise failure
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        spec = _table_params(change).spec
+        old = current_table(kernel, spec.netns, spec.ip_version, spec.table)
+
+        def restore(kernel_: Kernel) -> None:
+            options, text = table_restore(spec, current_table(kernel_, spec.netns, spec.ip_version, spec.table), old)
+            kernel_.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, stdin=text)
+            cached_tables(kernel_, spec.netns, spec.ip_version)[spec.table] = old
+        return restore
+
+
+def _table_params(change: Change) -> TableParams:
+    assert isinstance(change.params, TableParams)
+    return change.params
+
+
+def _start_restore(kernel: Kernel, params: TableParams) -> Optional[Tuple[Table, Any]]:
+    """Start restoring the table ``params.spec`` wants, computed on the table as this run last read
+    or wrote it; None when it already is so."""
+    spec, snapshot = params.spec, params.snapshot
+    if snapshot and snapshot.remembered(spec.netns, TOOLS[spec.ip_version][0]):
+        kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)  # for its current counters
+    current = current_table(kernel, spec.netns, spec.ip_version, spec.table, snapshot)
+    wanted = plan_table(spec, current)
+    if wanted is None:
+        return None
+    options, text = table_restore(spec, current, wanted)
+    if snapshot:
+        snapshot.restoring(kernel, spec.netns)
+    return wanted, kernel.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, text)
+
+
+def _restored(kernel: Kernel, params: TableParams, table: Table) -> None:
+    spec = params.spec
+    tables = cached_tables(kernel, spec.netns, spec.ip_version, params.snapshot)
+    tables[spec.table] = table
+    # iptables-restore replaced the whole table atomically with exactly this (already in
+    # iptables-save's canonical form): verification need not spawn iptables-save again.
+    kernel.written(spec.netns, "iptables-" + spec.ip_version)
+    if params.snapshot:
+        params.snapshot.restored(spec.netns, TOOLS[spec.ip_version][0], tables)
+
+
+IPTABLES = IptablesKind()

@@ -11,10 +11,9 @@ import socket
 from typing import Any, Dict, List, Optional
 
 from .._netlink.constants import IFF_UP
-from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, as_list, attr, ns_label
-from ..model import Change
+from ..model import Change, Kind, Params, Undo, undo_nothing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,25 +87,55 @@ def plan_link_attributes(
     if not after:
         return []
     return [Change("link", "update", link_key(ns, name), before, after,
-                   params={"ns": ns, "name": name, "mtu": after.get("mtu"), "mac": after.get("mac"),
-                           "up": None if "state" not in after else after["state"] == "up"})]
+                   params=LinkAttributes(ns, name, after.get("mtu"), after.get("mac"),
+                                         None if "state" not in after else after["state"] == "up"))]
 
 
-@applier("link", "update")
-def _apply_link_update(kernel: Kernel, change: Change) -> None:
-    ns, name = change.params["ns"], change.params["name"]
-    requests = kernel.requests(ns)
-    with kernel.netlink("set link", change.key):
-        index = index_of(kernel, ns, name)
-        attrs: Dict[str, Any] = {}
-        if change.params.get("mtu") is not None:
-            attrs["mtu"] = change.params["mtu"]
-        if change.params.get("mac") is not None:
-            attrs["address"] = change.params["mac"]
-        if change.params.get("up") is not None:
-            attrs["state"] = "up" if change.params["up"] else "down"
-        requests.link("set", index=index, **attrs)
-    kernel.invalidate(ns, "links")
+@dataclasses.dataclass(frozen=True)
+class LinkAttributes(Params):
+    """What to set of a link of any type; None: leave as it is."""
+
+    ns: Optional[str]
+    name: str
+    mtu: Optional[int] = None
+    mac: Optional[str] = None
+    up: Optional[bool] = None
+
+
+class LinkAttributesKind(Kind):
+    """MTU, MAC and up/down of links of every type (the types themselves are kinds of their own)."""
+
+    name = "link"
+    params = (LinkAttributes,)
+    read = staticmethod(links)
+    plan = staticmethod(plan_link_attributes)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        assert isinstance(params, LinkAttributes)
+        requests = kernel.requests(params.ns)
+        with kernel.netlink("set link", change.key):
+            index = index_of(kernel, params.ns, params.name)
+            attrs: Dict[str, Any] = {}
+            if params.mtu is not None:
+                attrs["mtu"] = params.mtu
+            if params.mac is not None:
+                attrs["address"] = params.mac
+            if params.up is not None:
+                attrs["state"] = "up" if params.up else "down"
+            requests.link("set", index=index, **attrs)
+        kernel.invalidate(params.ns, "links")
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        assert isinstance(change.params, LinkAttributes)
+        # The plan's "before" is the link as read when planning (None for a link the run creates,
+        # whose creation's undo covers it): no read here, which would be one dump per change.
+        before = change.before or {}
+        if all(value is None for value in before.values()):
+            return undo_nothing
+        return self.replay(Change("link", "update", change.key, params=LinkAttributes(
+            change.params.ns, change.params.name, before.get("mtu"), before.get("mac"),
+            None if before.get("state") is None else before["state"] == "up")))
 
 
 def index_of(kernel: Kernel, ns: Optional[str], name: str) -> int:
@@ -145,7 +174,19 @@ def _lookup_index_by_netlink(kernel: Kernel, ns: Optional[str], name: str) -> in
     return found[0]
 
 
+def delete_link(kernel: Kernel, ns: Optional[str], name: str, index: Optional[int], what: str, obj: str) -> None:
+    """Delete a link of any type: by ``index`` when it was planned by identity (whatever its name
+    is now), else by ``name``."""
+    with kernel.netlink(what, obj):
+        kernel.requests(ns).link("del", index=index or index_of(kernel, ns, name))
+    forget_indexes(kernel)
+    kernel.invalidate(ns, "links")
+
+
 def forget_indexes(kernel: Kernel) -> None:
     """After a link is deleted or moved (or a namespace deleted, taking veth peers elsewhere along),
     a remembered ifindex may name nothing, or a newer link: forget them all."""
     kernel.indexes.clear()
+
+
+LINK_ATTRIBUTES = LinkAttributesKind()

@@ -12,10 +12,9 @@ import os
 import time
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
-from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
-from ..model import Change
+from ..model import Change, Kind, Params, Undo, undo_nothing
 from ..system import nsfs
 from ..validation import (
     LOOPBACK,
@@ -135,7 +134,7 @@ def plan_namespace(kernel: Kernel, spec: NamespaceSpec, try_values: bool = True)
     exists = kernel.exists(spec.name)
     if not exists:
         changes.append(Change("netns", "create", spec.name, None, {"name": spec.name},
-                              params={"name": spec.name}))
+                              params=NamespaceParams(spec.name)))
     changes += plan_sysctls(kernel, spec, try_values=try_values)
     changes += _plan_dns(spec)
     if spec.lo_up is not None:
@@ -167,8 +166,7 @@ def plan_sysctls(kernel: Kernel, spec: NamespaceSpec, links_to_come: FrozenSet[s
             probe = with_link(key, LOOPBACK) if link in present | links_to_come else key
             changes.append(Change("sysctl", "update", "%s in %s" % (key, ns_label(spec.name)),
                                   {"value": have}, {"value": wanted},
-                                  params={"ns": spec.name, "key": key, "value": wanted, "probe": probe,
-                                          "field": spec.field("sysctls." + key)}))
+                                  params=SysctlParams(spec.name, key, wanted, probe, spec.field("sysctls." + key))))
     if try_values:
         try_sysctls(changes)
     return changes
@@ -178,15 +176,15 @@ def try_sysctls(changes: List[Change]) -> None:
     """Set each sysctl of ``changes`` in one throw-away namespace, in plan order, and read it back:
     a key a new namespace lacks, a value the kernel refuses or keeps otherwise fails here, naming
     its field, before anything changes (the host's namespaces are not touched)."""
-    trials = [change.params for change in changes if change.kind == "sysctl"]
+    trials = [change.params for change in changes if isinstance(change.params, SysctlParams)]
     if not trials:
         return
     with nsfs.scratch_namespace():
-        problems = [(params, _try_sysctl(params["probe"], params["value"])) for params in trials]
+        problems = [(params, _try_sysctl(params.probe, params.value)) for params in trials]
     for params, problem in problems:
         if problem is not None:
             message, code = problem
-            raise NetnsError(message, obj=params["field"], errno=code)
+            raise NetnsError(message, obj=params.field, errno=code)
 
 
 def _try_sysctl(key: str, value: str) -> Optional[Tuple[str, Optional[int]]]:
@@ -222,7 +220,7 @@ def _plan_dns(spec: NamespaceSpec) -> List[Change]:
     if not spec.nameservers:
         if current is not None and ours:
             _check_dns_removable(spec.name)
-            return [Change("dns", "delete", key, {"nameservers": current}, None, params={"path": path})]
+            return [Change("dns", "delete", key, {"nameservers": current}, None, params=ResolvConfParams(path))]
         return []
     if current == list(spec.nameservers) and ours:
         return []
@@ -230,7 +228,7 @@ def _plan_dns(spec: NamespaceSpec) -> List[Change]:
     return [Change("dns", "create" if current is None else "update", key,
                    None if current is None else {"nameservers": current},
                    {"nameservers": list(spec.nameservers)},
-                   params={"path": path, "content": resolv_conf_text(spec.nameservers)})]
+                   params=ResolvConfParams(path, resolv_conf_text(spec.nameservers)))]
 
 
 def _plan_absent(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
@@ -240,10 +238,10 @@ def _plan_absent(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
         _check_dns_removable(spec.name)
         changes.append(Change("dns", "delete", "resolv.conf of %s" % ns_label(spec.name),
                               {"nameservers": current_dns}, None,
-                              params={"path": resolv_conf_path(spec.name)}))
+                              params=ResolvConfParams(resolv_conf_path(spec.name))))
     if kernel.exists(spec.name):
         changes.append(Change("netns", "delete", spec.name, {"name": spec.name}, None,
-                              params={"name": spec.name}))
+                              params=NamespaceParams(spec.name)))
     return changes
 
 
@@ -259,21 +257,67 @@ def _check_dns_removable(name: str) -> None:
     nsfs.check_removable(resolv_conf_path(name))
 
 
-# -- applying ------------------------------------------------------------------------------
-@applier("netns", "create")
-def _apply_create(kernel: Kernel, change: Change) -> None:
-    name = change.params["name"]
-    nsfs.create_namespace(name)
-    kernel.forget_namespace(name)
-    kernel.created.add(name)
+def namespace_report(kernel: Kernel, name: str, sysctl_keys: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The netns module's return value."""
+    report = namespace_facts(kernel, name)
+    if report["exists"]:
+        report["sysctls"] = read_sysctls(kernel, name, sorted(sysctl_keys or {}))
+    report["nameservers"] = read_nameservers(name)[0]
+    return report
 
 
-@applier("netns", "delete")
-def _apply_delete(kernel: Kernel, change: Change) -> None:
-    name = change.params["name"]
-    if "identity" in change.params:  # planned as ours: still the same namespace under that name?
+# -- applying and undoing -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class NamespaceParams(Params):
+    name: str
+    # A deletion planned as the topology's own: the identity (nsfs inode) it was planned on.
+    identity: Optional[List[Any]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SysctlParams(Params):
+    ns: Optional[str]
+    key: str
+    value: str
+    probe: str  # the key to try the value on in a throw-away namespace
+    field: str  # where the input declared it
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvConfParams(Params):
+    path: str
+    content: Optional[str] = None  # None: delete
+
+
+class NamespaceKind(Kind):
+    name = "netns"
+    params = (NamespaceParams,)
+    spec = NamespaceSpec
+    plan = staticmethod(plan_namespace)
+    report = staticmethod(namespace_report)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        assert isinstance(params, NamespaceParams)
+        if change.action == "create":
+            nsfs.create_namespace(params.name)
+            kernel.forget_namespace(params.name)
+            kernel.created.add(params.name)
+        else:
+            _delete_namespace(kernel, params)
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        assert isinstance(change.params, NamespaceParams)
+        if change.action == "create":
+            return self.replay(Change("netns", "delete", change.key, params=NamespaceParams(change.params.name)))
+        return None  # its processes, links and addresses are gone with it
+
+
+def _delete_namespace(kernel: Kernel, params: NamespaceParams) -> None:
+    name = params.name
+    if params.identity is not None:  # planned as ours: still the same namespace under that name?
         kernel.forget_namespace(name)
-        if not kernel.exists(name) or kernel.identity(name) != change.params["identity"]:
+        if not kernel.exists(name) or kernel.identity(name) != params.identity:
             raise NetnsError("is no longer the namespace this topology created (deleted and made again by "
                              "someone else since it was planned); left alone", obj="netns %s" % name)
     outside_peers = _veth_peers_outside(kernel, name)
@@ -347,36 +391,55 @@ def _wait_links_gone(kernel: Kernel, peers: List[Tuple[Optional[str], int]], nam
         kernel.invalidate(ns, "links")
 
 
-@applier("sysctl", "update")
-def _apply_sysctl(kernel: Kernel, change: Change) -> None:
-    with kernel.entered(change.params["ns"]):
-        try:
-            with open(sysctl_path(change.params["key"]), "w") as handle:
-                handle.write(change.params["value"])
-        except OSError as exc:
-            raise NetnsError("cannot set to %r" % change.params["value"], obj="sysctl " + change.key,
-                             errno=exc.errno) from None
+class SysctlKind(Kind):
+    name = "sysctl"
+    params = (SysctlParams,)
+    read = staticmethod(read_sysctls)
+    plan = staticmethod(plan_sysctls)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        assert isinstance(params, SysctlParams)
+        with kernel.entered(params.ns):
+            try:
+                with open(sysctl_path(params.key), "w") as handle:
+                    handle.write(params.value)
+            except OSError as exc:
+                raise NetnsError("cannot set to %r" % params.value, obj="sysctl " + change.key,
+                                 errno=exc.errno) from None
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        assert isinstance(change.params, SysctlParams)
+        old = (change.before or {}).get("value")
+        if old is None:  # in a namespace this run creates: undoing the creation covers it
+            return undo_nothing
+        return self.replay(Change("sysctl", "update", change.key, params=dataclasses.replace(change.params, value=old)))
 
 
-@applier("dns", "create", "update")
-def _apply_dns_write(kernel: Kernel, change: Change) -> None:
-    # As ip netns does: /etc/netns and /etc/netns/NAME are 0755, whatever the umask.
-    nsfs.ensure_directory(nsfs.NETNS_ETC_DIR, 0o755)
-    nsfs.write_file_atomically(change.params["path"], change.params["content"], 0o644, directory_mode=0o755)
+class ResolvConfKind(Kind):
+    name = "dns"
+    params = (ResolvConfParams,)
+    plan = staticmethod(_plan_dns)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        assert isinstance(params, ResolvConfParams)
+        if params.content is None:
+            nsfs.remove_file(params.path)
+            with contextlib.suppress(OSError):  # rmdir never follows a symlink
+                os.rmdir(os.path.dirname(params.path))  # fails while the directory holds other files of the user's
+            return
+        # As ip netns does: /etc/netns and /etc/netns/NAME are 0755, whatever the umask.
+        nsfs.ensure_directory(nsfs.NETNS_ETC_DIR, 0o755)
+        nsfs.write_file_atomically(params.path, params.content, 0o644, directory_mode=0o755)
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        assert isinstance(change.params, ResolvConfParams)
+        old_text = nsfs.read_regular_file(change.params.path)  # never a FIFO opened, nor a symlink followed
+        action = "delete" if old_text is None else "update"
+        return self.replay(Change("dns", action, change.key, params=ResolvConfParams(change.params.path, old_text)))
 
 
-@applier("dns", "delete")
-def _apply_dns_delete(kernel: Kernel, change: Change) -> None:
-    path = change.params["path"]
-    nsfs.remove_file(path)
-    with contextlib.suppress(OSError):  # rmdir never follows a symlink
-        os.rmdir(os.path.dirname(path))  # fails while the directory holds other files of the user's
-
-
-def namespace_report(kernel: Kernel, name: str, sysctl_keys: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The netns module's return value."""
-    report = namespace_facts(kernel, name)
-    if report["exists"]:
-        report["sysctls"] = read_sysctls(kernel, name, sorted(sysctl_keys or {}))
-    report["nameservers"] = read_nameservers(name)[0]
-    return report
+NAMESPACE = NamespaceKind()
+SYSCTL = SysctlKind()
+RESOLV_CONF = ResolvConfKind()

@@ -10,10 +10,9 @@ import socket
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .._netlink.constants import RTPROT_KERNEL
-from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
-from ..model import Change, Pending
+from ..model import Change, Kind, Params, Pending, Undo
 from ..validation import (
     IPV6_MIN_MTU,
     LOOPBACK,
@@ -28,7 +27,7 @@ from ..validation import (
     parse_address,
     parse_destination,
 )
-from .address import Address, addresses
+from .address_state import Address, addresses
 from .link import Link, index_of, links
 
 MAIN_TABLE, LOCAL_TABLE = 254, 255
@@ -226,7 +225,7 @@ def plan_route_set(spec: RouteSpec, current: List[Route]) -> List[Change]:
 
 def _change(action: str, ns: Optional[str], old: Optional[Route], new: Optional[Route]) -> Change:
     return Change("route", action, route_key(ns, new or old), None if old is None else old.as_dict(),
-                  None if new is None else new.as_dict(), params={"ns": ns, "route": new or old, "old": old})
+                  None if new is None else new.as_dict(), params=RouteParams(ns, new or old, old))
 
 
 def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Change]:
@@ -239,7 +238,7 @@ def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Chang
         raise NetnsError("namespace %s does not exist" % spec.netns, obj="routes")
     changes = plan_route_set(spec, routes(kernel, spec.netns, versions))
     if not ns_missing:
-        _check_reachable(kernel, spec, pending, {c.params["route"].identity for c in changes if c.action != "delete"})
+        _check_reachable(kernel, spec, pending, {_route_of(c).identity for c in changes if c.action != "delete"})
     return changes
 
 
@@ -349,17 +348,52 @@ def _request(kernel: Kernel, ns: Optional[str], route: Route, full: bool) -> Dic
     return request
 
 
-@applier("route", "create", "update", "delete")
-def _apply(kernel: Kernel, change: Change) -> None:
-    ns, route = change.params["ns"], change.params["route"]
-    command = {"create": "add", "update": "replace", "delete": "del"}[change.action]
-    with kernel.netlink("%s route" % command, "route " + change.key):
-        kernel.requests(ns).route(command, **_request(kernel, ns, route, change.action != "delete"))
-    invalidate_routes(kernel, ns)
-
-
 def route_report(kernel: Kernel, spec: RouteSpec) -> Dict[str, Any]:
     """The netns_route module's return value: the routes of the tables the task names."""
     tables = {r.table for r in spec.routes}
     return {"routes": [r.as_dict() for r in routes(kernel, spec.netns) if r.table in tables]
             if kernel.exists(spec.netns) else []}
+
+
+# -- applying and undoing -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RouteParams(Params):
+    ns: Optional[str]
+    route: Route  # to add, replace with, or delete
+    old: Optional[Route] = None  # what an update replaces
+
+
+def _route_of(change: Change) -> Route:
+    assert isinstance(change.params, RouteParams)
+    return change.params.route
+
+
+class RouteKind(Kind):
+    name = "route"
+    params = (RouteParams,)
+    spec = RouteSpec
+    read = staticmethod(routes)
+    plan = staticmethod(plan_routes)
+    report = staticmethod(route_report)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        assert isinstance(params, RouteParams)
+        command = {"create": "add", "update": "replace", "delete": "del"}[change.action]
+        with kernel.netlink("%s route" % command, "route " + change.key):
+            kernel.requests(params.ns).route(command, **_request(kernel, params.ns, params.route,
+                                                                 change.action != "delete"))
+        invalidate_routes(kernel, params.ns)
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        params = change.params
+        assert isinstance(params, RouteParams)
+        if change.action == "create":
+            return self.replay(Change("route", "delete", change.key, params=params))
+        if change.action == "delete":  # "replace": also right when rollback's second pass finds it back already
+            return self.replay(Change("route", "update", change.key, params=params))
+        assert params.old is not None
+        return self.replay(Change("route", "update", change.key, params=RouteParams(params.ns, params.old)))
+
+
+ROUTE = RouteKind()

@@ -14,13 +14,12 @@ import dataclasses
 import errno
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
-from ..model import Change, Pending
+from ..model import Change, Kind, Params, Pending, Undo
 from ..system import nsfs
 from ..validation import check_ifname, check_link_mac, check_mac, check_mtu, check_new_link_name, check_optional_netns
-from .link import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
+from .link import Link, delete_link, forget_indexes, index_of, link_key, links, plan_link_attributes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +161,7 @@ def _create(spec: VethSpec) -> Change:
     if spec.end.up:
         after["state"] = "up"
     return Change("link", "create", link_key(spec.end.netns, spec.end.name), None, after,
-                  params={"end": spec.end, "peer": spec.peer})
+                  params=VethPair(spec.end, spec.peer))
 
 
 def _plan_move(kernel: Kernel, present: VethEnd, link: Link, missing: VethEnd) -> Tuple[Change, Link]:
@@ -179,7 +178,7 @@ def _plan_move(kernel: Kernel, present: VethEnd, link: Link, missing: VethEnd) -
         raise NetnsError("it is paired with %s, not %s; refusing to change it" % (_describe(where, peer), missing.name),
                          obj=obj)
     change = Change("link", "move", link_key(missing.netns, missing.name), {"netns": where}, {"netns": missing.netns},
-                    params={"name": missing.name, "from_ns": where, "to_ns": missing.netns})
+                    params=VethMove(missing.name, where, missing.netns))
     return change, dataclasses.replace(peer, up=False)  # a link moved to another namespace goes down
 
 
@@ -194,51 +193,8 @@ def _plan_absent(kernel: Kernel, spec: VethSpec) -> List[Change]:
             raise NetnsError("%s is not paired with %s; refusing to delete it" % (_describe(end.netns, link), other.name),
                              obj=obj)
         return [Change("link", "delete", link_key(end.netns, end.name), link.as_dict(), None,
-                       params={"ns": end.netns, "name": end.name, "peer_ns": found[0]})]
+                       params=VethDeletion(end.netns, end.name, found[0]))]
     return []
-
-
-# -- applying ------------------------------------------------------------------------------
-@applier("link", "create")
-def _apply_create(kernel: Kernel, change: Change) -> None:
-    end, peer = change.params["end"], change.params["peer"]
-    peer_attrs: Dict[str, Any] = {"ifname": peer.name}
-    if peer.netns != end.netns:
-        peer_attrs["net_ns_fd"] = kernel.fd(peer.netns)
-    attrs: Dict[str, Any] = {"ifname": end.name, "kind": "veth", "peer": peer_attrs}
-    for target, item in ((attrs, end), (peer_attrs, peer)):
-        if item.mtu is not None:
-            target["mtu"] = item.mtu
-        if item.mac is not None:
-            target["address"] = item.mac
-    if end.up:
-        attrs["state"] = "up"
-    with kernel.netlink("create veth pair", "veth " + change.key):
-        kernel.requests(end.netns).link("add", **attrs)
-    kernel.invalidate(end.netns, "links")
-    kernel.invalidate(peer.netns, "links")
-
-
-@applier("link", "move")
-def _apply_move(kernel: Kernel, change: Change) -> None:
-    p = change.params
-    with kernel.netlink("move to the %s" % ns_label(p["to_ns"]), "veth " + change.key):
-        kernel.requests(p["from_ns"]).link("set", index=index_of(kernel, p["from_ns"], p["name"]),
-                                           net_ns_fd=kernel.fd(p["to_ns"]))
-    forget_indexes(kernel)
-    kernel.invalidate(p["from_ns"], "links")
-    kernel.invalidate(p["to_ns"], "links")
-
-
-@applier("link", "delete")
-def _apply_delete(kernel: Kernel, change: Change) -> None:
-    p = change.params
-    with kernel.netlink("delete veth pair", "veth " + change.key):
-        # a link planned by identity is deleted by the ifindex it was planned on, whatever its name now
-        kernel.requests(p["ns"]).link("del", index=p.get("index") or index_of(kernel, p["ns"], p["name"]))
-    forget_indexes(kernel)
-    kernel.invalidate(p["ns"], "links")
-    kernel.invalidate(p["peer_ns"], "links")
 
 
 def veth_report(kernel: Kernel, spec: VethSpec) -> Dict[str, Any]:
@@ -250,3 +206,85 @@ def veth_report(kernel: Kernel, spec: VethSpec) -> Dict[str, Any]:
         return dict(link.as_dict(), netns=end.netns, ifindex=link.index, exists=True)
 
     return {"end": end_state(spec.end), "peer": end_state(spec.peer)}
+
+
+# -- applying and undoing -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class VethPair(Params):
+    end: VethEnd
+    peer: VethEnd
+
+
+@dataclasses.dataclass(frozen=True)
+class VethMove(Params):
+    """An end that is in the wrong namespace, taken back to the declared one."""
+
+    name: str
+    from_ns: Optional[str]
+    to_ns: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class VethDeletion(Params):
+    ns: Optional[str]
+    name: str
+    peer_ns: Optional[str]
+    index: Optional[int] = None  # planned by identity: deleted by this ifindex, whatever its name now
+
+
+class VethKind(Kind):
+    name = "link"
+    params = (VethPair, VethMove, VethDeletion)
+    spec = VethSpec
+    read = staticmethod(links)
+    plan = staticmethod(plan_veth)
+    report = staticmethod(veth_report)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        if isinstance(params, VethPair):
+            _create_pair(kernel, change.key, params)
+        elif isinstance(params, VethMove):
+            _move(kernel, change.key, params)
+        else:
+            assert isinstance(params, VethDeletion)
+            delete_link(kernel, params.ns, params.name, params.index, "delete veth pair", "veth " + change.key)
+            kernel.invalidate(params.peer_ns, "links")
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        params = change.params
+        if isinstance(params, VethPair):
+            return self.replay(Change("link", "delete", change.key,
+                                      params=VethDeletion(params.end.netns, params.end.name, params.peer.netns)))
+        return None  # a deleted pair's addresses are gone with it; a moved end lost its addresses
+
+
+def _create_pair(kernel: Kernel, key: str, pair: VethPair) -> None:
+    end, peer = pair.end, pair.peer
+    peer_attrs: Dict[str, Any] = {"ifname": peer.name}
+    if peer.netns != end.netns:
+        peer_attrs["net_ns_fd"] = kernel.fd(peer.netns)
+    attrs: Dict[str, Any] = {"ifname": end.name, "kind": "veth", "peer": peer_attrs}
+    for target, item in ((attrs, end), (peer_attrs, peer)):
+        if item.mtu is not None:
+            target["mtu"] = item.mtu
+        if item.mac is not None:
+            target["address"] = item.mac
+    if end.up:
+        attrs["state"] = "up"
+    with kernel.netlink("create veth pair", "veth " + key):
+        kernel.requests(end.netns).link("add", **attrs)
+    kernel.invalidate(end.netns, "links")
+    kernel.invalidate(peer.netns, "links")
+
+
+def _move(kernel: Kernel, key: str, move: VethMove) -> None:
+    with kernel.netlink("move to the %s" % ns_label(move.to_ns), "veth " + key):
+        kernel.requests(move.from_ns).link("set", index=index_of(kernel, move.from_ns, move.name),
+                                           net_ns_fd=kernel.fd(move.to_ns))
+    forget_indexes(kernel)
+    kernel.invalidate(move.from_ns, "links")
+    kernel.invalidate(move.to_ns, "links")
+
+
+VETH = VethKind()

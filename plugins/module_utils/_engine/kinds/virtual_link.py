@@ -12,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional
 
-from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
-from ..model import Change, Pending
+from ..model import Change, Kind, Params, Pending, Undo
 from ..system import nsfs
-from .link import Link, forget_indexes, index_of, link_key, links, plan_link_attributes
+from .link import Link, delete_link, index_of, link_key, links, plan_link_attributes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +78,7 @@ def plan_virtual_link(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -
 
 
 def _plan_create(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -> Change:
-    params: Dict[str, Any] = {"link_type": spec.link_type, "ns": spec.netns, "name": spec.name,
-                              "mtu": spec.mtu, "mac": spec.mac}
+    params = VirtualLinkParams(spec.link_type, spec.netns, spec.name, spec.mtu, spec.mac)
     after: Dict[str, Any] = {"type": spec.link_type}
     if spec.link_type in ("vlan", "macvlan"):
         parent_ns = spec.parent_netns
@@ -88,7 +86,8 @@ def _plan_create(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -> Cha
         if not have_parent and not pending.has_link(parent_ns, spec.parent):
             raise NetnsError("parent device %s does not exist in the %s" % (spec.parent, ns_label(parent_ns)),
                              obj="link " + link_key(spec.netns, spec.name))
-        params.update(parent=spec.parent, parent_ns=parent_ns, vlan_id=spec.vlan_id, mode=spec.macvlan_mode)
+        params = dataclasses.replace(params, parent=spec.parent, parent_ns=parent_ns, vlan_id=spec.vlan_id,
+                                     mode=spec.macvlan_mode)
         after.update(parent=spec.parent, id=spec.vlan_id, mode=spec.macvlan_mode)
     return Change("link", "create", link_key(spec.netns, spec.name), None,
                   {k: v for k, v in after.items() if v is not None}, params=params)
@@ -104,8 +103,7 @@ def _plan_ports(kernel: Kernel, spec: VirtualLinkSpec, bridge: Optional[Link]) -
         changes.append(Change("link", "update", link_key(spec.netns, port),
                               {"master": None if current is None or current.master is None else current.master},
                               {"master": spec.name},
-                              params={"link_type": "bridge-port", "ns": spec.netns, "name": port,
-                                      "master": spec.name}))
+                              params=BridgePort(spec.netns, port, spec.name)))
     return changes
 
 
@@ -117,50 +115,101 @@ def plan_virtual_link_absent(kernel: Kernel, spec: VirtualLinkSpec) -> List[Chan
     if problem:
         raise NetnsError(problem + "; refusing to delete it", obj="link " + link_key(spec.netns, spec.name))
     return [Change("link", "delete", link_key(spec.netns, spec.name), current.as_dict(), None,
-                   params={"link_type": spec.link_type, "ns": spec.netns, "name": spec.name})]
+                   params=VirtualLinkParams(spec.link_type, spec.netns, spec.name))]
 
 
-@applier("link", "create", link_type="bridge")
-@applier("link", "create", link_type="vlan")
-@applier("link", "create", link_type="macvlan")
-def _apply_create(kernel: Kernel, change: Change) -> None:
-    p = change.params
-    attrs: Dict[str, Any] = {"ifname": p["name"], "kind": p["link_type"]}
-    if p.get("mtu"):
-        attrs["mtu"] = p["mtu"]
-    if p.get("mac"):
-        attrs["address"] = p["mac"]
-    socket_ns = p["ns"]
-    if p["link_type"] in ("vlan", "macvlan"):
-        socket_ns = p["parent_ns"]
-        attrs["link"] = index_of(kernel, socket_ns, p["parent"])
-        if p["link_type"] == "vlan":
-            attrs["vlan_id"] = p["vlan_id"]
+# -- applying and undoing -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class VirtualLinkParams(Params):
+    link_type: str
+    ns: Optional[str]
+    name: str
+    mtu: Optional[int] = None
+    mac: Optional[str] = None
+    parent: Optional[str] = None  # vlan/macvlan: the lower device, in parent_ns
+    parent_ns: Optional[str] = None
+    vlan_id: Optional[int] = None
+    mode: Optional[str] = None  # macvlan
+    index: Optional[int] = None  # a deletion planned by identity: this ifindex, whatever its name now
+
+
+@dataclasses.dataclass(frozen=True)
+class BridgePort(Params):
+    ns: Optional[str]
+    name: str
+    master: str
+
+
+class VirtualLinkKind(Kind):
+    name = "link"
+    params = (VirtualLinkParams,)
+    spec = VirtualLinkSpec
+    read = staticmethod(links)
+    plan = staticmethod(plan_virtual_link)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        params = change.params
+        assert isinstance(params, VirtualLinkParams)
+        if change.action == "create":
+            _create(kernel, change.key, params)
         else:
-            attrs["macvlan_mode"] = p["mode"]
-        if socket_ns != p["ns"]:
-            attrs["net_ns_fd"] = kernel.fd(p["ns"])
-    with kernel.netlink("create %s" % p["link_type"], "link " + change.key):
+            delete_link(kernel, params.ns, params.name, params.index, "delete", "link " + change.key)
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        params = change.params
+        assert isinstance(params, VirtualLinkParams)
+        if change.action == "create":
+            return self.replay(Change("link", "delete", change.key,
+                                      params=VirtualLinkParams(params.link_type, params.ns, params.name)))
+        return None  # a deleted link's addresses and ports are gone with it
+
+
+def _create(kernel: Kernel, key: str, params: VirtualLinkParams) -> None:
+    attrs: Dict[str, Any] = {"ifname": params.name, "kind": params.link_type}
+    if params.mtu:
+        attrs["mtu"] = params.mtu
+    if params.mac:
+        attrs["address"] = params.mac
+    socket_ns = params.ns
+    if params.link_type in ("vlan", "macvlan"):
+        assert params.parent is not None
+        socket_ns = params.parent_ns
+        attrs["link"] = index_of(kernel, socket_ns, params.parent)
+        if params.link_type == "vlan":
+            attrs["vlan_id"] = params.vlan_id
+        else:
+            attrs["macvlan_mode"] = params.mode
+        if socket_ns != params.ns:
+            attrs["net_ns_fd"] = kernel.fd(params.ns)
+    with kernel.netlink("create %s" % params.link_type, "link " + key):
         kernel.requests(socket_ns).link("add", **attrs)
-    kernel.invalidate(p["ns"], "links")
+    kernel.invalidate(params.ns, "links")
 
 
-@applier("link", "update", link_type="bridge-port")
-def _apply_port(kernel: Kernel, change: Change) -> None:
-    p = change.params
-    with kernel.netlink("attach to bridge %s" % p["master"], "link " + change.key):
-        kernel.requests(p["ns"]).link("set", index=index_of(kernel, p["ns"], p["name"]),
-                                      master=index_of(kernel, p["ns"], p["master"]))
-    kernel.invalidate(p["ns"], "links")
+class BridgePortKind(Kind):
+    """A link made a port of a declared bridge (planned with the bridge)."""
+
+    name = "link"
+    params = (BridgePort,)
+
+    def apply(self, kernel: Kernel, change: Change) -> None:
+        port = change.params
+        assert isinstance(port, BridgePort)
+        with kernel.netlink("attach to bridge %s" % port.master, "link " + change.key):
+            kernel.requests(port.ns).link("set", index=index_of(kernel, port.ns, port.name),
+                                          master=index_of(kernel, port.ns, port.master))
+        kernel.invalidate(port.ns, "links")
+
+    def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
+        port = change.params
+        assert isinstance(port, BridgePort)
+        old_master = (change.before or {}).get("master")  # an ifindex, or None for no bridge
+
+        def detach(kernel_: Kernel) -> None:
+            kernel_.requests(port.ns).link("set", index=index_of(kernel_, port.ns, port.name), master=old_master or 0)
+            kernel_.invalidate(port.ns, "links")
+        return detach
 
 
-@applier("link", "delete", link_type="bridge")
-@applier("link", "delete", link_type="vlan")
-@applier("link", "delete", link_type="macvlan")
-def _apply_delete(kernel: Kernel, change: Change) -> None:
-    p = change.params
-    with kernel.netlink("delete", "link " + change.key):
-        # a link planned by identity is deleted by the ifindex it was planned on, whatever its name now
-        kernel.requests(p["ns"]).link("del", index=p.get("index") or index_of(kernel, p["ns"], p["name"]))
-    forget_indexes(kernel)
-    kernel.invalidate(p["ns"], "links")
+VIRTUAL_LINK = VirtualLinkKind()
+BRIDGE_PORT = BridgePortKind()

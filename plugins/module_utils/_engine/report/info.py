@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from .._netlink.constants import MACVLAN_MODES
 from ..errors import NetnsError
 from ..kernel import Kernel, as_list, attr
-from ..kinds.address import addresses
+from ..kinds.address_state import addresses
 from ..kinds.iptables import TOOLS, cached_tables, prefetch_tables
 from ..kinds.iptables_rules import declared_text
 from ..kinds.link import Link, links

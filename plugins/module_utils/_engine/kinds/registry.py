@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every kind, registered once: a change's params type says which kind applies and undoes it."""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from ..errors import NetnsError
+from ..model import Change, Kind
+from .address import ADDRESS
+from .iptables import IPTABLES
+from .link import LINK_ATTRIBUTES
+from .namespace import NAMESPACE, RESOLV_CONF, SYSCTL
+from .route import ROUTE
+from .veth import VETH
+from .virtual_link import BRIDGE_PORT, VIRTUAL_LINK
+
+KINDS: Tuple[Kind, ...] = (NAMESPACE, SYSCTL, RESOLV_CONF, VETH, VIRTUAL_LINK, BRIDGE_PORT, LINK_ATTRIBUTES,
+                           ADDRESS, ROUTE, IPTABLES)
+
+_BY_PARAMS: Dict[type, Kind] = {params: kind for kind in KINDS for params in kind.params}
+
+
+def kind_of(change: Change) -> Kind:
+    kind = _BY_PARAMS.get(type(change.params))
+    if kind is None:
+        raise NetnsError("no kind applies %s" % change.summary())
+    return kind
