@@ -144,6 +144,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._module_runner import run_module
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.namespace import (
+    LOOPBACK_STATES,
     namespace_report,
     namespace_spec,
     plan_namespace,
@@ -154,10 +155,8 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     sysctls=dict(type="dict"),
     nameservers=dict(type="list", elements="str"),
-    loopback=dict(type="str", choices=["up", "down", "unmanaged"], default="up"),
+    loopback=dict(type="str", choices=list(LOOPBACK_STATES), default="up"),
 )
-
-LOOPBACK_STATES = {"up": True, "down": False, "unmanaged": None}
 
 
 def main() -> None:

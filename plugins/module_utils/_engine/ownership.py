@@ -201,17 +201,12 @@ def remove(name: str, state_dir: str = STATE_DIR) -> None:
 
 
 # -- what is ours ---------------------------------------------------------------------------
-def namespace_identity(kernel: Kernel, name: Optional[str]) -> Identity:
-    """What tells this namespace from any other of this boot, as the record keeps it."""
-    return kernel.identity(name)
-
-
 def owns_namespace(kernel: Kernel, record: Optional[Record], name: str) -> bool:
     """Whether the namespace named ``name`` now is the one this topology created."""
     if record is None or name not in record.namespaces or record.boot_id != nsfs.boot_id() or not kernel.exists(name):
         return False
     claimed = record.namespaces[name]
-    return claimed is None or claimed == namespace_identity(kernel, name)
+    return claimed is None or claimed == kernel.identity(name)
 
 
 def owns_link(kernel: Kernel, record: Optional[Record], key: LinkKey) -> bool:
@@ -223,7 +218,7 @@ def owns_link(kernel: Kernel, record: Optional[Record], key: LinkKey) -> bool:
     if link is None:
         return False
     claimed = record.links[key].identity
-    return claimed is None or claimed == [namespace_identity(kernel, ns), link.index]
+    return claimed is None or claimed == [kernel.identity(ns), link.index]
 
 
 def owned_namespaces(kernel: Kernel, record: Optional[Record]) -> List[str]:
@@ -279,13 +274,13 @@ def settled(record: Record, spec: Dict[str, Any], topology: Topology, kernel: Ke
     result = Record(spec, nsfs.boot_id())
     for name in sorted(set(record.namespaces) | new_ns):
         if kernel.exists(name) and (name in new_ns or owns_namespace(kernel, record, name)):
-            result.namespaces[name] = namespace_identity(kernel, name)
+            result.namespaces[name] = kernel.identity(name)
     for key in sorted(set(record.links) | set(new_links), key=str):
         ns, name = key
         link = links(kernel, ns).get(name) if kernel.exists(ns) else None
         if link is not None and (key in new_links or owns_link(kernel, record, key)):
             claim = new_links.get(key) or record.links[key]
-            result.links[key] = LinkClaim(claim.type, [namespace_identity(kernel, ns), link.index], claim.peer)
+            result.links[key] = LinkClaim(claim.type, [kernel.identity(ns), link.index], claim.peer)
     if not purged:
         declared = {ns["name"] for ns in topology.namespaces}
         gone = {name for name in result.namespaces if name not in declared}  # a purge takes them whole

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from ._netlink.constants import MACVLAN_MODES
 from .errors import NetnsError
+from .kinds.address import AddressSpec, address_spec
+from .kinds.iptables import IptablesSpec, iptables_spec
+from .kinds.namespace import LOOPBACK_STATES, NamespaceSpec, namespace_spec
+from .kinds.route import RouteSpec, route_spec
+from .kinds.veth import VethSpec, veth_spec
+from .kinds.virtual_link import VirtualLinkSpec, virtual_link_spec
 from .validation import (
     IPV6_MIN_MTU,
     LOOPBACK,
@@ -63,15 +69,33 @@ class Endpoint:
     name: str
 
 
+LinkSpec = Union[VethSpec, VirtualLinkSpec]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """What the host section or one namespace declares besides links, as the kinds' specs."""
+
+    netns: Optional[str]
+    path: str
+    addresses: Tuple[AddressSpec, ...]  # one per (device, nodad)
+    routes: Optional[RouteSpec]
+    iptables: Tuple[IptablesSpec, ...]
+
+
 @dataclasses.dataclass
 class Topology:
-    """A validated spec: the raw (normalised) data plus indexes the planners need."""
+    """A validated spec: the normalised data (as records and diffs keep it), indexes, and, for a
+    spec to apply, every object as its kind's spec."""
 
     name: str
     namespaces: List[Dict[str, Any]]
     links: List[Dict[str, Any]]
     host: Dict[str, Any]
     endpoints: Set[Endpoint]
+    namespace_specs: List[NamespaceSpec] = dataclasses.field(default_factory=list)
+    link_specs: List[LinkSpec] = dataclasses.field(default_factory=list)  # in dependency order
+    scope_specs: List[Scope] = dataclasses.field(default_factory=list)  # as scopes() lists them
 
     def scopes(self) -> List[Tuple[Optional[str], Dict[str, Any], str]]:
         """(netns, section, path) for the host section and every namespace, in spec order."""
@@ -146,7 +170,39 @@ def parse_topology(data: Any, for_apply: bool = True) -> Topology:
         _check_section_refs(netns, section, path, endpoints)
     if for_apply:
         _check_fits(topology)
+        _add_kind_specs(topology)
     return topology
+
+
+def _add_kind_specs(topology: Topology) -> None:
+    topology.namespace_specs = [
+        namespace_spec(ns["name"], "present", ns.get("sysctls"), ns.get("nameservers"),
+                       LOOPBACK_STATES[ns.get("loopback", "up")], path="namespaces[%d]" % i)
+        for i, ns in enumerate(topology.namespaces)]
+    topology.link_specs = [_link_spec(item) for item in topology.links]
+    topology.scope_specs = [_scope(netns, section, path) for netns, section, path in topology.scopes()]
+
+
+def _link_spec(item: Dict[str, Any]) -> LinkSpec:
+    if item["type"] == "veth":
+        return veth_spec(item["name"], item["peer"], netns=item.get("netns"), peer_netns=item.get("peer_netns"),
+                         mtu=item.get("mtu"), peer_mtu=item.get("peer_mtu"), mac=item.get("mac"),
+                         peer_mac=item.get("peer_mac"), up=item.get("up", True),
+                         peer_up=item.get("peer_up", True), field=item.get("path", "links"))
+    return virtual_link_spec(item)
+
+
+def _scope(netns: Optional[str], section: Dict[str, Any], path: str) -> Scope:
+    by_dev: Dict[Tuple[str, bool], List[str]] = {}
+    for item in section.get("addresses", []):
+        by_dev.setdefault((item["dev"], item.get("nodad", False)), []).append(item["address"])
+    routes = [{k: v for k, v in r.items() if k != "path"} for r in section.get("routes", [])]
+    return Scope(
+        netns, path,
+        tuple(address_spec(netns, dev, addresses, nodad=nodad) for (dev, nodad), addresses in by_dev.items()),
+        route_spec(netns, routes) if routes else None,
+        tuple(iptables_spec(netns, t["ip_version"], t["table"], t["chains"], field=t.get("path", "iptables"))
+              for t in section.get("iptables", [])))
 
 
 def _parse_namespace(value: Any, path: str) -> Dict[str, Any]:

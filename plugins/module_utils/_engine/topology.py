@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set
 
 from . import ownership
 from .converge import converge_stages
@@ -23,55 +23,13 @@ from .kinds.address import address_spec, plan_addresses
 from .kinds.iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kinds.namespace import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
 from .kinds.route import plan_routes, route_spec
+from .kinds.registry import kind_of_spec
 from .kinds.veth import VethDeletion, plan_veth, veth_spec
-from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link, virtual_link_spec
+from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link
 from .model import Change, Pending
 from .spec import Endpoint, Topology, link_ends, parse_topology
 from .system import nsfs
 from .system.host_lock import host_lock
-
-LOOPBACK = {"up": True, "down": False, "unmanaged": None}
-
-
-# -- specs for the per-kind planners ---------------------------------------------------------
-def _namespace(ns: Dict[str, Any], state: str = "present", path: str = "") -> Any:
-    return namespace_spec(ns["name"], state, ns.get("sysctls"), ns.get("nameservers"),
-                          LOOPBACK[ns.get("loopback", "up")], path=path)
-
-
-def _link(item: Dict[str, Any], state: str = "present") -> Any:
-    if item["type"] == "veth":
-        return veth_spec(item["name"], item["peer"], netns=item.get("netns"), peer_netns=item.get("peer_netns"),
-                         mtu=item.get("mtu"), peer_mtu=item.get("peer_mtu"), mac=item.get("mac"),
-                         peer_mac=item.get("peer_mac"), up=item.get("up", True),
-                         peer_up=item.get("peer_up", True), state=state, field=item.get("path", "links"))
-    spec = virtual_link_spec(item)
-    return spec if state == "present" else type(spec)(**dict(spec.__dict__, state="absent"))
-
-
-def _plan_link(kernel: Kernel, spec: Any, pending: Pending) -> List[Change]:
-    if hasattr(spec, "link_type"):
-        return plan_virtual_link(kernel, spec, pending)
-    return plan_veth(kernel, spec, pending)
-
-
-def _address_specs(netns: Optional[str], section: Dict[str, Any], state: str = "present") -> List[Any]:
-    by_dev: Dict[Tuple[str, bool], List[str]] = {}
-    for item in section.get("addresses", []):
-        by_dev.setdefault((item["dev"], item.get("nodad", False)), []).append(item["address"])
-    return [address_spec(netns, dev, addresses, state=state, nodad=nodad)
-            for (dev, nodad), addresses in by_dev.items()]
-
-
-def _route_specs(netns: Optional[str], section: Dict[str, Any], state: str = "present") -> List[Any]:
-    routes = [{k: v for k, v in r.items() if k != "path"} for r in section.get("routes", [])]
-    return [route_spec(netns, routes, state=state)] if routes else []
-
-
-def _iptables_specs(netns: Optional[str], section: Dict[str, Any], state: str = "present") -> List[Any]:
-    return [iptables_spec(netns, t["ip_version"], t["table"], t["chains"], state=state, field=t.get("path", "iptables"))
-            for t in section.get("iptables", [])]
-
 
 # -- planning ------------------------------------------------------------------------------
 def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownership.Record],
@@ -107,28 +65,27 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
     names_in: Dict[Optional[str], Set[str]] = {}  # one pass: a scan per namespace would be O(N^2)
     for end in topology.endpoints:
         names_in.setdefault(end.netns, set()).add(end.name)
-    for i, ns in enumerate(topology.namespaces):
-        own_links = frozenset(names_in.get(ns["name"], ()))
-        spec, after_links = split_sysctls(_namespace(ns, path="namespaces[%d]" % i), own_links)
-        planned = plan_namespace(kernel, spec, try_values=False)
+    for namespace in topology.namespace_specs:
+        own_links = frozenset(names_in.get(namespace.name, ()))
+        now, after_links = split_sysctls(namespace, own_links)
+        planned = plan_namespace(kernel, now, try_values=False)
         if any(c.kind == "netns" and c.action == "create" for c in planned):
-            pending.namespaces.add(ns["name"])
+            pending.namespaces.add(namespace.name)
         changes += planned
         per_link_sysctls.append((after_links, own_links))
-    for item in topology.links:
-        changes += _plan_link(kernel, _link(item), pending)
+    for link in topology.link_specs:
+        changes += kind_of_spec(link).plan(kernel, link, pending)
     # The keys of a declared link exist once it does: set after the links, before its addresses.
-    for spec, own_links in per_link_sysctls:
-        changes += plan_sysctls(kernel, spec, own_links, try_values=False)
+    for later, own_links in per_link_sysctls:
+        changes += plan_sysctls(kernel, later, own_links, try_values=False)
     try_sysctls(changes)
-    scopes = topology.scopes()
-    for netns, section, _path in scopes:
-        for spec in _address_specs(netns, section):
-            changes += plan_addresses(kernel, spec, pending)
-    for netns, section, _path in scopes:
-        for spec in _route_specs(netns, section):
-            changes += plan_routes(kernel, spec, pending)
-    rule_specs = [spec for netns, section, _path in scopes for spec in _iptables_specs(netns, section)]
+    for scope in topology.scope_specs:
+        for addresses in scope.addresses:
+            changes += plan_addresses(kernel, addresses, pending)
+    for scope in topology.scope_specs:
+        if scope.routes is not None:
+            changes += plan_routes(kernel, scope.routes, pending)
+    rule_specs = [table for scope in topology.scope_specs for table in scope.iptables]
     if rule_specs:
         canonicalise(rule_specs, snapshot)
         prefetch_tables(kernel, [(spec.netns, spec.ip_version) for spec in rule_specs], snapshot)
@@ -153,19 +110,19 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
     dying = {Endpoint(*key) for key in claims} | {
         end for item in topology.links if _lives_only_in(item, doomed) for end in link_ends(item)}
     changes: List[Change] = []
-    for netns, section, _path in reversed(topology.scopes()):
-        if netns in doomed:
+    for scope in reversed(topology.scope_specs):
+        if scope.netns in doomed:
             continue
-        specs = _iptables_specs(netns, section, "absent")
-        if specs:
-            canonicalise(specs)
-        for spec in specs:
-            changes += plan_iptables(kernel, spec, Pending())
-        for spec in _route_specs(netns, section, "absent"):
-            changes += plan_routes(kernel, spec, Pending())
-        for spec in _address_specs(netns, section, "absent"):
-            if Endpoint(netns, spec.dev) not in dying:
-                changes += plan_addresses(kernel, spec, Pending())
+        tables = [dataclasses.replace(table, state="absent") for table in scope.iptables]
+        if tables:
+            canonicalise(tables)
+        for table in tables:
+            changes += plan_iptables(kernel, table, Pending())
+        if scope.routes is not None:
+            changes += plan_routes(kernel, dataclasses.replace(scope.routes, state="absent"), Pending())
+        for addresses in scope.addresses:
+            if Endpoint(scope.netns, addresses.dev) not in dying:
+                changes += plan_addresses(kernel, dataclasses.replace(addresses, state="absent"), Pending())
     if owned is not None:
         changes += _plan_subobject_removal(kernel, ownership.retired_objects(owned, topology, doomed))
     changes += _plan_namespace_removal(kernel, doomed_list)
@@ -201,7 +158,7 @@ def _plan_namespace_removal(kernel: Kernel, names: List[str]) -> List[Change]:
     for name in names:
         for change in plan_namespace(kernel, namespace_spec(name, "absent")):
             if change.kind == "netns":
-                identity = ownership.namespace_identity(kernel, name)
+                identity = kernel.identity(name)
                 change = dataclasses.replace(change, params=dataclasses.replace(change.params, identity=identity))
             changes.append(change)
     return changes

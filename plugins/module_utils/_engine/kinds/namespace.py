@@ -30,6 +30,8 @@ from ..validation import (
 from .link import forget_indexes, links, plan_link_attributes
 
 RESOLV_MARKER = "# Managed by linuxnet.netns"
+# The loopback option (of a topology's namespace and of the netns module): whether lo is set up.
+LOOPBACK_STATES = {"up": True, "down": False, "unmanaged": None}
 SETTLE_TIMEOUT = 30.0
 
 
