@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, List
 
 from ._engine.converge import Planner, converge
 from ._engine.errors import NetnsError
-from ._engine.kernel import PYROUTE2_IMPORT_ERROR, Kernel, Pyroute2Missing
+from ._engine.kernel.library import PYROUTE2_IMPORT_ERROR, Pyroute2Missing
+from ._engine.kernel.session import Kernel
 from ._engine.model import Change, Pending, diff_of
 
 Reporter = Callable[[Kernel], Dict[str, Any]]
@@ -45,7 +46,7 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
     try:
         with Kernel() as kernel:
             changes = converger(kernel, module.check_mode)
-            kernel.invalidate()
+            kernel.cache.invalidate()
             state = reporter(kernel)
     except Pyroute2Missing as exc:
         module.fail_json(msg=missing_library_msg, exception=exc.details)

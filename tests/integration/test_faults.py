@@ -18,7 +18,7 @@ from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_p
 KILLER = r"""
 import json, os, signal, sys
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine import rollback
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import converge_topology
 
 limit = int(os.environ["KILL_AFTER"])

@@ -18,7 +18,7 @@ import pytest
 
 from helpers import converge, netns_list, restore_program, run, run_module, save_spec
 
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.apply import execute
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.rollback import Journal
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_topology

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 from helpers import COLLECTIONS, MODULE_PYTHON, leftovers, netns_list, restore_program as restore, run, run_module, \
     save_spec
 
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
 
 # iptables-restore that refuses in the namespace named by REFUSE_IN and is the real one elsewhere
 # (the rules' canonicalisation runs in an anonymous namespace, which passes).

@@ -12,7 +12,7 @@ from helpers import difference, netns_list, run, run_module, snapshot, wait_sett
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds import iptables
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.apply import execute
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.rollback import Journal
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_topology
@@ -71,7 +71,7 @@ def test_journal_reverses_changes_of_every_kind(prefix: str, tmp_path: Any) -> N
                 ("address", "replace"), ("address", "create"), ("route", "update"), ("route", "create"),
                 ("iptables", "update")} <= kinds, kinds
         execute(kernel, changes, check_mode=False, journal=journal)
-        kernel.invalidate()
+        kernel.cache.invalidate()
         assert not plan_topology(kernel, parse_topology(second_version(prefix)))  # it did land
         undone, problems = journal.roll_back(kernel)
     assert problems == [] and len(undone) == len(changes)

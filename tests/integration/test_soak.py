@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 from helpers import leftovers, netns_list
 
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import converge_topology
 
 CYCLES = int(os.environ.get("LINUXNET_SOAK_CYCLES", "200"))

@@ -155,7 +155,7 @@ def test_a_name_every_new_namespace_has_is_refused_when_planned(prefix: str) -> 
     """A link name that a namespace has from its creation (lo; a tunnel module's fallback device)
     is refused while planning a veth into a namespace the same plan creates."""
     from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
-    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import Kernel
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
     from ansible_collections.linuxnet.netns.plugins.module_utils._engine.model import Pending
     from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import VethEnd, VethSpec, plan_veth
 

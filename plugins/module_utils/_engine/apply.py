@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from typing import Iterator, List, Optional
 
-from .kernel import Kernel
+from .kernel.session import Kernel
 from .kinds.registry import kind_of
 from .model import Change
 from .rollback import Journal

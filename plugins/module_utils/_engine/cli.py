@@ -26,7 +26,8 @@ import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import NetnsError, errno_of
-from .kernel import PYROUTE2_IMPORT_ERROR, Kernel
+from .kernel.library import PYROUTE2_IMPORT_ERROR
+from .kernel.session import Kernel
 from .kinds.iptables import TOOLS
 from .kinds.link import links
 from .model import Change
@@ -88,7 +89,7 @@ def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> Li
                       if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns")})
     deadline = time.monotonic() + timeout
     while True:
-        kernel.invalidate(None, "links")
+        kernel.cache.invalidate(None, "links")
         missing = [name for name in parents if name not in links(kernel, None)]
         if not missing or time.monotonic() >= deadline:
             return missing

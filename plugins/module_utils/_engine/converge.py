@@ -10,7 +10,8 @@ from typing import Callable, List, Optional
 
 from .apply import execute
 from .errors import NetnsError
-from .kernel import Kernel, Pyroute2Missing, require_pyroute2
+from .kernel.library import Pyroute2Missing, require_pyroute2
+from .kernel.session import Kernel
 from .model import Change, Pending
 from .rollback import Journal
 from .system.host_lock import host_lock
@@ -42,7 +43,7 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
                     require_pyroute2()
                     execute(kernel, stage, check_mode=False, journal=journal)
                     # Re-read everything except what this run wrote whole (restored iptables tables).
-                    kernel.invalidate(keep_written=True)
+                    kernel.cache.invalidate(keep_written=True)
                 changes += stage
             if changes:
                 remaining = [change for planner in planners for change in planner(kernel, Pending())]

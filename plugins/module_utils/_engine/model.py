@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple
 
-from .kernel import Kernel
+from .kernel.session import Kernel
 
 # Objects are created in this order and removed in the reverse one.
 KIND_ORDER = ("netns", "sysctl", "dns", "link", "address", "route", "iptables")

@@ -21,7 +21,7 @@ import os
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .errors import NetnsError
-from .kernel import Kernel
+from .kernel.session import Kernel
 from .kinds.link import links
 from .kinds.namespace import NamespaceParams
 from .kinds.veth import VethPair

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from .kernel import Kernel
+from .kernel.session import Kernel
 from .kinds.registry import kind_of
 from .model import Change, Undo
 
@@ -57,6 +57,6 @@ class Journal:
                     undo(kernel)
                 except Exception as exc:
                     problems.append("%s (undo failed: %s)" % (change.summary(), exc))
-        kernel.invalidate()
+        kernel.cache.invalidate()
         return undone, problems
 

@@ -17,19 +17,20 @@ from typing import Any, Dict, List, Optional, Set
 from . import ownership
 from .converge import converge_stages
 from .errors import NetnsError
-from .kernel import Kernel
+from .kernel.session import Kernel
 from .kinds import iptables_snapshot
 from .kinds.address import address_spec, plan_addresses
 from .kinds.iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kinds.namespace import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
-from .kinds.route import plan_routes, route_spec
 from .kinds.registry import kind_of_spec
+from .kinds.route import plan_routes, route_spec
 from .kinds.veth import VethDeletion, plan_veth, veth_spec
 from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link
 from .model import Change, Pending
 from .spec import Endpoint, Topology, link_ends, parse_topology
 from .system import nsfs
 from .system.host_lock import host_lock
+
 
 # -- planning ------------------------------------------------------------------------------
 def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownership.Record],
@@ -306,7 +307,7 @@ class _Run:
             else:
                 ownership.save(self.topology.name, self.record, self.state_dir)
             return
-        self.kernel.invalidate()
+        self.kernel.cache.invalidate()
         base = self.record or ownership.empty(self.data)
         self._save(ownership.settled(base, self.data, self.topology, self.kernel, standing, purged))
 

@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .._netlink.constants import RTPROT_KERNEL
 from ..errors import NetnsError
-from ..kernel import Kernel, ns_label
+from ..kernel.session import Kernel
+from ..kernel.transport import ns_label, refusal
 from ..model import Change, Kind, Params, Pending, Undo
 from ..validation import (
     IPV6_MIN_MTU,
@@ -174,7 +175,7 @@ class AddressKind(Kind):
             _delete(kernel, change.key, params, params.old)
         if params.new is not None:
             _add(kernel, change.key, params, params.new)
-        kernel.invalidate(params.ns, "addresses")
+        kernel.cache.invalidate(params.ns, "addresses")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
         params = change.params
@@ -188,7 +189,7 @@ class AddressKind(Kind):
 
         def undo(kernel_: Kernel) -> None:
             self.apply(kernel_, inverse)
-            kernel_.invalidate(params.ns)
+            kernel_.cache.invalidate(params.ns)
             present = {r.identity for r in routes(kernel_, params.ns)}
             for route in dropped_with_it:
                 if route.identity not in present:
@@ -199,15 +200,17 @@ class AddressKind(Kind):
 
 def _add(kernel: Kernel, key: str, params: AddressParams, iface: IPInterface) -> None:
     extra: Dict[str, Any] = {"flags": IFA_F_NODAD} if params.nodad else {}
-    with kernel.netlink("add address", "address " + key):
-        kernel.requests(params.ns).addr("add", index=index_of(kernel, params.ns, params.dev), address=str(iface.ip),
-                                        prefixlen=iface.network.prefixlen, **extra)
+    with refusal("add address", "address " + key):
+        index = index_of(kernel, params.ns, params.dev)
+        kernel.netlink.requests(params.ns).addr("add", index=index, address=str(iface.ip),
+                                                prefixlen=iface.network.prefixlen, **extra)
 
 
 def _delete(kernel: Kernel, key: str, params: AddressParams, iface: IPInterface) -> None:
-    with kernel.netlink("delete address", "address " + key):
-        kernel.requests(params.ns).addr("del", index=index_of(kernel, params.ns, params.dev), address=str(iface.ip),
-                                        prefixlen=iface.network.prefixlen)
+    with refusal("delete address", "address " + key):
+        index = index_of(kernel, params.ns, params.dev)
+        kernel.netlink.requests(params.ns).addr("del", index=index, address=str(iface.ip),
+                                                prefixlen=iface.network.prefixlen)
 
 
 ADDRESS = AddressKind()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional
 
-from ..kernel import Kernel
+from ..kernel.session import Kernel
 from ..validation import IPInterface, ip_interface
 from .link import links
 
@@ -33,7 +33,7 @@ def read_addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
     if not kernel.exists(ns):
         return []
     names = {link.index: name for name, link in links(kernel, ns).items()}
-    messages = kernel.dump(ns, "addresses")
+    messages = kernel.netlink.dump(ns, "addresses")
     result = []
     for msg in messages:
         text = msg.get_attr("IFA_ADDRESS") or msg.get_attr("IFA_LOCAL")
@@ -45,4 +45,4 @@ def read_addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
 
 
 def addresses(kernel: Kernel, ns: Optional[str]) -> List[Address]:
-    return kernel.cached(ns, "addresses", read_addresses)
+    return kernel.cache.get(ns, "addresses", lambda n: read_addresses(kernel, n))

@@ -17,7 +17,8 @@ import subprocess
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import NetnsError
-from ..kernel import Kernel, ns_label
+from ..kernel.session import Kernel
+from ..kernel.transport import ns_label
 from ..model import Change, Done, Kind, Params, Pending, Undo
 from ..system import nsfs
 from ..validation import check_optional_netns
@@ -223,7 +224,7 @@ def read_tables(kernel: Kernel, ns: Optional[str], ip_version: str, snapshot: Op
         return {}
     save = TOOLS[ip_version][0]
     generation = snapshot.generation(kernel, ns) if snapshot else None
-    tables = parse_save(kernel.run(ns, [save, "-c"]), "%s in %s" % (save, ns_label(ns)))
+    tables = parse_save(kernel.programs.run(ns, [save, "-c"]), "%s in %s" % (save, ns_label(ns)))
     if snapshot:
         snapshot.read(ns, save, generation, tables)
     return tables
@@ -241,7 +242,7 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]], sna
     others with several iptables-save running at once (a whole topology would otherwise wait for
     one process after another)."""
     todo = [(ns, v) for ns, v in dict.fromkeys(wanted)
-            if kernel.peek(ns, "iptables-" + v) is None and kernel.exists(ns)]
+            if kernel.cache.peek(ns, "iptables-" + v) is None and kernel.exists(ns)]
     generations = {ns: snapshot.generation(kernel, ns) for ns, _ in todo} if snapshot else {}
     unknown = []
     for ns, ip_version in todo:
@@ -249,17 +250,18 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]], sna
         if tables is None:
             unknown.append((ns, ip_version))
         else:
-            kernel.cached(ns, "iptables-" + ip_version, lambda _k, _n: tables)
+            kernel.cache.get(ns, "iptables-" + ip_version, lambda _n: tables)
     running: List[Tuple[Optional[str], str, Any]] = []
     for index, (ns, ip_version) in enumerate(unknown):
-        running.append((ns, ip_version, kernel.start(ns, [TOOLS[ip_version][0], "-c"])))
+        running.append((ns, ip_version, kernel.programs.start(ns, [TOOLS[ip_version][0], "-c"])))
         if len(running) >= PARALLEL_PROCESSES or index == len(unknown) - 1:
             for done_ns, done_version, proc in running:
                 save = TOOLS[done_version][0]
-                tables = parse_save(kernel.finish(done_ns, [save, "-c"], proc), "%s in %s" % (save, ns_label(done_ns)))
+                output = kernel.programs.finish(done_ns, [save, "-c"], proc)
+                tables = parse_save(output, "%s in %s" % (save, ns_label(done_ns)))
                 if snapshot:
                     snapshot.read(done_ns, save, generations[done_ns], tables)
-                kernel.cached(done_ns, "iptables-" + done_version, lambda _k, _n: tables)
+                kernel.cache.get(done_ns, "iptables-" + done_version, lambda _n: tables)
             running = []
 
 
@@ -267,8 +269,8 @@ def cached_tables(kernel: Kernel, ns: Optional[str], ip_version: str,
                   snapshot: Optional[Snapshot] = None) -> Dict[str, Table]:
     """The tables as last read or written; a namespace this run created has none yet (its built-in
     chains are empty with policy ACCEPT, which is what an absent table means here)."""
-    return kernel.cached(ns, "iptables-" + ip_version,
-                         lambda k, n: {} if n in k.created else read_tables(k, n, ip_version, snapshot))
+    return kernel.cache.get(ns, "iptables-" + ip_version,
+                            lambda n: {} if n in kernel.created else read_tables(kernel, n, ip_version, snapshot))
 
 
 def current_table(kernel: Kernel, ns: Optional[str], ip_version: str, table: str,
@@ -401,7 +403,7 @@ class IptablesKind(Kind):
             if running:
                 position, params, wanted, proc = running.pop(0)
                 try:
-                    kernel.finish(params.spec.netns, [TOOLS[params.spec.ip_version][1], "-c"], proc)
+                    kernel.programs.finish(params.spec.netns, [TOOLS[params.spec.ip_version][1], "-c"], proc)
                 except NetnsError as exc:
                     failure = failure or exc
                     continue
@@ -416,7 +418,7 @@ class IptablesKind(Kind):
 
         def restore(kernel_: Kernel) -> None:
             options, text = table_restore(spec, current_table(kernel_, spec.netns, spec.ip_version, spec.table), old)
-            kernel_.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, stdin=text)
+            kernel_.programs.run(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, stdin=text)
             cached_tables(kernel_, spec.netns, spec.ip_version)[spec.table] = old
         return restore
 
@@ -431,7 +433,7 @@ def _start_restore(kernel: Kernel, params: TableParams) -> Optional[Tuple[Table,
     or wrote it; None when it already is so."""
     spec, snapshot = params.spec, params.snapshot
     if snapshot and snapshot.remembered(spec.netns, TOOLS[spec.ip_version][0]):
-        kernel.invalidate(spec.netns, "iptables-" + spec.ip_version)  # for its current counters
+        kernel.cache.invalidate(spec.netns, "iptables-" + spec.ip_version)  # for its current counters
     current = current_table(kernel, spec.netns, spec.ip_version, spec.table, snapshot)
     wanted = plan_table(spec, current)
     if wanted is None:
@@ -439,7 +441,7 @@ def _start_restore(kernel: Kernel, params: TableParams) -> Optional[Tuple[Table,
     options, text = table_restore(spec, current, wanted)
     if snapshot:
         snapshot.restoring(kernel, spec.netns)
-    return wanted, kernel.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, text)
+    return wanted, kernel.programs.start(spec.netns, [TOOLS[spec.ip_version][1], "-c"] + options, text)
 
 
 def _restored(kernel: Kernel, params: TableParams, table: Table) -> None:
@@ -448,7 +450,7 @@ def _restored(kernel: Kernel, params: TableParams, table: Table) -> None:
     tables[spec.table] = table
     # iptables-restore replaced the whole table atomically with exactly this (already in
     # iptables-save's canonical form): verification need not spawn iptables-save again.
-    kernel.written(spec.netns, "iptables-" + spec.ip_version)
+    kernel.cache.written(spec.netns, "iptables-" + spec.ip_version)
     if params.snapshot:
         params.snapshot.restored(spec.netns, TOOLS[spec.ip_version][0], tables)
 

@@ -30,7 +30,7 @@ import subprocess
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import NetnsError
-from ..kernel import Kernel
+from ..kernel.session import Kernel
 from ..system import nsfs
 from ..validation import check_netns_name
 from .iptables_rules import Chain, Table

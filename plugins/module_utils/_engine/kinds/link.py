@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Optional
 
 from .._netlink.constants import IFF_UP
 from ..errors import NetnsError
-from ..kernel import Kernel, as_list, attr, ns_label
+from ..kernel.session import Kernel
+from ..kernel.transport import as_list, attr, ns_label, refusal
 from ..model import Change, Kind, Params, Undo, undo_nothing
 
 
@@ -51,12 +52,12 @@ def read_links(kernel: Kernel, ns: Optional[str]) -> Dict[str, Link]:
     """All links of ``ns`` by name: one dump. A missing namespace has none."""
     if not kernel.exists(ns):
         return {}
-    links = [_link_from_msg(msg) for msg in kernel.dump(ns, "links")]
+    links = [_link_from_msg(msg) for msg in kernel.netlink.dump(ns, "links")]
     return {link.name: link for link in links}
 
 
 def links(kernel: Kernel, ns: Optional[str]) -> Dict[str, Link]:
-    return kernel.cached(ns, "links", read_links)
+    return kernel.cache.get(ns, "links", lambda n: read_links(kernel, n))
 
 
 def link_key(ns: Optional[str], name: str) -> str:
@@ -113,8 +114,8 @@ class LinkAttributesKind(Kind):
     def apply(self, kernel: Kernel, change: Change) -> None:
         params = change.params
         assert isinstance(params, LinkAttributes)
-        requests = kernel.requests(params.ns)
-        with kernel.netlink("set link", change.key):
+        requests = kernel.netlink.requests(params.ns)
+        with refusal("set link", change.key):
             index = index_of(kernel, params.ns, params.name)
             attrs: Dict[str, Any] = {}
             if params.mtu is not None:
@@ -124,7 +125,7 @@ class LinkAttributesKind(Kind):
             if params.up is not None:
                 attrs["state"] = "up" if params.up else "down"
             requests.link("set", index=index, **attrs)
-        kernel.invalidate(params.ns, "links")
+        kernel.cache.invalidate(params.ns, "links")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
         assert isinstance(change.params, LinkAttributes)
@@ -143,13 +144,13 @@ def index_of(kernel: Kernel, ns: Optional[str], name: str) -> int:
     indexes this run already looked up, else if_nametoindex inside ``ns`` (one ioctl: appliers
     invalidate the dump after each change, and re-dumping every link of a namespace, or even one
     netlink request decoded by pyroute2, per change would dominate a whole topology)."""
-    cached = kernel.peek(ns, "links")
+    cached = kernel.cache.peek(ns, "links")
     if cached is not None and name in cached:
         return cached[name].index
     key = (ns, name)
-    if key not in kernel.indexes:
-        kernel.indexes[key] = _lookup_index(kernel, ns, name)
-    return kernel.indexes[key]
+    if key not in kernel.cache.indexes:
+        kernel.cache.indexes[key] = _lookup_index(kernel, ns, name)
+    return kernel.cache.indexes[key]
 
 
 def _lookup_index(kernel: Kernel, ns: Optional[str], name: str) -> int:
@@ -167,8 +168,8 @@ def _lookup_index(kernel: Kernel, ns: Optional[str], name: str) -> int:
 
 
 def _lookup_index_by_netlink(kernel: Kernel, ns: Optional[str], name: str) -> int:
-    with kernel.netlink("look up link", link_key(ns, name)):
-        found = as_list(kernel.ipr(ns).link_lookup(ifname=name))
+    with refusal("look up link", link_key(ns, name)):
+        found = as_list(kernel.netlink.ipr(ns).link_lookup(ifname=name))
     if not found:
         raise NetnsError("link does not exist", obj=link_key(ns, name), errno=errno.ENODEV)
     return found[0]
@@ -177,16 +178,16 @@ def _lookup_index_by_netlink(kernel: Kernel, ns: Optional[str], name: str) -> in
 def delete_link(kernel: Kernel, ns: Optional[str], name: str, index: Optional[int], what: str, obj: str) -> None:
     """Delete a link of any type: by ``index`` when it was planned by identity (whatever its name
     is now), else by ``name``."""
-    with kernel.netlink(what, obj):
-        kernel.requests(ns).link("del", index=index or index_of(kernel, ns, name))
+    with refusal(what, obj):
+        kernel.netlink.requests(ns).link("del", index=index or index_of(kernel, ns, name))
     forget_indexes(kernel)
-    kernel.invalidate(ns, "links")
+    kernel.cache.invalidate(ns, "links")
 
 
 def forget_indexes(kernel: Kernel) -> None:
     """After a link is deleted or moved (or a namespace deleted, taking veth peers elsewhere along),
     a remembered ifindex may name nothing, or a newer link: forget them all."""
-    kernel.indexes.clear()
+    kernel.cache.indexes.clear()
 
 
 LINK_ATTRIBUTES = LinkAttributesKind()

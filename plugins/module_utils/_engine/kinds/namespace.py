@@ -13,7 +13,8 @@ import time
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from ..errors import NetnsError
-from ..kernel import Kernel, ns_label
+from ..kernel.session import Kernel
+from ..kernel.transport import ns_label
 from ..model import Change, Kind, Params, Undo, undo_nothing
 from ..system import nsfs
 from ..validation import (
@@ -325,7 +326,7 @@ def _delete_namespace(kernel: Kernel, params: NamespaceParams) -> None:
     outside_peers = _veth_peers_outside(kernel, name)
     # One /proc scan per run, not per deletion (a process entering a namespace that this run is
     # deleting, under our lock, is not worth a scan of every process for every namespace).
-    holders = kernel.cached(None, "holders", lambda _k, _ns: nsfs.pids_by_netns_inode()).get(
+    holders = kernel.cache.get(None, "holders", lambda _ns: nsfs.pids_by_netns_inode()).get(
         nsfs.namespace_inode(name), [])
     nsfs.delete_namespace(name)
     kernel.forget_namespace(name)  # closes what we held of it too: nothing of ours keeps it alive
@@ -376,7 +377,7 @@ def _wait_links_gone(kernel: Kernel, peers: List[Tuple[Optional[str], int]], nam
             if not kernel.exists(ns):
                 continue
             try:
-                kernel.ipr(ns).link("get", index=index)
+                kernel.netlink.ipr(ns).link("get", index=index)
                 still.append((ns, index))
             except Exception as exc:  # ENODEV: gone
                 if getattr(exc, "code", None) not in (errno.ENODEV, errno.ENOENT):
@@ -390,7 +391,7 @@ def _wait_links_gone(kernel: Kernel, peers: List[Tuple[Optional[str], int]], nam
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
     for ns in {ns for ns, _ in peers}:
-        kernel.invalidate(ns, "links")
+        kernel.cache.invalidate(ns, "links")
 
 
 class SysctlKind(Kind):

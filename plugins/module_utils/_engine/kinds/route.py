@@ -11,7 +11,8 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .._netlink.constants import RTPROT_KERNEL
 from ..errors import NetnsError
-from ..kernel import Kernel, ns_label
+from ..kernel.session import Kernel
+from ..kernel.transport import ns_label, refusal
 from ..model import Change, Kind, Params, Pending, Undo
 from ..validation import (
     IPV6_MIN_MTU,
@@ -154,7 +155,7 @@ def read_routes(kernel: Kernel, ns: Optional[str], version: int) -> List[Route]:
         return []
     names = {link.index: name for name, link in links(kernel, ns).items()}
     family = socket.AF_INET if version == 4 else socket.AF_INET6
-    messages = kernel.dump(ns, "routes", family)
+    messages = kernel.netlink.dump(ns, "routes", family)
     result = []
     for msg in messages:
         table = msg.get_attr("RTA_TABLE") or msg["table"]
@@ -175,13 +176,13 @@ def routes(kernel: Kernel, ns: Optional[str], versions: Iterable[int] = (4, 6)) 
     """Routes of ``ns`` of the given IP versions (each read once per run, until invalidated)."""
     result: List[Route] = []
     for version in versions:
-        result += kernel.cached(ns, "routes-%d" % version, lambda k, n: read_routes(k, n, version))
+        result += kernel.cache.get(ns, "routes-%d" % version, lambda n: read_routes(kernel, n, version))
     return result
 
 
 def invalidate_routes(kernel: Kernel, ns: Optional[str]) -> None:
     for version in (4, 6):
-        kernel.invalidate(ns, "routes-%d" % version)
+        kernel.cache.invalidate(ns, "routes-%d" % version)
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -380,9 +381,9 @@ class RouteKind(Kind):
         params = change.params
         assert isinstance(params, RouteParams)
         command = {"create": "add", "update": "replace", "delete": "del"}[change.action]
-        with kernel.netlink("%s route" % command, "route " + change.key):
-            kernel.requests(params.ns).route(command, **_request(kernel, params.ns, params.route,
-                                                                 change.action != "delete"))
+        with refusal("%s route" % command, "route " + change.key):
+            request = _request(kernel, params.ns, params.route, change.action != "delete")
+            kernel.netlink.requests(params.ns).route(command, **request)
         invalidate_routes(kernel, params.ns)
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:

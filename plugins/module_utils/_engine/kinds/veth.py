@@ -15,7 +15,8 @@ import errno
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import NetnsError
-from ..kernel import Kernel, ns_label
+from ..kernel.session import Kernel
+from ..kernel.transport import ns_label, refusal
 from ..model import Change, Kind, Params, Pending, Undo
 from ..system import nsfs
 from ..validation import check_ifname, check_link_mac, check_mac, check_mtu, check_new_link_name, check_optional_netns
@@ -249,7 +250,7 @@ class VethKind(Kind):
         else:
             assert isinstance(params, VethDeletion)
             delete_link(kernel, params.ns, params.name, params.index, "delete veth pair", "veth " + change.key)
-            kernel.invalidate(params.peer_ns, "links")
+            kernel.cache.invalidate(params.peer_ns, "links")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
         params = change.params
@@ -272,19 +273,19 @@ def _create_pair(kernel: Kernel, key: str, pair: VethPair) -> None:
             target["address"] = item.mac
     if end.up:
         attrs["state"] = "up"
-    with kernel.netlink("create veth pair", "veth " + key):
-        kernel.requests(end.netns).link("add", **attrs)
-    kernel.invalidate(end.netns, "links")
-    kernel.invalidate(peer.netns, "links")
+    with refusal("create veth pair", "veth " + key):
+        kernel.netlink.requests(end.netns).link("add", **attrs)
+    kernel.cache.invalidate(end.netns, "links")
+    kernel.cache.invalidate(peer.netns, "links")
 
 
 def _move(kernel: Kernel, key: str, move: VethMove) -> None:
-    with kernel.netlink("move to the %s" % ns_label(move.to_ns), "veth " + key):
-        kernel.requests(move.from_ns).link("set", index=index_of(kernel, move.from_ns, move.name),
-                                           net_ns_fd=kernel.fd(move.to_ns))
+    with refusal("move to the %s" % ns_label(move.to_ns), "veth " + key):
+        kernel.netlink.requests(move.from_ns).link("set", index=index_of(kernel, move.from_ns, move.name),
+                                                   net_ns_fd=kernel.fd(move.to_ns))
     forget_indexes(kernel)
-    kernel.invalidate(move.from_ns, "links")
-    kernel.invalidate(move.to_ns, "links")
+    kernel.cache.invalidate(move.from_ns, "links")
+    kernel.cache.invalidate(move.to_ns, "links")
 
 
 VETH = VethKind()

@@ -13,7 +13,8 @@ import dataclasses
 from typing import Any, Dict, List, Optional
 
 from ..errors import NetnsError
-from ..kernel import Kernel, ns_label
+from ..kernel.session import Kernel
+from ..kernel.transport import ns_label, refusal
 from ..model import Change, Kind, Params, Pending, Undo
 from ..system import nsfs
 from .link import Link, delete_link, index_of, link_key, links, plan_link_attributes
@@ -181,9 +182,9 @@ def _create(kernel: Kernel, key: str, params: VirtualLinkParams) -> None:
             attrs["macvlan_mode"] = params.mode
         if socket_ns != params.ns:
             attrs["net_ns_fd"] = kernel.fd(params.ns)
-    with kernel.netlink("create %s" % params.link_type, "link " + key):
-        kernel.requests(socket_ns).link("add", **attrs)
-    kernel.invalidate(params.ns, "links")
+    with refusal("create %s" % params.link_type, "link " + key):
+        kernel.netlink.requests(socket_ns).link("add", **attrs)
+    kernel.cache.invalidate(params.ns, "links")
 
 
 class BridgePortKind(Kind):
@@ -195,10 +196,10 @@ class BridgePortKind(Kind):
     def apply(self, kernel: Kernel, change: Change) -> None:
         port = change.params
         assert isinstance(port, BridgePort)
-        with kernel.netlink("attach to bridge %s" % port.master, "link " + change.key):
-            kernel.requests(port.ns).link("set", index=index_of(kernel, port.ns, port.name),
-                                          master=index_of(kernel, port.ns, port.master))
-        kernel.invalidate(port.ns, "links")
+        with refusal("attach to bridge %s" % port.master, "link " + change.key):
+            kernel.netlink.requests(port.ns).link("set", index=index_of(kernel, port.ns, port.name),
+                                                  master=index_of(kernel, port.ns, port.master))
+        kernel.cache.invalidate(port.ns, "links")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
         port = change.params
@@ -206,8 +207,9 @@ class BridgePortKind(Kind):
         old_master = (change.before or {}).get("master")  # an ifindex, or None for no bridge
 
         def detach(kernel_: Kernel) -> None:
-            kernel_.requests(port.ns).link("set", index=index_of(kernel_, port.ns, port.name), master=old_master or 0)
-            kernel_.invalidate(port.ns, "links")
+            index = index_of(kernel_, port.ns, port.name)
+            kernel_.netlink.requests(port.ns).link("set", index=index, master=old_master or 0)
+            kernel_.cache.invalidate(port.ns, "links")
         return detach
 
 

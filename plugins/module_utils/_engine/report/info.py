@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .._netlink.constants import MACVLAN_MODES
 from ..errors import NetnsError
-from ..kernel import Kernel, as_list, attr
+from ..kernel.session import Kernel
+from ..kernel.transport import as_list, attr, refusal
 from ..kinds.address_state import addresses
 from ..kinds.iptables import TOOLS, cached_tables, prefetch_tables
 from ..kinds.iptables_rules import declared_text
@@ -64,8 +65,8 @@ def _link_info(kernel: Kernel, ns: Optional[str], link: Link, by_index: Dict[int
 
 def _kind_data(kernel: Kernel, ns: Optional[str], link: Link) -> Dict[str, Any]:
     """A vlan's id or a macvlan's mode (not in the link dump the planners share)."""
-    with kernel.netlink("get link", link.name):
-        msg = as_list(kernel.ipr(ns).get_links(link.index))[0]
+    with refusal("get link", link.name):
+        msg = as_list(kernel.netlink.ipr(ns).get_links(link.index))[0]
     if link.kind == "vlan":
         return {"vlan_id": attr(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VLAN_ID")}
     mode = attr(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_MACVLAN_MODE")

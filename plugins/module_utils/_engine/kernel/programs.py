@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Programs (iptables-save/-restore) run inside a namespace: from argument lists, never a shell."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+
+from ..errors import NetnsError
+from .transport import ns_label
+
+if TYPE_CHECKING:
+    from .session import Kernel
+
+
+class Programs:
+    def __init__(self, session: "Kernel") -> None:
+        self._session = session
+
+    def run(self, ns: Optional[str], argv: Sequence[str], stdin: Optional[str] = None) -> str:
+        """Run a program inside ``ns`` and return its standard output."""
+        return self.finish(ns, argv, self.start(ns, argv, stdin))
+
+    def start(self, ns: Optional[str], argv: Sequence[str], stdin: Optional[str] = None) -> "subprocess.Popen[str]":
+        """Start a program inside ``ns`` (the child inherits the namespace of the thread that forks
+        it), so that several can run at once; ``finish`` collects it. ``stdin`` is handed over whole
+        in an in-memory file, so the child never waits for this process. Bytes that are no UTF-8
+        (e.g. in a rule's comment someone else made) pass through unchanged."""
+        with self._session.entered(ns):
+            try:
+                with _memory_file(stdin) as source:
+                    return subprocess.Popen(list(argv), stdin=source, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, encoding="utf-8", errors="surrogateescape")
+            except OSError as exc:
+                raise NetnsError("cannot run %s" % argv[0], obj=ns_label(ns), errno=exc.errno) from None
+
+    @staticmethod
+    def finish(ns: Optional[str], argv: Sequence[str], proc: "subprocess.Popen[str]") -> str:
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise NetnsError(
+                "%s exited with %d: %s" % (" ".join(argv[:2]), proc.returncode, stderr.strip()),
+                obj=ns_label(ns),
+            )
+        return stdout
+
+
+@contextlib.contextmanager
+def _memory_file(text: Optional[str]) -> Iterator[int]:
+    """A descriptor to read ``text`` from (/dev/null for no text), closed on leaving."""
+    if text is None:
+        yield subprocess.DEVNULL
+        return
+    fd = os.memfd_create("linuxnet-netns-input", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "wb", closefd=False) as handle:
+            handle.write(text.encode("utf-8", "surrogateescape"))
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)
