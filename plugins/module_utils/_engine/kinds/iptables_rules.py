@@ -123,6 +123,27 @@ def _quote_open(text: str) -> bool:
     return '"' in text and save_words(text)[1]
 
 
+class _QuotedString:
+    """The inside of a double-quoted string as iptables-save writes it and iptables-restore reads it:
+    a backslash makes the next character literal, a double quote ends the string."""
+
+    def __init__(self) -> None:
+        self.escaped = False
+
+    def take(self, char: str, word: List[str]) -> bool:
+        """Add ``char`` to ``word``, unless it quotes or ends; True for the closing quote."""
+        if self.escaped:
+            word.append(char)
+            self.escaped = False
+        elif char == "\\":
+            self.escaped = True
+        elif char == '"':
+            return True
+        else:
+            word.append(char)
+        return False
+
+
 def save_words(text: str) -> Tuple[List[str], bool]:
     """``text`` split into words as iptables-save meant them, and whether a quoted string is still
     open at its end. iptables-save quotes a string that needs it in double quotes at the start of a
@@ -130,19 +151,11 @@ def save_words(text: str) -> Tuple[List[str], bool]:
     as they are (interfaces, chains) may hold a double quote in the middle of a word."""
     words: List[str] = []
     word: List[str] = []
-    quoted = escaped = False
-    in_word = False
+    inside = _QuotedString()
+    quoted = in_word = False
     for char in text:
         if quoted:
-            if escaped:
-                word.append(char)
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-            else:
-                word.append(char)
+            quoted = not inside.take(char, word)
         elif char in " \t\n":
             if in_word:
                 words.append("".join(word))
@@ -163,22 +176,16 @@ def _restore_words(text: str) -> Tuple[List[str], bool]:
     (an unquoted name that holds a quote, e.g. an interface, reads otherwise)."""
     words: List[str] = []
     word: List[str] = []
-    quoted = escaped = False
+    inside = _QuotedString()
+    quoted = False
     clean = True
     for index, char in enumerate(text):
         if quoted:
-            if escaped:
-                word.append(char)
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
+            if inside.take(char, word):
                 quoted = False
                 words.append("".join(word))  # iptables-restore ends the word at the closing quote
                 word = []
                 clean = clean and text[index + 1:index + 2] in ("", " ", "\t")
-            else:
-                word.append(char)
         elif char == '"':
             clean = clean and not word
             quoted = True
