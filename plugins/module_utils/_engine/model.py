@@ -11,10 +11,6 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple
 
 from .kernel.session import Kernel
 
-# Objects are created in this order and removed in the reverse one.
-KIND_ORDER = ("netns", "sysctl", "dns", "link", "address", "route", "iptables")
-
-
 @dataclasses.dataclass(frozen=True)
 class Params:
     """What applying a change needs; each kind declares its own (frozen dataclasses), and the type of
