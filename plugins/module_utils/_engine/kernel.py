@@ -5,7 +5,7 @@
 
 pyroute2's own ``netns=`` support forks a helper per namespace (and creates missing namespaces);
 entering with setns and opening an ordinary socket there is several times cheaper and never
-creates anything. Reads are dumps on a socket opened for them (netlink_dump); a namespace the run
+creates anything. Reads are dumps on a socket opened for them (_netlink.socket); a namespace the run
 changes keeps one plain netlink socket for the requests pyroute2 compiles, until the session ends.
 """
 
@@ -20,9 +20,10 @@ import sys
 import traceback
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from ._netlink import dump as netlink_dump
-from ._netlink import requests as netlink_requests
+from ._netlink import socket as netlink_socket
 from ._netlink.constants import NETLINK_NETFILTER, NETLINK_ROUTE
+from ._netlink.decode import Message, split_messages
+from ._netlink.encode import encode_request
 from .errors import NetnsError, errno_of
 from .system import nsfs
 
@@ -161,7 +162,7 @@ class Kernel:
     def _plain_socket(self, ns: Optional[str], protocol: int = NETLINK_ROUTE) -> Any:
         """A plain netlink socket (route, unless told otherwise) bound inside ``ns``."""
         with self.entered(ns):
-            return netlink_dump.open_socket(protocol)
+            return netlink_socket.open_socket(protocol)
 
     def compile_request(self, kind: str, command: str, args: Dict[str, Any]) -> List[bytes]:
         """The netlink messages pyroute2 compiles for IPRoute's ``kind(command, **args)``."""
@@ -169,13 +170,13 @@ class Kernel:
             self._compiler = _pyroute2("IPBatch")()
         self._compiler.reset()
         getattr(self._compiler, kind)(command, **args)
-        return netlink_dump.split(bytes(self._compiler.batch))
+        return split_messages(bytes(self._compiler.batch))
 
-    def dump(self, ns: Optional[str], kind: str, family: int = 0) -> List[netlink_dump.Message]:
+    def dump(self, ns: Optional[str], kind: str, family: int = 0) -> List[Message]:
         """Every link, address or route (``kind``) of ``ns``: one dump on a socket opened inside
         ``ns`` for it and closed after (no descriptor or event loop kept per namespace)."""
         with self.netlink("dump " + kind, ns_label(ns)), self._plain_socket(ns) as sock:
-            return netlink_dump.dump(sock, kind, family)
+            return netlink_socket.dump(sock, kind, family)
 
     # -- asynchronous kernel work ------------------------------------------------------------
     def after_batch(self, settler: Callable[[], None]) -> None:
@@ -260,7 +261,7 @@ class Kernel:
         ruleset has not changed. None where the kernel tells either not."""
         try:
             with self._plain_socket(ns, NETLINK_NETFILTER) as sock:
-                return netlink_dump.netns_cookie(sock), netlink_dump.nft_generation(sock)
+                return netlink_socket.netns_cookie(sock), netlink_socket.nft_generation(sock)
         except OSError:
             return None
 
@@ -271,7 +272,7 @@ class Kernel:
         if ns not in self._identities:
             try:
                 with self._plain_socket(ns) as sock:
-                    self._identities[ns] = ["cookie", netlink_dump.netns_cookie(sock)]
+                    self._identities[ns] = ["cookie", netlink_socket.netns_cookie(sock)]
             except OSError:
                 self._identities[ns] = ["inode", os.fstat(self.fd(ns)).st_ino if ns is not None
                                         else os.stat("/proc/thread-self/ns/net").st_ino]
@@ -280,7 +281,7 @@ class Kernel:
     def nsid(self, ns_from: Optional[str], ns_target: Optional[str]) -> Optional[int]:
         """The id ``ns_from`` uses for ``ns_target`` (IFLA_LINK_NETNSID), or None if unassigned."""
         with self.netlink("get nsid", ns_label(ns_from)), self._plain_socket(ns_from) as sock:
-            return netlink_dump.get_nsid(sock, self.fd(ns_target))
+            return netlink_socket.get_nsid(sock, self.fd(ns_target))
 
 
 def _pyroute2_errors() -> Tuple[type, ...]:
@@ -314,7 +315,7 @@ def _pyroute2(name: str) -> Any:
 class Requests:
     """Changes inside one namespace with pyroute2's request API (IPRoute's ``link``, ``addr``,
     ``route`` and their arguments), sent on a plain netlink socket opened in the namespace, one
-    acknowledged message at a time. The frequent flat requests are encoded by netlink_requests;
+    acknowledged message at a time. The frequent flat requests are encoded by _netlink.encode;
     the others are compiled by pyroute2's IPBatch (IPRoute's request filters, without sending)."""
 
     def __init__(self, kernel: "Kernel", sock: Any) -> None:
@@ -331,10 +332,10 @@ class Requests:
         self._send("route", command, args)
 
     def _send(self, kind: str, command: str, args: Dict[str, Any]) -> None:
-        message = netlink_requests.encode(kind, command, args)
+        message = encode_request(kind, command, args)
         messages = [message] if message is not None else self._kernel.compile_request(kind, command, args)
         for each in messages:
-            netlink_dump.acknowledged(self._sock, each)
+            netlink_socket.acknowledged(self._sock, each)
 
 
 def attr(msg: Any, *path: str) -> Any:

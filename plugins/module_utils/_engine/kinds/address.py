@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
+from .._netlink.constants import IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE
 from ..apply import applier
 from ..errors import NetnsError
 from ..kernel import Kernel, ns_label
@@ -23,10 +24,6 @@ from ..validation import (
     parse_interface,
 )
 from .link import index_of, links, plan_link_attributes
-
-IFA_F_NODAD = 0x02
-IFA_F_DADFAILED = 0x08
-IFA_F_TENTATIVE = 0x40
 
 
 @dataclasses.dataclass(frozen=True)

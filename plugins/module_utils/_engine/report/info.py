@@ -15,7 +15,7 @@ import errno
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from .._netlink.constants import MACVLAN_MODES
+from .._netlink.constants import MACVLAN_MODES, RT_TABLE_MAIN, RTPROT_KERNEL, RTPROT_RA
 from ..errors import NetnsError
 from ..kernel import Kernel, as_list, attr
 from ..kinds.address import addresses
@@ -23,7 +23,7 @@ from ..kinds.iptables import TOOLS, cached_tables, prefetch_tables
 from ..kinds.iptables_rules import declared_text
 from ..kinds.link import Link, links
 from ..kinds.namespace import read_nameservers, read_sysctls
-from ..kinds.route import routes
+from ..kinds.route import DEFAULT_METRIC, routes
 from ..kinds.veth import linked, peer_of
 from ..system import nsfs
 
@@ -39,8 +39,8 @@ SYSCTL_KEYS = [
     "net.ipv6.conf.all.disable_ipv6",
     "net.ipv6.conf.default.disable_ipv6",
 ]
-# Routes the kernel adds on its own: for an address (RTPROT_KERNEL) or from a router advertisement (RTPROT_RA).
-KERNEL_ROUTE_PROTOCOLS = {2, 9}
+# Routes the kernel adds on its own: for an address or from a router advertisement.
+KERNEL_ROUTE_PROTOCOLS = {RTPROT_KERNEL, RTPROT_RA}
 
 
 def default_sysctls() -> Dict[str, Optional[str]]:
@@ -177,9 +177,9 @@ def _spec_routes(entry: Dict[str, Any], devs: Set[str]) -> List[Dict[str, Any]]:
         if route["dst"].startswith("fe80:") or route["dst"].startswith("ff00:"):
             continue
         item = {k: v for k, v in route.items() if k != "protocol"}
-        if item.get("table") == 254:
+        if item.get("table") == RT_TABLE_MAIN:
             del item["table"]
-        if item.get("metric") in (0, 1024):
+        if item.get("metric") in DEFAULT_METRIC.values():
             del item["metric"]
         result.append(item)
     return result
