@@ -21,7 +21,7 @@ import json, os, socket, sys
 from pyroute2 import IPRoute
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink import socket as netlink_socket
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.decode import KINDS
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import netns_mounts, thread_netns
 
 WANTED = {kind: [name for name, _ in spec.attributes.values()] for kind, spec in KINDS.items()}
 
@@ -40,7 +40,7 @@ def ours(msg):
 
 result = {}
 for ns in json.loads(sys.argv[1]):
-    with nsfs.entered(None if ns is None else nsfs.open_namespace(ns)):
+    with thread_netns.entered(None if ns is None else netns_mounts.open_namespace(ns)):
         ipr = IPRoute()
         sock = netlink_socket.open_socket()
     reads = {"links": (ipr.get_links(), "links", 0),
@@ -52,7 +52,7 @@ for ns in json.loads(sys.argv[1]):
             "pyroute2": [theirs(m, kind) for m in messages],
             "ours": [ours(m) for m in netlink_socket.dump(sock, kind, family)]}
     for target in json.loads(sys.argv[1])[1:]:
-        fd = nsfs.open_namespace(target)
+        fd = netns_mounts.open_namespace(target)
         reply = ipr.get_netnsid(fd=fd)
         value = reply.get("nsid") if isinstance(reply, dict) else None
         result["%s nsid of %s" % (ns, target)] = {

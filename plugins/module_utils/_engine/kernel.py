@@ -25,7 +25,7 @@ from ._netlink.constants import NETLINK_NETFILTER, NETLINK_ROUTE
 from ._netlink.decode import Message, split_messages
 from ._netlink.encode import encode_request
 from .errors import NetnsError, errno_of
-from .system import nsfs
+from .system import limits, netns_mounts, thread_netns
 
 
 def _pyroute2_missing() -> Optional[str]:
@@ -75,7 +75,7 @@ class Kernel:
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> "Kernel":
-        nsfs.raise_open_file_limit()
+        limits.raise_open_file_limit()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -108,7 +108,7 @@ class Kernel:
     # -- namespaces -----------------------------------------------------------------------
     def namespaces(self) -> set:
         if self._existing is None:
-            self._existing = set(nsfs.list_namespaces())
+            self._existing = set(netns_mounts.list_namespaces())
         return self._existing
 
     def exists(self, ns: Optional[str]) -> bool:
@@ -129,19 +129,19 @@ class Kernel:
         for what in self._cache.pop(ns, {}):
             self._written.discard((ns, what))
         if self._existing is not None:  # one stat, not a new listing: N creations stay linear
-            if nsfs.namespace_exists(ns):
+            if netns_mounts.namespace_exists(ns):
                 self._existing.add(ns)
             else:
                 self._existing.discard(ns)
 
     def fd(self, ns: Optional[str]) -> int:
         if ns not in self._fds:
-            self._fds[ns] = nsfs.open_namespace(ns)
+            self._fds[ns] = netns_mounts.open_namespace(ns)
         return self._fds[ns]
 
     @contextlib.contextmanager
     def entered(self, ns: Optional[str]) -> Iterator[None]:
-        with nsfs.entered(None if ns is None else self.fd(ns)):
+        with thread_netns.entered(None if ns is None else self.fd(ns)):
             yield
 
     def ipr(self, ns: Optional[str]) -> Any:

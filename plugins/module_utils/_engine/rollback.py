@@ -21,7 +21,7 @@ from .kinds.iptables import TOOLS, cached_tables, current_table, table_restore
 from .kinds.link import index_of
 from .kinds.route import routes
 from .model import Change
-from .system import nsfs
+from .system import trusted_files
 
 Undo = Callable[[Kernel], None]
 
@@ -35,7 +35,7 @@ def _replay(change: Change) -> Undo:
 
 
 def _file_content(path: str) -> Optional[str]:
-    return nsfs.read_regular_file(path)  # never a FIFO opened, nor a symlink followed
+    return trusted_files.read_regular_file(path)  # never a FIFO opened, nor a symlink followed
 
 
 def undo_of(kernel: Kernel, change: Change) -> Optional[Undo]:

@@ -25,7 +25,7 @@ from ..kinds.link import Link, links
 from ..kinds.namespace import read_nameservers, read_sysctls
 from ..kinds.route import DEFAULT_METRIC, routes
 from ..kinds.veth import linked, peer_of
-from ..system import nsfs
+from ..system import netns_mounts, procfs, thread_netns
 
 # The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
 # namespace, so "default" is this kernel's own).
@@ -45,7 +45,7 @@ KERNEL_ROUTE_PROTOCOLS = {RTPROT_KERNEL, RTPROT_RA}
 
 def default_sysctls() -> Dict[str, Optional[str]]:
     """The documented keys as a brand-new namespace has them on this kernel."""
-    with Kernel() as scratch_kernel, nsfs.scratch_namespace():
+    with Kernel() as scratch_kernel, thread_netns.scratch_namespace():
         return read_sysctls(scratch_kernel, None, SYSCTL_KEYS)
 
 
@@ -115,13 +115,14 @@ def gather(kernel: Kernel, names: Optional[List[str]] = None, with_iptables: boo
     inodes = _held_namespaces(kernel)
     wanted = sorted(inodes) if names is None else [n for n in names if n in inodes]
     defaults = default_sysctls()
-    pids = nsfs.pids_by_netns_inode()
+    pids = procfs.pids_by_netns_inode()
     if with_iptables:
         prefetch_tables(kernel, [(ns, v) for ns in [None] + wanted for v in sorted(TOOLS)])
     entries = []
     for name in wanted:
-        entry = {"name": name, "id": inodes[name], "path": nsfs.netns_path(name), "nsid": kernel.nsid(None, name),
-                 "pids": pids.get(inodes[name], []), "nameservers": read_nameservers(name)[0]}
+        entry = {"name": name, "id": inodes[name], "path": netns_mounts.netns_path(name),
+                 "nsid": kernel.nsid(None, name), "pids": pids.get(inodes[name], []),
+                 "nameservers": read_nameservers(name)[0]}
         entry.update(namespace_info(kernel, name, defaults, with_iptables))
         entries.append(entry)
     root_inode = os.stat("/proc/self/ns/net").st_ino  # the namespace the engine runs in
@@ -154,7 +155,7 @@ def _held_namespaces(kernel: Kernel) -> Dict[str, int]:
 def _named(name: str) -> Optional[int]:
     """The inode of the namespace under ``name`` now, None if there is none."""
     try:
-        return nsfs.namespace_inode(name) if nsfs.namespace_exists(name) else None
+        return netns_mounts.namespace_inode(name) if netns_mounts.namespace_exists(name) else None
     except OSError:
         return None
 
