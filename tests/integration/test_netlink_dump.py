@@ -1,4 +1,5 @@
-"""The engine's own rtnetlink dump decoder (netlink_dump.py) against pyroute2's, on live dumps.
+"""The engine's own rtnetlink dump decoder (_netlink/decode.py, dumps sent by _netlink/socket.py) against
+pyroute2's, on live dumps.
 
 The comparison runs in the interpreter modules run with (pyroute2 0.9, and 0.7.2 in make test's
 second pass), over a namespace holding every kind of attribute the engine reads: veth ends in two
@@ -18,13 +19,14 @@ from helpers import COLLECTIONS, MODULE_PYTHON, run
 COMPARE = r"""
 import json, os, socket, sys
 from pyroute2 import IPRoute
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink import dump as netlink_dump
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink import socket as netlink_socket
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.decode import KINDS
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import netns_mounts, thread_netns
 
-WANTED = {kind: [name for name, _ in spec.attributes.values()] for kind, spec in netlink_dump.KINDS.items()}
+WANTED = {kind: [name for name, _ in spec.attributes.values()] for kind, spec in KINDS.items()}
 
 def theirs(msg, kind):
-    fields = {f: msg[f] for f in netlink_dump.KINDS[kind].fields}
+    fields = {f: msg[f] for f in KINDS[kind].fields}
     attrs = {name: msg.get_attr(name) for name in WANTED[kind] if msg.get_attr(name) is not None}
     if "IFLA_LINKINFO" in attrs:
         attrs["IFLA_LINKINFO"] = attrs["IFLA_LINKINFO"].get_attr("IFLA_INFO_KIND")
@@ -38,9 +40,9 @@ def ours(msg):
 
 result = {}
 for ns in json.loads(sys.argv[1]):
-    with nsfs.entered(None if ns is None else nsfs.open_namespace(ns)):
+    with thread_netns.entered(None if ns is None else netns_mounts.open_namespace(ns)):
         ipr = IPRoute()
-        sock = netlink_dump.open_socket()
+        sock = netlink_socket.open_socket()
     reads = {"links": (ipr.get_links(), "links", 0),
              "addresses": (ipr.get_addr(), "addresses", 0),
              "routes4": (ipr.get_routes(family=socket.AF_INET), "routes", socket.AF_INET),
@@ -48,14 +50,14 @@ for ns in json.loads(sys.argv[1]):
     for label, (messages, kind, family) in reads.items():
         result["%s %s" % (ns, label)] = {
             "pyroute2": [theirs(m, kind) for m in messages],
-            "ours": [ours(m) for m in netlink_dump.dump(sock, kind, family)]}
+            "ours": [ours(m) for m in netlink_socket.dump(sock, kind, family)]}
     for target in json.loads(sys.argv[1])[1:]:
-        fd = nsfs.open_namespace(target)
+        fd = netns_mounts.open_namespace(target)
         reply = ipr.get_netnsid(fd=fd)
         value = reply.get("nsid") if isinstance(reply, dict) else None
         result["%s nsid of %s" % (ns, target)] = {
             "pyroute2": None if value is None or value < 0 or value >= 0x80000000 else value,
-            "ours": netlink_dump.get_nsid(sock, fd)}
+            "ours": netlink_socket.get_nsid(sock, fd)}
         os.close(fd)
     ipr.close()
     sock.close()

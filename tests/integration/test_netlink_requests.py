@@ -1,4 +1,4 @@
-"""The engine's own request encoder (netlink_requests.py) against pyroute2's request compiler.
+"""The engine's own request encoder (_netlink/encode.py) against pyroute2's request compiler.
 
 Every form of request the engine encodes itself is compiled by both, in the interpreter modules
 run with (pyroute2 0.9, and 0.7.2 in make test's second pass), and the messages compared field by
@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 from helpers import COLLECTIONS, MODULE_PYTHON
 
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.requests import encode
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.encode import encode_request
 
 # (kind, command, IPRoute's keyword arguments): the forms the engine's appliers send
 FORMS: List[Tuple[str, str, Dict[str, Any]]] = [
@@ -94,7 +94,7 @@ def compiled() -> List[bytes]:
 @pytest.mark.parametrize("index", range(len(FORMS)), ids=["%s %s %d" % (k, c, i) for i, (k, c, _a) in enumerate(FORMS)])
 def test_encoder_agrees_with_pyroute2(index: int, compiled: List[bytes]) -> None:
     kind, command, args = FORMS[index]
-    ours = encode(kind, command, args)
+    ours = encode_request(kind, command, args)
     assert ours is not None, "the engine sends this form itself"
     assert fields(ours) == fields(compiled[index])
 
@@ -106,4 +106,4 @@ def test_encoder_agrees_with_pyroute2(index: int, compiled: List[bytes]) -> None
     ("route", "get", {"family": 2, "dst": "10.0.0.1", "dst_len": 32, "table": 254}),
 ])
 def test_other_requests_are_left_to_pyroute2(kind: str, command: str, args: Dict[str, Any]) -> None:
-    assert encode(kind, command, args) is None
+    assert encode_request(kind, command, args) is None

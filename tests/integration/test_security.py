@@ -52,12 +52,12 @@ def test_a_planted_symlink_is_not_followed(prefix: str, tmp_path: Any) -> None:
     directory = tmp_path / "d"
     directory.mkdir(mode=0o700)
     code = ("import os, sys\n"
-            "from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs\n"
+            "from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import trusted_files\n"
             "d = sys.argv[1]\n"
             "os.symlink(sys.argv[2], os.path.join(d, 'f.tmp.%d' % os.getpid()))\n"
             "os.symlink(sys.argv[2], os.path.join(d, 'g'))\n"
-            "nsfs.write_file_atomically(os.path.join(d, 'f'), 'x\\n')\n"
-            "nsfs.write_file_atomically(os.path.join(d, 'g'), 'y\\n')\n")
+            "trusted_files.write_file_atomically(os.path.join(d, 'f'), 'x\\n')\n"
+            "trusted_files.write_file_atomically(os.path.join(d, 'g'), 'y\\n')\n")
     subprocess.run([MODULE_PYTHON, "-c", code, str(directory), str(target)], capture_output=True, text=True,
                    env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=True)
     assert target.read_text() == "keep\n"

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import nsfs
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import procfs
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine import ownership
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
@@ -60,7 +60,7 @@ def test_a_run_claims_what_it_creates_ahead() -> None:
     changes = [Change("netns", "create", "a", params=NamespaceParams("a")),
                Change("link", "create", "v0 in root namespace", params=VethPair(VethEnd(None, "v0"), VethEnd("a", "v1"))),
                Change("link", "create", "br in netns a", params=VirtualLinkParams("bridge", "a", "br"))]
-    known = Record(spec([]), nsfs.boot_id(), {"old": ["cookie", 7]})
+    known = Record(spec([]), procfs.boot_id(), {"old": ["cookie", 7]})
     ahead = claimed(known, changes)
     assert ahead.namespaces == {"old": ["cookie", 7], "a": None}
     assert {key: (claim.type, claim.identity, claim.peer) for key, claim in ahead.links.items()} == {
@@ -72,7 +72,7 @@ def test_a_run_claims_what_it_creates_ahead() -> None:
 
 
 def test_a_record_survives_its_own_json() -> None:
-    record = claimed(Record(spec([A], [VETH]), nsfs.boot_id()), [Change("netns", "create", "a", params=NamespaceParams("a"))])
+    record = claimed(Record(spec([A], [VETH]), procfs.boot_id()), [Change("netns", "create", "a", params=NamespaceParams("a"))])
     record.namespaces["a"] = ["cookie", 42]
     assert ownership._from_json(json.loads(record.as_json())) == record
 

@@ -35,7 +35,7 @@ from .ownership import STATE_DIR
 from .report.graph import RENDERERS
 from .report.info import gather, spec_from_info
 from .spec import parse_topology
-from .system import nsfs
+from .system import trusted_files
 from .topology import converge_topology, summary
 from .validation import ip_address, ip_interface
 
@@ -48,7 +48,7 @@ def load_spec(path: str) -> Dict[str, Any]:
     """The saved topology: one JSON object in a trusted file (root's, writable by no one else, not a
     symlink, in such a directory). A missing, untrusted or corrupt file is a one-line error that
     touches nothing."""
-    raw = nsfs.read_trusted_bytes(path)
+    raw = trusted_files.read_trusted_bytes(path)
     if raw is None:
         raise NetnsError("topology file does not exist", obj=path)
     try:

@@ -11,6 +11,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple
 
 from .kernel.session import Kernel
 
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     """What applying a change needs; each kind declares its own (frozen dataclasses), and the type of

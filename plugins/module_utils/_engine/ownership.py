@@ -28,7 +28,7 @@ from .kinds.veth import VethPair
 from .kinds.virtual_link import VirtualLinkParams
 from .model import Change
 from .spec import Topology, link_ends, parse_topology
-from .system import nsfs
+from .system import procfs, trusted_files
 
 STATE_DIR = "/var/lib/linuxnet-netns"
 RECORD_VERSION = 2
@@ -69,7 +69,7 @@ class Record:
             self._parsed = topology
 
     def has_claims_to_settle(self) -> bool:
-        return self.boot_id != nsfs.boot_id() or None in self.namespaces.values() \
+        return self.boot_id != procfs.boot_id() or None in self.namespaces.values() \
             or any(claim.identity is None for claim in self.links.values())
 
     def as_json(self) -> str:
@@ -83,7 +83,7 @@ class Record:
 
 
 def empty(spec: Dict[str, Any]) -> Record:
-    return Record(spec, nsfs.boot_id())
+    return Record(spec, procfs.boot_id())
 
 
 def record_path(name: str, state_dir: str = STATE_DIR) -> str:
@@ -94,7 +94,7 @@ def record_path(name: str, state_dir: str = STATE_DIR) -> str:
 def load(name: str, state_dir: str = STATE_DIR) -> Optional[Record]:
     """The record, None if there is none. A file of the wrong shape is an error naming it."""
     path = record_path(name, state_dir)
-    text = nsfs.read_trusted(path)
+    text = trusted_files.read_trusted(path)
     if text is None:
         return None
     try:
@@ -144,7 +144,7 @@ def _from_version_1(data: Dict[str, Any]) -> Record:
     topology = parse_topology(data["spec"], for_apply=False)
     foreign_ns = set(_typed(data.get("foreign_namespaces", []), list, "foreign_namespaces"))
     foreign_links = {tuple(item) for item in _typed(data.get("foreign_links", []), list, "foreign_links")}
-    record = Record(data["spec"], nsfs.boot_id())
+    record = Record(data["spec"], procfs.boot_id())
     for ns in topology.namespaces:
         if ns["name"] not in foreign_ns:
             record.namespaces[ns["name"]] = None
@@ -192,18 +192,18 @@ def _optional_str(value: Any, where: str) -> Optional[str]:
 
 
 def save(name: str, record: Record, state_dir: str = STATE_DIR) -> None:
-    nsfs.private_directory(state_dir)
-    nsfs.write_file_atomically(record_path(name, state_dir), record.as_json(), 0o600)
+    trusted_files.private_directory(state_dir)
+    trusted_files.write_file_atomically(record_path(name, state_dir), record.as_json(), 0o600)
 
 
 def remove(name: str, state_dir: str = STATE_DIR) -> None:
-    nsfs.remove_file(record_path(name, state_dir))
+    trusted_files.remove_file(record_path(name, state_dir))
 
 
 # -- what is ours ---------------------------------------------------------------------------
 def owns_namespace(kernel: Kernel, record: Optional[Record], name: str) -> bool:
     """Whether the namespace named ``name`` now is the one this topology created."""
-    if record is None or name not in record.namespaces or record.boot_id != nsfs.boot_id() or not kernel.exists(name):
+    if record is None or name not in record.namespaces or record.boot_id != procfs.boot_id() or not kernel.exists(name):
         return False
     claimed = record.namespaces[name]
     return claimed is None or claimed == kernel.identity(name)
@@ -211,7 +211,7 @@ def owns_namespace(kernel: Kernel, record: Optional[Record], name: str) -> bool:
 
 def owns_link(kernel: Kernel, record: Optional[Record], key: LinkKey) -> bool:
     """Whether the link ``key`` now is the one this topology created."""
-    if record is None or key not in record.links or record.boot_id != nsfs.boot_id():
+    if record is None or key not in record.links or record.boot_id != procfs.boot_id():
         return False
     ns, name = key
     link = links(kernel, ns).get(name) if kernel.exists(ns) else None
@@ -258,8 +258,8 @@ def claimed(record: Record, changes: List[Change]) -> Record:
     """The record written ahead of ``changes``: what they create is claimed before it exists."""
     namespaces, claims = created_by(changes)
     ahead = dataclasses.replace(record, namespaces=dict(record.namespaces), links=dict(record.links))
-    if ahead.boot_id != nsfs.boot_id():
-        ahead.boot_id, ahead.namespaces, ahead.links = nsfs.boot_id(), {}, {}
+    if ahead.boot_id != procfs.boot_id():
+        ahead.boot_id, ahead.namespaces, ahead.links = procfs.boot_id(), {}, {}
     ahead.namespaces.update({name: None for name in namespaces if name not in ahead.namespaces})
     for key, claim in claims.items():
         ahead.links.setdefault(key, claim)
@@ -271,7 +271,7 @@ def settled(record: Record, spec: Dict[str, Any], topology: Topology, kernel: Ke
     """The record after a run whose ``standing`` changes are in the kernel: what it created and what
     was ours before and still is, each with its identity now; retired objects as the spec says."""
     new_ns, new_links = created_by(standing)
-    result = Record(spec, nsfs.boot_id())
+    result = Record(spec, procfs.boot_id())
     for name in sorted(set(record.namespaces) | new_ns):
         if kernel.exists(name) and (name in new_ns or owns_namespace(kernel, record, name)):
             result.namespaces[name] = kernel.identity(name)

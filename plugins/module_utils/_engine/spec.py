@@ -12,7 +12,7 @@ import dataclasses
 import re
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
-from ._netlink.constants import MACVLAN_MODES
+from ._netlink.constants import MACVLAN_MODES, RT_TABLE_MAIN
 from .errors import NetnsError
 from .kinds.address import AddressSpec, address_spec
 from .kinds.iptables import IptablesSpec, iptables_spec
@@ -275,7 +275,7 @@ def _parse_route(raw: Any, where: str) -> Dict[str, Any]:
     return {
         "dst": str(dst), "via": None if via is None else str(via), "dev": item.get("dev"),
         "metric": _int(item.get("metric"), where + ".metric", 0, 2 ** 32 - 1),
-        "table": _int(item.get("table"), where + ".table", 1, 2 ** 32 - 1) or 254,
+        "table": _int(item.get("table"), where + ".table", 1, 2 ** 32 - 1) or RT_TABLE_MAIN,
         "scope": item.get("scope"), "onlink": _bool(item.get("onlink"), where + ".onlink", False),
         "src": None if src is None else str(src), "path": where,
     }

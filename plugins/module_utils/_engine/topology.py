@@ -28,7 +28,7 @@ from .kinds.veth import VethDeletion, plan_veth, veth_spec
 from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link
 from .model import Change, Pending
 from .spec import Endpoint, Topology, link_ends, parse_topology
-from .system import nsfs
+from .system import trusted_files
 from .system.host_lock import host_lock
 
 
@@ -231,7 +231,7 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
             record.parsed_as(data, topology)
         run = _Run(kernel, data, topology, record, check_mode, state_dir)
         if state == "absent":
-            nsfs.check_removable(run.snapshot_path)  # an untrusted one stops the run before any change
+            trusted_files.check_removable(run.snapshot_path)  # an untrusted one stops the run before any change
             stages = [lambda k, _pending: plan_teardown(k, topology, record)]
         else:
             stages = [run.purge_stage if purge else run.nothing, run.plan_ahead]

@@ -15,9 +15,9 @@ import contextlib
 import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
-from .._netlink import dump as netlink_dump
+from .._netlink import socket as netlink_socket
 from .._netlink.constants import NETLINK_NETFILTER
-from ..system import nsfs
+from ..system import limits, netns_mounts, thread_netns
 from .cache import ReadCache
 from .programs import Programs
 from .transport import NetlinkTransport, ns_label, refusal
@@ -41,7 +41,7 @@ class Kernel:
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> "Kernel":
-        nsfs.raise_open_file_limit()
+        limits.raise_open_file_limit()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -65,7 +65,7 @@ class Kernel:
     # -- namespaces -----------------------------------------------------------------------
     def namespaces(self) -> Set[str]:
         if self.cache.namespaces is None:
-            self.cache.namespaces = set(nsfs.list_namespaces())
+            self.cache.namespaces = set(netns_mounts.list_namespaces())
         return self.cache.namespaces
 
     def exists(self, ns: Optional[str]) -> bool:
@@ -81,19 +81,19 @@ class Kernel:
         self._identities.pop(ns, None)
         self.cache.forget(ns)
         if self.cache.namespaces is not None:  # one stat, not a new listing: N creations stay linear
-            if nsfs.namespace_exists(ns):
+            if netns_mounts.namespace_exists(ns):
                 self.cache.namespaces.add(ns)
             else:
                 self.cache.namespaces.discard(ns)
 
     def fd(self, ns: Optional[str]) -> int:
         if ns not in self._fds:
-            self._fds[ns] = nsfs.open_namespace(ns)
+            self._fds[ns] = netns_mounts.open_namespace(ns)
         return self._fds[ns]
 
     @contextlib.contextmanager
     def entered(self, ns: Optional[str]) -> Iterator[None]:
-        with nsfs.entered(None if ns is None else self.fd(ns)):
+        with thread_netns.entered(None if ns is None else self.fd(ns)):
             yield
 
     def generation(self, ns: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -101,7 +101,7 @@ class Kernel:
         ruleset has not changed. None where the kernel tells either not."""
         try:
             with self.netlink.socket(ns, NETLINK_NETFILTER) as sock:
-                return netlink_dump.netns_cookie(sock), netlink_dump.nft_generation(sock)
+                return netlink_socket.netns_cookie(sock), netlink_socket.nft_generation(sock)
         except OSError:
             return None
 
@@ -112,7 +112,7 @@ class Kernel:
         if ns not in self._identities:
             try:
                 with self.netlink.socket(ns) as sock:
-                    self._identities[ns] = ["cookie", netlink_dump.netns_cookie(sock)]
+                    self._identities[ns] = ["cookie", netlink_socket.netns_cookie(sock)]
             except OSError:
                 self._identities[ns] = ["inode", os.fstat(self.fd(ns)).st_ino if ns is not None
                                         else os.stat("/proc/thread-self/ns/net").st_ino]
@@ -121,7 +121,7 @@ class Kernel:
     def nsid(self, ns_from: Optional[str], ns_target: Optional[str]) -> Optional[int]:
         """The id ``ns_from`` uses for ``ns_target`` (IFLA_LINK_NETNSID), or None if unassigned."""
         with refusal("get nsid", ns_label(ns_from)), self.netlink.socket(ns_from) as sock:
-            return netlink_dump.get_nsid(sock, self.fd(ns_target))
+            return netlink_socket.get_nsid(sock, self.fd(ns_target))
 
     # -- asynchronous kernel work ------------------------------------------------------------
     def after_batch(self, settler: Callable[[], None]) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
-from .._netlink import dump as netlink_dump
-from .._netlink import requests as netlink_requests
+from .._netlink import socket as netlink_socket
 from .._netlink.constants import NETLINK_ROUTE
+from .._netlink.decode import Message, split_messages
+from .._netlink.encode import encode_request
 from ..errors import NetnsError, errno_of
 from .library import pyroute2_class, pyroute2_errors
 
@@ -46,13 +47,13 @@ class NetlinkTransport:
     def socket(self, ns: Optional[str], protocol: int = NETLINK_ROUTE) -> Any:
         """A new plain netlink socket (route, unless told otherwise) bound inside ``ns``."""
         with self._session.entered(ns):
-            return netlink_dump.open_socket(protocol)
+            return netlink_socket.open_socket(protocol)
 
-    def dump(self, ns: Optional[str], kind: str, family: int = 0) -> List[netlink_dump.Message]:
+    def dump(self, ns: Optional[str], kind: str, family: int = 0) -> List[Message]:
         """Every link, address or route (``kind``) of ``ns``: one dump on a socket opened inside
         ``ns`` for it and closed after (no descriptor or event loop kept per namespace)."""
         with refusal("dump " + kind, ns_label(ns)), self.socket(ns) as sock:
-            return netlink_dump.dump(sock, kind, family)
+            return netlink_socket.dump(sock, kind, family)
 
     def requests(self, ns: Optional[str]) -> "Requests":
         """pyroute2's request API (``link``, ``addr``, ``route``) for changes inside ``ns``."""
@@ -75,7 +76,7 @@ class NetlinkTransport:
             self._compiler = pyroute2_class("IPBatch")()
         self._compiler.reset()
         getattr(self._compiler, kind)(command, **args)
-        return netlink_dump.split(bytes(self._compiler.batch))
+        return split_messages(bytes(self._compiler.batch))
 
     def forget(self, ns: Optional[str]) -> None:
         """Close what is held inside ``ns`` (deleted, or created anew)."""
@@ -98,7 +99,7 @@ class NetlinkTransport:
 class Requests:
     """Changes inside one namespace with pyroute2's request API (IPRoute's ``link``, ``addr``,
     ``route`` and their arguments), sent on a plain netlink socket opened in the namespace, one
-    acknowledged message at a time. The frequent flat requests are encoded by netlink_requests;
+    acknowledged message at a time. The frequent flat requests are encoded by _netlink.encode;
     the others are compiled by pyroute2's IPBatch (IPRoute's request filters, without sending)."""
 
     def __init__(self, transport: NetlinkTransport, sock: Any) -> None:
@@ -115,10 +116,10 @@ class Requests:
         self._send("route", command, args)
 
     def _send(self, kind: str, command: str, args: Dict[str, Any]) -> None:
-        message = netlink_requests.encode(kind, command, args)
+        message = encode_request(kind, command, args)
         messages = [message] if message is not None else self._transport.compile_request(kind, command, args)
         for each in messages:
-            netlink_dump.acknowledged(self._sock, each)
+            netlink_socket.acknowledged(self._sock, each)
 
 
 def attr(msg: Any, *path: str) -> Any:

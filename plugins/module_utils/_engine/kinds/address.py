@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
-from .._netlink.constants import RTPROT_KERNEL
+from .._netlink.constants import IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, RTPROT_KERNEL
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
@@ -22,7 +22,7 @@ from ..validation import (
     check_optional_netns,
     parse_interface,
 )
-from .address_state import IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, Address, addresses
+from .address_state import Address, addresses
 from .link import index_of, links, plan_link_attributes
 from .route import ROUTE, RouteParams, routes
 

@@ -8,13 +8,10 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional
 
+from .._netlink.constants import IFA_F_TENTATIVE
 from ..kernel.session import Kernel
 from ..validation import IPInterface, ip_interface
 from .link import links
-
-IFA_F_NODAD = 0x02
-IFA_F_DADFAILED = 0x08
-IFA_F_TENTATIVE = 0x40
 
 
 @dataclasses.dataclass(frozen=True)

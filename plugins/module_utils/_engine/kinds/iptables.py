@@ -20,7 +20,7 @@ from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label
 from ..model import Change, Done, Kind, Params, Pending, Undo
-from ..system import nsfs
+from ..system import thread_netns
 from ..validation import check_optional_netns
 from .iptables_rules import (
     BUILTIN_CHAINS,
@@ -138,7 +138,7 @@ def canonicalise(specs: List[IptablesSpec], snapshot: Optional[Snapshot] = None)
                     if (chain, rule) not in groups[group]:
                         groups[group].append((chain, rule))
     if groups:
-        with nsfs.scratch_namespace():
+        with thread_netns.scratch_namespace():
             for (ip_version, table), rules in groups.items():
                 _canonicalise_group(ip_version, table, rules, user_chains.get((ip_version, table), set()))
     if snapshot is not None:

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import NetnsError
 from ..kernel.session import Kernel
-from ..system import nsfs
+from ..system import procfs, trusted_files
 from ..validation import check_netns_name
 from .iptables_rules import Chain, Table
 
@@ -148,7 +148,7 @@ class Snapshot:
         text = _serialise(self._boot_id, self._tools, {ns: entry for ns, entry in kept.items() if entry.tables},
                           self._canonical_used)
         if text != self._loaded:
-            nsfs.write_file_atomically(self.path, text, 0o600, directory_mode=0o700)
+            trusted_files.write_file_atomically(self.path, text, 0o600, directory_mode=0o700)
 
     def _trusted(self, tool: str) -> bool:
         return self._tools.get(tool) == self._identity(tool) != []
@@ -167,8 +167,8 @@ def load(path: str) -> Snapshot:
     """The snapshot at ``path``: an empty one when there is none, or it holds anything but what this
     version writes (garbage, another shape, another boot), as a cache. NetnsError naming the file or
     its directory when someone other than root could have written it: its tables are never used."""
-    boot_id = nsfs.boot_id()
-    data = nsfs.read_trusted_bytes(path)
+    boot_id = procfs.boot_id()
+    data = trusted_files.read_trusted_bytes(path)
     if data is None:
         return Snapshot(path, boot_id, {}, {})
     try:
@@ -180,7 +180,7 @@ def load(path: str) -> Snapshot:
 
 
 def remove(path: str) -> None:
-    nsfs.remove_file(path)
+    trusted_files.remove_file(path)
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label
 from ..model import Change, Kind, Params, Undo, undo_nothing
-from ..system import nsfs
+from ..system import netns_mounts, procfs, thread_netns, trusted_files
 from ..validation import (
     LOOPBACK,
     check_netns_name,
@@ -100,13 +100,13 @@ def read_sysctls(kernel: Kernel, ns: Optional[str], keys: List[str]) -> Dict[str
 
 
 def resolv_conf_path(name: str) -> str:
-    return os.path.join(nsfs.NETNS_ETC_DIR, check_netns_name(name), "resolv.conf")
+    return os.path.join(netns_mounts.NETNS_ETC_DIR, check_netns_name(name), "resolv.conf")
 
 
 def read_nameservers(name: str) -> Tuple[Optional[List[str]], bool]:
     """(nameservers in /etc/netns/NAME/resolv.conf or None if no file, whether we wrote it).
     NetnsError naming it when it, or /etc/netns/NAME, is a symlink, or it is not a regular file."""
-    text = nsfs.read_regular_file(resolv_conf_path(name))
+    text = trusted_files.read_regular_file(resolv_conf_path(name))
     if text is None:
         return None, False
     servers = [line.split()[1] for line in text.splitlines()
@@ -120,11 +120,11 @@ def resolv_conf_text(servers: Tuple[str, ...]) -> str:
 
 def namespace_facts(kernel: Kernel, name: str, pids_by_inode: Optional[Dict[int, List[int]]] = None) -> Dict[str, Any]:
     """What a caller reports about a namespace: identity, path, pids inside."""
-    if not nsfs.namespace_exists(name):
+    if not netns_mounts.namespace_exists(name):
         return {"name": name, "exists": False}
-    inode = nsfs.namespace_inode(name)
-    pids = (pids_by_inode if pids_by_inode is not None else nsfs.pids_by_netns_inode()).get(inode, [])
-    return {"name": name, "exists": True, "id": inode, "path": nsfs.netns_path(name), "pids": pids}
+    inode = netns_mounts.namespace_inode(name)
+    pids = (pids_by_inode if pids_by_inode is not None else procfs.pids_by_netns_inode()).get(inode, [])
+    return {"name": name, "exists": True, "id": inode, "path": netns_mounts.netns_path(name), "pids": pids}
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def try_sysctls(changes: List[Change]) -> None:
     trials = [change.params for change in changes if isinstance(change.params, SysctlParams)]
     if not trials:
         return
-    with nsfs.scratch_namespace():
+    with thread_netns.scratch_namespace():
         problems = [(params, _try_sysctl(params.probe, params.value)) for params in trials]
     for params, problem in problems:
         if problem is not None:
@@ -251,13 +251,13 @@ def _plan_absent(kernel: Kernel, spec: NamespaceSpec) -> List[Change]:
 def _check_dns_writable(name: str) -> None:
     """Refuse when planning, before any change, what writing resolv.conf would: /etc/netns or
     /etc/netns/NAME a symlink, not a directory, or a directory someone other than root can write."""
-    nsfs.check_directory(nsfs.NETNS_ETC_DIR)
-    nsfs.check_directory(os.path.dirname(resolv_conf_path(name)))
+    trusted_files.check_directory(netns_mounts.NETNS_ETC_DIR)
+    trusted_files.check_directory(os.path.dirname(resolv_conf_path(name)))
 
 
 def _check_dns_removable(name: str) -> None:
     _check_dns_writable(name)
-    nsfs.check_removable(resolv_conf_path(name))
+    trusted_files.check_removable(resolv_conf_path(name))
 
 
 def namespace_report(kernel: Kernel, name: str, sysctl_keys: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -303,7 +303,7 @@ class NamespaceKind(Kind):
         params = change.params
         assert isinstance(params, NamespaceParams)
         if change.action == "create":
-            nsfs.create_namespace(params.name)
+            netns_mounts.create_namespace(params.name)
             kernel.forget_namespace(params.name)
             kernel.created.add(params.name)
         else:
@@ -326,9 +326,9 @@ def _delete_namespace(kernel: Kernel, params: NamespaceParams) -> None:
     outside_peers = _veth_peers_outside(kernel, name)
     # One /proc scan per run, not per deletion (a process entering a namespace that this run is
     # deleting, under our lock, is not worth a scan of every process for every namespace).
-    holders = kernel.cache.get(None, "holders", lambda _ns: nsfs.pids_by_netns_inode()).get(
-        nsfs.namespace_inode(name), [])
-    nsfs.delete_namespace(name)
+    holders = kernel.cache.get(None, "holders", lambda _ns: procfs.pids_by_netns_inode()).get(
+        netns_mounts.namespace_inode(name), [])
+    netns_mounts.delete_namespace(name)
     kernel.forget_namespace(name)  # closes what we held of it too: nothing of ours keeps it alive
     kernel.created.discard(name)
     forget_indexes(kernel)
@@ -428,17 +428,17 @@ class ResolvConfKind(Kind):
         params = change.params
         assert isinstance(params, ResolvConfParams)
         if params.content is None:
-            nsfs.remove_file(params.path)
+            trusted_files.remove_file(params.path)
             with contextlib.suppress(OSError):  # rmdir never follows a symlink
                 os.rmdir(os.path.dirname(params.path))  # fails while the directory holds other files of the user's
             return
         # As ip netns does: /etc/netns and /etc/netns/NAME are 0755, whatever the umask.
-        nsfs.ensure_directory(nsfs.NETNS_ETC_DIR, 0o755)
-        nsfs.write_file_atomically(params.path, params.content, 0o644, directory_mode=0o755)
+        trusted_files.ensure_directory(netns_mounts.NETNS_ETC_DIR, 0o755)
+        trusted_files.write_file_atomically(params.path, params.content, 0o644, directory_mode=0o755)
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
         assert isinstance(change.params, ResolvConfParams)
-        old_text = nsfs.read_regular_file(change.params.path)  # never a FIFO opened, nor a symlink followed
+        old_text = trusted_files.read_regular_file(change.params.path)  # never a FIFO opened, nor a symlink followed
         action = "delete" if old_text is None else "update"
         return self.replay(Change("dns", action, change.key, params=ResolvConfParams(change.params.path, old_text)))
 

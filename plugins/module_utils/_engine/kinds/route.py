@@ -9,7 +9,15 @@ import dataclasses
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from .._netlink.constants import RTPROT_KERNEL
+from .._netlink.constants import (
+    RT_SCOPES,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    RT_TABLE_NAMES,
+    RTN_UNICAST,
+    RTNH_F_ONLINK,
+    RTPROT_KERNEL,
+)
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
@@ -31,11 +39,6 @@ from ..validation import (
 from .address_state import Address, addresses
 from .link import Link, index_of, links
 
-MAIN_TABLE, LOCAL_TABLE = 254, 255
-RTN_UNICAST = 1
-RTNH_F_ONLINK = 4
-SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
-TABLE_NAMES = {"main": 254, "default": 253}
 DEFAULT_METRIC = {4: 0, 6: 1024}
 
 
@@ -73,21 +76,21 @@ class RouteSpec:
 def _scope(value: Any, field: str) -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, str) and value in SCOPES:
-        return SCOPES[value]
+    if isinstance(value, str) and value in RT_SCOPES:
+        return RT_SCOPES[value]
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
         return value
-    raise NetnsError("scope must be one of %s or 0..255, not %r" % (", ".join(SCOPES), value), obj=field)
+    raise NetnsError("scope must be one of %s or 0..255, not %r" % (", ".join(RT_SCOPES), value), obj=field)
 
 
 def _table(value: Any, field: str) -> int:
     if value is None:
-        return MAIN_TABLE
-    if value in TABLE_NAMES:
-        return TABLE_NAMES[value]
+        return RT_TABLE_MAIN
+    if value in RT_TABLE_NAMES:
+        return RT_TABLE_NAMES[value]
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2 ** 32 and value != LOCAL_TABLE:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2 ** 32 and value != RT_TABLE_LOCAL:
         return value
     raise NetnsError("table must be main, default or a number 1..4294967295 (not local), not %r" % (value,), obj=field)
 
@@ -159,7 +162,7 @@ def read_routes(kernel: Kernel, ns: Optional[str], version: int) -> List[Route]:
     result = []
     for msg in messages:
         table = msg.get_attr("RTA_TABLE") or msg["table"]
-        if table == LOCAL_TABLE or msg["type"] != RTN_UNICAST:
+        if table == RT_TABLE_LOCAL or msg["type"] != RTN_UNICAST:
             continue
         dst = ip_network("%s/%d" % (msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::"), msg["dst_len"]))
         via, src = msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
@@ -334,7 +337,7 @@ def _request(kernel: Kernel, ns: Optional[str], route: Route, full: bool) -> Dic
                                "dst": str(route.dst.network_address), "dst_len": route.dst.prefixlen,
                                "table": route.table, "priority": route.metric}
     if not full:
-        request["scope"] = SCOPES["nowhere"]  # as `ip route del`: match the route whatever its scope
+        request["scope"] = RT_SCOPES["nowhere"]  # as `ip route del`: match the route whatever its scope
     else:
         if route.via is not None:
             request["gateway"] = str(route.via)

@@ -18,7 +18,7 @@ from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
 from ..model import Change, Kind, Params, Pending, Undo
-from ..system import nsfs
+from ..system import thread_netns
 from ..validation import check_ifname, check_link_mac, check_mac, check_mtu, check_new_link_name, check_optional_netns
 from .link import Link, delete_link, forget_indexes, index_of, link_key, links, plan_link_attributes
 
@@ -143,7 +143,7 @@ def plan_veth(kernel: Kernel, spec: VethSpec, pending: Pending) -> List[Change]:
 
 
 def _check_name_free_in_new_namespace(kernel: Kernel, end: VethEnd, field: str) -> None:
-    if not kernel.exists(end.netns) and end.name in nsfs.links_of_a_new_namespace():
+    if not kernel.exists(end.netns) and end.name in thread_netns.links_of_a_new_namespace():
         raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
                          % end.name, obj=field)
 

@@ -16,7 +16,7 @@ from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
 from ..model import Change, Kind, Params, Pending, Undo
-from ..system import nsfs
+from ..system import thread_netns
 from .link import Link, delete_link, index_of, link_key, links, plan_link_attributes
 
 
@@ -67,7 +67,7 @@ def plan_virtual_link(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -
         if problem:
             raise NetnsError(problem + "; refusing to change it", obj="link " + key)
     else:
-        if not kernel.exists(spec.netns) and spec.name in nsfs.links_of_a_new_namespace():
+        if not kernel.exists(spec.netns) and spec.name in thread_netns.links_of_a_new_namespace():
             raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
                              % spec.name, obj=spec.field + ".name")
         changes.append(_plan_create(kernel, spec, pending))

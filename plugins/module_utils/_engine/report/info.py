@@ -15,7 +15,7 @@ import errno
 import os
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from .._netlink.constants import MACVLAN_MODES
+from .._netlink.constants import MACVLAN_MODES, RT_TABLE_MAIN, RTPROT_KERNEL, RTPROT_RA
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import as_list, attr, refusal
@@ -24,9 +24,9 @@ from ..kinds.iptables import TOOLS, cached_tables, prefetch_tables
 from ..kinds.iptables_rules import declared_text
 from ..kinds.link import Link, links
 from ..kinds.namespace import read_nameservers, read_sysctls
-from ..kinds.route import routes
+from ..kinds.route import DEFAULT_METRIC, routes
 from ..kinds.veth import linked, peer_of
-from ..system import nsfs
+from ..system import netns_mounts, procfs, thread_netns
 
 # The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
 # namespace, so "default" is this kernel's own).
@@ -40,13 +40,13 @@ SYSCTL_KEYS = [
     "net.ipv6.conf.all.disable_ipv6",
     "net.ipv6.conf.default.disable_ipv6",
 ]
-# Routes the kernel adds on its own: for an address (RTPROT_KERNEL) or from a router advertisement (RTPROT_RA).
-KERNEL_ROUTE_PROTOCOLS = {2, 9}
+# Routes the kernel adds on its own: for an address or from a router advertisement.
+KERNEL_ROUTE_PROTOCOLS = {RTPROT_KERNEL, RTPROT_RA}
 
 
 def default_sysctls() -> Dict[str, Optional[str]]:
     """The documented keys as a brand-new namespace has them on this kernel."""
-    with Kernel() as scratch_kernel, nsfs.scratch_namespace():
+    with Kernel() as scratch_kernel, thread_netns.scratch_namespace():
         return read_sysctls(scratch_kernel, None, SYSCTL_KEYS)
 
 
@@ -116,13 +116,14 @@ def gather(kernel: Kernel, names: Optional[List[str]] = None, with_iptables: boo
     inodes = _held_namespaces(kernel)
     wanted = sorted(inodes) if names is None else [n for n in names if n in inodes]
     defaults = default_sysctls()
-    pids = nsfs.pids_by_netns_inode()
+    pids = procfs.pids_by_netns_inode()
     if with_iptables:
         prefetch_tables(kernel, [(ns, v) for ns in [None] + wanted for v in sorted(TOOLS)])
     entries = []
     for name in wanted:
-        entry = {"name": name, "id": inodes[name], "path": nsfs.netns_path(name), "nsid": kernel.nsid(None, name),
-                 "pids": pids.get(inodes[name], []), "nameservers": read_nameservers(name)[0]}
+        entry = {"name": name, "id": inodes[name], "path": netns_mounts.netns_path(name),
+                 "nsid": kernel.nsid(None, name), "pids": pids.get(inodes[name], []),
+                 "nameservers": read_nameservers(name)[0]}
         entry.update(namespace_info(kernel, name, defaults, with_iptables))
         entries.append(entry)
     root_inode = os.stat("/proc/self/ns/net").st_ino  # the namespace the engine runs in
@@ -155,7 +156,7 @@ def _held_namespaces(kernel: Kernel) -> Dict[str, int]:
 def _named(name: str) -> Optional[int]:
     """The inode of the namespace under ``name`` now, None if there is none."""
     try:
-        return nsfs.namespace_inode(name) if nsfs.namespace_exists(name) else None
+        return netns_mounts.namespace_inode(name) if netns_mounts.namespace_exists(name) else None
     except OSError:
         return None
 
@@ -178,9 +179,9 @@ def _spec_routes(entry: Dict[str, Any], devs: Set[str]) -> List[Dict[str, Any]]:
         if route["dst"].startswith("fe80:") or route["dst"].startswith("ff00:"):
             continue
         item = {k: v for k, v in route.items() if k != "protocol"}
-        if item.get("table") == 254:
+        if item.get("table") == RT_TABLE_MAIN:
             del item["table"]
-        if item.get("metric") in (0, 1024):
+        if item.get("metric") in DEFAULT_METRIC.values():
             del item["metric"]
         result.append(item)
     return result
