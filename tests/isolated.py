@@ -16,6 +16,12 @@ from typing import List
 # Each with the mode the engine gives it (the host lock's directory is root's alone).
 PRIVATE_DIRS = {"/run/netns": 0o755, "/run/linuxnet-netns": 0o700, "/etc/netns": 0o755, "/var/lib/linuxnet-netns": 0o755}
 MARK = "LINUXNET_TEST_ISOLATED"
+HOST_VIEW = "LINUXNET_TEST_HOST_VIEW"  # what the host is, for tests/integration/test_isolation.py
+
+
+def host_view() -> str:
+    """The host's network namespace and the device of its /run/netns, as "INODE DEVICE"."""
+    return "%d %d" % (os.stat("/proc/self/ns/net").st_ino, os.stat("/run/netns").st_dev)
 
 
 def outside(command: List[str]) -> int:
@@ -26,7 +32,7 @@ def outside(command: List[str]) -> int:
     try:
         return subprocess.call(["unshare", "--mount", "--net", "--propagation", "private", "--",
                                 sys.executable, os.path.abspath(__file__)] + command,
-                               env=dict(os.environ, **{MARK: "1"}))
+                               env=dict(os.environ, **{MARK: "1", HOST_VIEW: host_view()}))
     finally:
         for path in reversed(made):
             try:
