@@ -9,12 +9,13 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(VENV)/bin:$(PATH)
 APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz
 
-.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean
+.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates-changelog
 
 help:
 	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
 	@echo "make test   - run every test (root, real kernel): make pytest, then make molecule"
 	@echo "make molecule - Molecule on three real systemd hosts (systemd-nspawn): converge, idempotence, verify, reboot"
+	@echo "make gates-changelog - antsibull-changelog lint of the fragments and changelogs/changelog.yaml"
 	@echo "make bench  - benchmarks against the floor and today's tools; writes bench/RESULTS.md (+ .png)"
 
 deps:
@@ -95,5 +96,17 @@ molecule: molecule-deps $(MOLECULE_VENV)/.installed collection
 molecule-destroy: $(MOLECULE_VENV)/.installed collection
 	PATH=$(MOLECULE_VENV)/bin:$$PATH molecule destroy
 
+# The ecosystem's gates (issue 17), with the tools in a virtualenv of their own (tests/requirements-gates.txt).
+GATES_VENV ?= $(CURDIR)/.venv-gates
+$(GATES_VENV)/.installed: tests/requirements-gates.txt
+	python3 -m venv $(GATES_VENV)
+	$(GATES_VENV)/bin/pip install -q -r tests/requirements-gates.txt
+	touch $@
+
+# The changelog fragments and changelogs/changelog.yaml are what antsibull-changelog release accepts.
+gates-changelog: $(GATES_VENV)/.installed
+	$(GATES_VENV)/bin/antsibull-changelog lint
+	$(GATES_VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
 clean:
-	rm -rf build $(VENV) $(VENV07) $(BENCH_ANSIBLE) $(MOLECULE_VENV) .pytest_cache
+	rm -rf build $(VENV) $(VENV07) $(BENCH_ANSIBLE) $(MOLECULE_VENV) $(GATES_VENV) .pytest_cache
