@@ -22,19 +22,19 @@ deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	touch $@
 
 venv: deps $(VENV)/.installed
 
 # A managed host's Python as Debian 12 has it: pyroute2 0.7.2 (the controller venv has 0.9).
 VENV07 ?= $(CURDIR)/.venv-pyroute2-0.7
-$(VENV07)/.installed: requirements.txt
+$(VENV07)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV07)
-	$(VENV07)/bin/pip install -q 'pyroute2==0.7.2' "$$(grep '^ansible-core' requirements.txt)"
+	$(VENV07)/bin/pip install -q 'pyroute2==0.7.2' "$$(grep '^ansible-core' tests/requirements.txt)"
 	touch $@
 
 # The collection is installed by linking the repository root into an ansible_collections tree.
