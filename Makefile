@@ -43,8 +43,8 @@ collection:
 	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/linuxnet/netns
 
 demo: venv collection
-	ansible-playbook -i playbooks/localhost.yml playbooks/demo.yml
-	ansible-playbook -i playbooks/localhost.yml playbooks/demo.yml -e state=absent
+	ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml
+	ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml -e state=absent
 
 unit: venv collection
 	$(PY) -m pytest -q tests/unit
