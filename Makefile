@@ -9,13 +9,13 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(VENV)/bin:$(PATH)
 APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz
 
-.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates-changelog
+.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
 
 help:
 	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
 	@echo "make test   - run every test (root, real kernel): make pytest, then make molecule"
 	@echo "make molecule - Molecule on three real systemd hosts (systemd-nspawn): converge, idempotence, verify, reboot"
-	@echo "make gates-changelog - antsibull-changelog lint of the fragments and changelogs/changelog.yaml"
+	@echo "make gates  - the ecosystem's gates: changelog lint, docs render, ansible-lint production, EE context"
 	@echo "make bench  - benchmarks against the floor and today's tools; writes bench/RESULTS.md (+ .png)"
 
 deps:
@@ -107,6 +107,33 @@ $(GATES_VENV)/.installed: tests/requirements-gates.txt
 gates-changelog: $(GATES_VENV)/.installed
 	$(GATES_VENV)/bin/antsibull-changelog lint
 	$(GATES_VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
+# Every module's documentation and the role's render, none "malformed" (what docs.ansible.com would publish).
+gates-docs: $(GATES_VENV)/.installed collection
+	PATH=$(GATES_VENV)/bin:$$PATH antsibull-docs lint-collection-docs --plugin-docs .
+	rm -rf build/docs && mkdir -p build/docs
+	PATH=$(GATES_VENV)/bin:$$PATH antsibull-docs collection --use-current --dest-dir build/docs linuxnet.netns
+	@if grep -rli malformed build/docs; then echo "malformed documentation (above)"; exit 1; fi
+
+gates-lint: $(GATES_VENV)/.installed collection
+	PATH=$(GATES_VENV)/bin:$$PATH ansible-lint --offline --profile production roles/ playbooks/ molecule/
+
+# A build context for an execution environment with this collection (no container engine needed): the
+# introspection its image build runs must find the collection's Python and system requirements.
+EE_DIR := $(CURDIR)/build/ee
+gates-ee: $(GATES_VENV)/.installed
+	rm -rf $(EE_DIR) && mkdir -p $(EE_DIR)
+	$(GATES_VENV)/bin/ansible-galaxy collection build --output-path $(EE_DIR)/dist .
+	cp tests/ee/execution-environment.yml tests/ee/requirements.yml $(EE_DIR)/
+	cp $(EE_DIR)/dist/linuxnet-netns-*.tar.gz $(EE_DIR)/linuxnet-netns.tar.gz
+	cd $(EE_DIR) && $(GATES_VENV)/bin/ansible-builder create --context context
+	cd $(EE_DIR)/context/_build && $(GATES_VENV)/bin/ansible-galaxy collection install --force -r requirements.yml --collections-path $(EE_DIR)/installed
+	$(GATES_VENV)/bin/python $(EE_DIR)/context/_build/scripts/introspect.py introspect \
+		--write-pip=$(EE_DIR)/requirements.txt --write-bindep=$(EE_DIR)/bindep.txt $(EE_DIR)/installed
+	grep -q '^pyroute2>=0.7.2,<0.10' $(EE_DIR)/requirements.txt
+	for p in iproute2 iptables python3-pyroute2; do grep -q "^$$p \[platform:dpkg\]" $(EE_DIR)/bindep.txt || exit 1; done
+
+gates: gates-changelog gates-docs gates-lint gates-ee
 
 clean:
 	rm -rf build $(VENV) $(VENV07) $(BENCH_ANSIBLE) $(MOLECULE_VENV) $(GATES_VENV) .pytest_cache
