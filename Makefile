@@ -12,31 +12,32 @@ APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz
 # are not in what they compare; theirs are not bound on the host).
 ISOLATED = $(PY) tests/isolated.py
 
-.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean
+.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
 
 help:
 	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
 	@echo "make test   - run every test (root, real kernel): make pytest, then make molecule"
 	@echo "make molecule - Molecule on three real systemd hosts (systemd-nspawn): converge, idempotence, verify, reboot"
+	@echo "make gates  - the ecosystem's gates: changelog lint, docs render, ansible-lint production, EE context"
 	@echo "make bench  - benchmarks against the floor and today's tools; writes bench/RESULTS.md (+ .png)"
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	touch $@
 
 venv: deps $(VENV)/.installed
 
 # A managed host's Python as Debian 12 has it: pyroute2 0.7.2 (the controller venv has 0.9).
 VENV07 ?= $(CURDIR)/.venv-pyroute2-0.7
-$(VENV07)/.installed: requirements.txt
+$(VENV07)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV07)
-	$(VENV07)/bin/pip install -q 'pyroute2==0.7.2' "$$(grep '^ansible-core' requirements.txt)"
+	$(VENV07)/bin/pip install -q 'pyroute2==0.7.2' "$$(grep '^ansible-core' tests/requirements.txt)"
 	touch $@
 
 # The collection is installed by linking the repository root into an ansible_collections tree.
@@ -45,8 +46,8 @@ collection:
 	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/linuxnet/netns
 
 demo: venv collection
-	ansible-playbook -i playbooks/localhost.yml playbooks/demo.yml
-	ansible-playbook -i playbooks/localhost.yml playbooks/demo.yml -e state=absent
+	ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml
+	ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml -e state=absent
 
 unit: venv collection
 	$(PY) -m pytest -q tests/unit
@@ -98,5 +99,44 @@ molecule: molecule-deps $(MOLECULE_VENV)/.installed collection
 molecule-destroy: $(MOLECULE_VENV)/.installed collection
 	PATH=$(MOLECULE_VENV)/bin:$$PATH molecule destroy
 
+# The ecosystem's gates (issue 17), with the tools in a virtualenv of their own (tests/requirements-gates.txt).
+GATES_VENV ?= $(CURDIR)/.venv-gates
+$(GATES_VENV)/.installed: tests/requirements-gates.txt
+	python3 -m venv $(GATES_VENV)
+	$(GATES_VENV)/bin/pip install -q -r tests/requirements-gates.txt
+	touch $@
+
+# The changelog fragments and changelogs/changelog.yaml are what antsibull-changelog release accepts.
+gates-changelog: $(GATES_VENV)/.installed
+	$(GATES_VENV)/bin/antsibull-changelog lint
+	$(GATES_VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
+# Every module's documentation and the role's render, none "malformed" (what docs.ansible.com would publish).
+gates-docs: $(GATES_VENV)/.installed collection
+	PATH=$(GATES_VENV)/bin:$$PATH antsibull-docs lint-collection-docs --plugin-docs .
+	rm -rf build/docs && mkdir -p build/docs
+	PATH=$(GATES_VENV)/bin:$$PATH antsibull-docs collection --use-current --dest-dir build/docs linuxnet.netns
+	@if grep -rli malformed build/docs; then echo "malformed documentation (above)"; exit 1; fi
+
+gates-lint: $(GATES_VENV)/.installed collection
+	PATH=$(GATES_VENV)/bin:$$PATH ansible-lint --offline --profile production roles/ playbooks/ molecule/
+
+# A build context for an execution environment with this collection (no container engine needed): the
+# introspection its image build runs must find the collection's Python and system requirements.
+EE_DIR := $(CURDIR)/build/ee
+gates-ee: $(GATES_VENV)/.installed
+	rm -rf $(EE_DIR) && mkdir -p $(EE_DIR)
+	$(GATES_VENV)/bin/ansible-galaxy collection build --output-path $(EE_DIR)/dist .
+	cp tests/ee/execution-environment.yml tests/ee/requirements.yml $(EE_DIR)/
+	cp $(EE_DIR)/dist/linuxnet-netns-*.tar.gz $(EE_DIR)/linuxnet-netns.tar.gz
+	cd $(EE_DIR) && $(GATES_VENV)/bin/ansible-builder create --context context
+	cd $(EE_DIR)/context/_build && $(GATES_VENV)/bin/ansible-galaxy collection install --force -r requirements.yml --collections-path $(EE_DIR)/installed
+	$(GATES_VENV)/bin/python $(EE_DIR)/context/_build/scripts/introspect.py introspect \
+		--write-pip=$(EE_DIR)/requirements.txt --write-bindep=$(EE_DIR)/bindep.txt $(EE_DIR)/installed
+	grep -q '^pyroute2>=0.7.2,<0.10' $(EE_DIR)/requirements.txt
+	for p in iproute2 iptables python3-pyroute2; do grep -q "^$$p \[platform:dpkg\]" $(EE_DIR)/bindep.txt || exit 1; done
+
+gates: gates-changelog gates-docs gates-lint gates-ee
+
 clean:
-	rm -rf build $(VENV) $(VENV07) $(BENCH_ANSIBLE) $(MOLECULE_VENV) .pytest_cache
+	rm -rf build $(VENV) $(VENV07) $(BENCH_ANSIBLE) $(MOLECULE_VENV) $(GATES_VENV) .pytest_cache

@@ -80,7 +80,7 @@ class Workspace:
 
     def playbook(self, path: str) -> Tuple[float, float]:
         binary = os.path.join(os.path.dirname(PY), "ansible-playbook")
-        return timed([binary, "-i", os.path.join(REPO, "playbooks", "localhost.yml"), path], env=self.env)
+        return timed([binary, "-i", os.path.join(REPO, "playbooks", "inventory", "localhost.yml"), path], env=self.env)
 
     def module(self) -> Tuple[float, float]:
         path = os.path.join(self.dir, "apply.yml")

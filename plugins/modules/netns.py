@@ -20,15 +20,10 @@ description:
     veth names can be created again right away.
   - Per-namespace C(net.*) sysctls and C(/etc/netns/NAME/resolv.conf) are managed too.
 author:
-  - linuxnet.netns developers
-requirements:
-  - pyroute2 >= 0.7.2 on the managed host
-  - root privileges on the managed host
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+  - linuxnet.netns contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - linuxnet.netns.attributes
+  - linuxnet.netns.managed_host
 options:
   name:
     description:

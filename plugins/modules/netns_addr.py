@@ -16,19 +16,12 @@ description:
   - With I(exclusive), addresses on the device that are not listed are removed; IPv6 link-local
     addresses stay unless I(purge_link_local) is set.
 author:
-  - linuxnet.netns developers
-requirements:
-  - pyroute2 >= 0.7.2 on the managed host
-  - root privileges on the managed host
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+  - linuxnet.netns contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - linuxnet.netns.attributes
+  - linuxnet.netns.managed_host
+  - linuxnet.netns.namespace
 options:
-  netns:
-    description: Namespace of the device; omit for the root namespace.
-    type: str
   dev:
     description: The device (at most 15 bytes).
     type: str

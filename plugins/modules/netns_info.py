@@ -19,16 +19,12 @@ description:
   - Also returns C(spec), the namespaces as a topology spec (format version 1) that the
     M(linuxnet.netns.topology) module and role apply back.
 author:
-  - linuxnet.netns developers
+  - linuxnet.netns contributors (!UNKNOWN)
 requirements:
-  - pyroute2 >= 0.7.2, iptables (for rules) on the managed host
-  - root privileges on the managed host
-attributes:
-  check_mode:
-    support: full
-    details: reads only
-  diff_mode:
-    support: none
+  - iptables (for rules) on the managed host
+extends_documentation_fragment:
+  - linuxnet.netns.attributes.info_module
+  - linuxnet.netns.managed_host
 options:
   names:
     description:
@@ -85,22 +81,49 @@ namespaces:
   type: list
   elements: dict
   contains:
-    name: {description: Name under /run/netns., type: str}
-    id: {description: Inode number of the namespace (what lsns and /proc/PID/ns/net show)., type: int}
-    path: {description: Its bind mount., type: str}
-    nsid: {description: The id the root namespace uses for it (ip netns list's "id"), null when none is assigned., type: int}
-    pids: {description: Processes whose network namespace it is., type: list, elements: int}
-    nameservers: {description: Servers in /etc/netns/NAME/resolv.conf, null without that file., type: list, elements: str}
+    name:
+      description: Name under C(/run/netns).
+      type: str
+    id:
+      description: Inode number of the namespace (what C(lsns) and C(/proc/PID/ns/net) show).
+      type: int
+    path:
+      description: Its bind mount.
+      type: str
+    nsid:
+      description: The id the root namespace uses for it (C(ip netns list)'s C(id)), null when none is assigned.
+      type: int
+    pids:
+      description: Processes whose network namespace it is.
+      type: list
+      elements: int
+    nameservers:
+      description: Servers in C(/etc/netns/NAME/resolv.conf), null without that file.
+      type: list
+      elements: str
     links:
-      description: Links with name, index, kind (null for loopback and physical), state (up/down), mtu, mac,
-        master (a bridge's name), peer (veth; netns and name of the other end, resolved across namespaces),
-        parent (vlan/macvlan; netns and name), vlan_id or mode.
+      description:
+        - Links with C(name), C(index), C(kind) (null for loopback and physical), C(state) (up/down), C(mtu),
+          C(mac), C(master) (a bridge's name), C(peer) (veth; netns and name of the other end, resolved across
+          namespaces), C(parent) (vlan/macvlan; netns and name), C(vlan_id) or C(mode).
       type: list
       elements: dict
-    addresses: {description: "Addresses as {dev, address} (CIDR), link-local ones included.", type: list, elements: dict}
-    routes: {description: Unicast routes of every table but local, with dst, table, metric, via, dev, scope, src and protocol., type: list, elements: dict}
-    sysctls: {description: Documented sysctls whose value differs from a new namespace's., type: dict}
-    iptables: {description: "{ipv4|ipv6: {table: {chain: {policy, rules}}}} of the tables in use; policy null for user chains.", type: dict}
+    addresses:
+      description: Addresses as C({dev, address}) (CIDR), link-local ones included.
+      type: list
+      elements: dict
+    routes:
+      description:
+        - Unicast routes of every table but C(local), with C(dst), C(table), C(metric), C(via), C(dev), C(scope),
+          C(src) and C(protocol).
+      type: list
+      elements: dict
+    sysctls:
+      description: Documented sysctls whose value differs from a new namespace's.
+      type: dict
+    iptables:
+      description: "C({ipv4|ipv6: {table: {chain: {policy, rules}}}}) of the tables in use; C(policy) null for user chains."
+      type: dict
 host:
   description: The root namespace (links, addresses, routes, sysctls, iptables as above), its id and how many processes it holds.
   returned: always

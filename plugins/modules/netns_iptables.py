@@ -27,19 +27,14 @@ description:
   - Declared rules keep their declared order; missing ones are inserted after the previous declared
     rule of the chain (at the end when there is none).
 author:
-  - linuxnet.netns developers
+  - linuxnet.netns contributors (!UNKNOWN)
 requirements:
   - iptables (and ip6tables) on the managed host
-  - root privileges on the managed host
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+extends_documentation_fragment:
+  - linuxnet.netns.attributes
+  - linuxnet.netns.managed_host
+  - linuxnet.netns.namespace
 options:
-  netns:
-    description: Namespace; omit for the root namespace (the host's own firewall).
-    type: str
   ip_version:
     description: C(ipv4) uses iptables, C(ipv6) ip6tables.
     type: str
@@ -73,6 +68,7 @@ options:
           - A user chain that rules jump to must be listed too (it may have no rules).
         type: list
         elements: raw
+        default: []
       exclusive:
         description: The chain holds exactly these rules; others in it are removed.
         type: bool

@@ -19,19 +19,12 @@ description:
   - With I(exclusive), routes of the named tables (and families) that are not declared are removed;
     routes the kernel made for addresses (proto kernel) and IPv6 link-local/multicast routes never are.
 author:
-  - linuxnet.netns developers
-requirements:
-  - pyroute2 >= 0.7.2 on the managed host
-  - root privileges on the managed host
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+  - linuxnet.netns contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - linuxnet.netns.attributes
+  - linuxnet.netns.managed_host
+  - linuxnet.netns.namespace
 options:
-  netns:
-    description: Namespace; omit for the root namespace.
-    type: str
   routes:
     description: The routes.
     type: list

@@ -24,15 +24,12 @@ description:
     again, which Ansible would copy several times per host (~35 ms at 100 namespaces); a failure
     repeats the arguments in full.
 author:
-  - linuxnet.netns developers
+  - linuxnet.netns contributors (!UNKNOWN)
 requirements:
-  - pyroute2 >= 0.7.2, iptables (for rules) on the managed host
-  - root privileges on the managed host
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+  - iptables (for rules) on the managed host
+extends_documentation_fragment:
+  - linuxnet.netns.attributes
+  - linuxnet.netns.managed_host
 options:
   topology:
     description:

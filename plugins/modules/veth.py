@@ -19,15 +19,10 @@ description:
     something else) is refused with a clear message and left alone.
   - Namespaces are never created here; use M(linuxnet.netns.netns) first.
 author:
-  - linuxnet.netns developers
-requirements:
-  - pyroute2 >= 0.7.2 on the managed host
-  - root privileges on the managed host
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+  - linuxnet.netns contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - linuxnet.netns.attributes
+  - linuxnet.netns.managed_host
 options:
   name:
     description: Name of the first end (at most 15 bytes).

@@ -19,7 +19,7 @@ def run_playbook(path: str, extra: Dict[str, Any], *options: str) -> Tuple[int, 
                ANSIBLE_CALLBACK_PLUGINS=os.path.join(REPO, "tests", "callback_plugins"),
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     binary = PLAYBOOK_BIN if os.path.exists(PLAYBOOK_BIN) else "ansible-playbook"
-    proc = subprocess.run([binary, "-i", os.path.join(REPO, "playbooks", "localhost.yml"), path,
+    proc = subprocess.run([binary, "-i", os.path.join(REPO, "playbooks", "inventory", "localhost.yml"), path,
                            "-e", json.dumps(extra)] + list(options),
                           capture_output=True, text=True, env=env, check=False)
     try:
