@@ -12,7 +12,7 @@ APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz
 # are not in what they compare; theirs are not bound on the host).
 ISOLATED = $(PY) tests/isolated.py
 
-.PHONY: help deps venv collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
+.PHONY: help deps venv core-venvs collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
 
 help:
 	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
@@ -39,6 +39,26 @@ $(VENV07)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV07)
 	$(VENV07)/bin/pip install -q 'pyroute2==0.7.2' "$$(grep '^ansible-core' tests/requirements.txt)"
 	touch $@
+
+# The CI matrix (issue 17.9): the oldest ansible-core that meta/runtime.yml claims and the newest release, each
+# in a virtualenv of its own. 2.21 needs a controller Python 3.12+: the first interpreter found that really is one.
+CORE_OLDEST := 2.16.19
+CORE_NEWEST := 2.21.5
+VENV_OLDEST ?= $(CURDIR)/.venv-core-oldest
+VENV_NEWEST ?= $(CURDIR)/.venv-core-newest
+PY_NEWEST ?= $(shell for p in /usr/bin/python3.13 /usr/bin/python3.12 /root/.pyenv/versions/3.13*/bin/python3 \
+	/root/.pyenv/versions/3.12*/bin/python3; do [ -x "$$p" ] && "$$p" -c 'import sys, venv, ssl; \
+	sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
+$(VENV_OLDEST)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV_OLDEST)
+	$(VENV_OLDEST)/bin/pip install -q 'ansible-core==$(CORE_OLDEST)' $$(grep -v '^ansible-core' tests/requirements.txt | grep -v '^#')
+	touch $@
+$(VENV_NEWEST)/.installed: tests/requirements.txt
+	@[ -n "$(PY_NEWEST)" ] || { echo "no Python 3.12+ found for ansible-core $(CORE_NEWEST) (install python3.12 or set PY_NEWEST)"; exit 1; }
+	$(PY_NEWEST) -m venv $(VENV_NEWEST)
+	$(VENV_NEWEST)/bin/pip install -q 'ansible-core==$(CORE_NEWEST)' $$(grep -v '^ansible-core' tests/requirements.txt | grep -v '^#')
+	touch $@
+core-venvs: $(VENV_OLDEST)/.installed $(VENV_NEWEST)/.installed
 
 # The collection is installed by linking the repository root into an ansible_collections tree.
 collection:
@@ -139,4 +159,4 @@ gates-ee: $(GATES_VENV)/.installed
 gates: gates-changelog gates-docs gates-lint gates-ee
 
 clean:
-	rm -rf build $(VENV) $(VENV07) $(BENCH_ANSIBLE) $(MOLECULE_VENV) $(GATES_VENV) .pytest_cache
+	rm -rf build $(VENV) $(VENV07) $(VENV_OLDEST) $(VENV_NEWEST) $(BENCH_ANSIBLE) $(MOLECULE_VENV) $(GATES_VENV) .pytest_cache
