@@ -33,11 +33,17 @@ $(VENV)/.installed: tests/requirements.txt
 
 venv: deps $(VENV)/.installed
 
-# A managed host's Python as Debian 12 has it: pyroute2 0.7.2 (the controller venv has 0.9).
+# A managed host's Python as Debian 12 has it: pyroute2 0.7.2 (the controller venv has 0.9), and as
+# Debian 13 has it: pyroute2 0.7.7.
 VENV07 ?= $(CURDIR)/.venv-pyroute2-0.7
 $(VENV07)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV07)
 	$(VENV07)/bin/pip install -q 'pyroute2==0.7.2' "$$(grep '^ansible-core' tests/requirements.txt)"
+	touch $@
+VENV077 ?= $(CURDIR)/.venv-pyroute2-0.7.7
+$(VENV077)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV077)
+	$(VENV077)/bin/pip install -q 'pyroute2==0.7.7' "$$(grep '^ansible-core' tests/requirements.txt)"
 	touch $@
 
 # The CI matrix (issue 17.9): the oldest ansible-core that meta/runtime.yml claims and the newest release, each
@@ -78,10 +84,13 @@ integration: venv collection
 # Every test: pytest (real kernel), then Molecule on three real systemd hosts.
 test: pytest molecule
 
-# Every pytest test with pyroute2 0.9, then the module and restore-program tests again with pyroute2 0.7.2.
-pytest: venv $(VENV07)/.installed collection
+# Every pytest test with pyroute2 0.9, then the module and restore-program tests again with the managed
+# hosts' pyroute2: Debian 12's 0.7.2 and Debian 13's 0.7.7.
+MODULE_TESTS := tests/integration --ignore=tests/integration/test_playbooks.py --ignore=tests/integration/test_soak.py
+pytest: venv $(VENV07)/.installed $(VENV077)/.installed collection
 	$(ISOLATED) $(PY) -m pytest -q tests
-	LINUXNET_MODULE_PYTHON=$(VENV07)/bin/python $(ISOLATED) $(PY) -m pytest -q tests/integration --ignore=tests/integration/test_playbooks.py --ignore=tests/integration/test_soak.py
+	LINUXNET_MODULE_PYTHON=$(VENV07)/bin/python $(ISOLATED) $(PY) -m pytest -q $(MODULE_TESTS)
+	LINUXNET_MODULE_PYTHON=$(VENV077)/bin/python $(ISOLATED) $(PY) -m pytest -q $(MODULE_TESTS)
 
 # Benchmarks (issue 5): W(N) for N=10..1000, every contender, median of 3; ~30 minutes on 2 cores.
 # The `ansible` package (for the community.general contender only) lives in its own virtualenv.
@@ -102,7 +111,7 @@ bench: venv $(VENV)/.bench-installed $(BENCH_ANSIBLE)/.installed collection
 # Molecule (issue 4): three Debian 12 hosts booted with systemd-nspawn from a debootstrap rootfs
 # (cached under /var/cache/linuxnet-netns), reached over SSH; ~4 minutes on 2 cores (+2 for the rootfs).
 MOLECULE_VENV ?= $(CURDIR)/.venv-molecule
-MOLECULE_APT := systemd-container debootstrap openssh-client
+MOLECULE_APT := systemd-container debootstrap openssh-client dpkg-dev
 $(MOLECULE_VENV)/.installed: molecule/requirements.txt
 	python3 -m venv $(MOLECULE_VENV)
 	$(MOLECULE_VENV)/bin/pip install -q --upgrade pip
@@ -159,4 +168,4 @@ gates-ee: $(GATES_VENV)/.installed
 gates: gates-changelog gates-docs gates-lint gates-ee
 
 clean:
-	rm -rf build $(VENV) $(VENV07) $(VENV_OLDEST) $(VENV_NEWEST) $(BENCH_ANSIBLE) $(MOLECULE_VENV) $(GATES_VENV) .pytest_cache
+	rm -rf build $(VENV) $(VENV07) $(VENV077) $(VENV_OLDEST) $(VENV_NEWEST) $(BENCH_ANSIBLE) $(MOLECULE_VENV) $(GATES_VENV) .pytest_cache
