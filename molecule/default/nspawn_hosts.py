@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""Real systemd test hosts for the Molecule scenario: Debian 12 booted with ``systemd-nspawn -b``.
+"""Real systemd test hosts for the Molecule scenario: Debian 12 and 13 booted with ``systemd-nspawn -b``.
 
-    nspawn_hosts.py rootfs                 build the cached Debian 12 rootfs (once, debootstrap)
-    nspawn_hosts.py up NAME INDEX KEY.pub  copy the rootfs, boot NAME, wait until SSH answers
-    nspawn_hosts.py down NAME              power NAME off and remove everything made for it
-    nspawn_hosts.py address INDEX          print the instance's management address
+    nspawn_hosts.py rootfs SUITE IMAGE...           build the cached rootfs and the suite's local apt repository
+    nspawn_hosts.py up NAME INDEX KEY.pub SUITE IMAGE  copy the rootfs, boot NAME, wait until SSH answers
+    nspawn_hosts.py down NAME                        power NAME off and remove everything made for it
+    nspawn_hosts.py address INDEX                    print the instance's management address
+
+SUITE is a Debian release (bookworm: systemd 252, trixie: systemd 257), debootstrapped from the
+Debian mirror of this machine's apt sources. IMAGE is ``bare`` (no python3-pyroute2, iptables or
+python3-apt: the role must install what it needs) or ``full`` (the bare image with those installed).
+Each suite has a local apt repository built here (``apt-get install --download-only`` of what the
+bare image lacks, indexed with dpkg-scanpackages), bind-mounted read-only into every instance as
+its only apt source, so no instance needs a network beyond this machine.
 
 Each instance reaches the controller over its own veth pair, made by ``--network-veth``
 (``ve-NAME`` here, ``host0`` inside) with a static /30: 10.249.INDEX.1 here, .2 inside. A
@@ -16,6 +23,7 @@ systemd, hence ``--register=no --keep-unit``.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -23,16 +31,25 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 CACHE = os.environ.get("LINUXNET_ROOTFS_CACHE", "/var/cache/linuxnet-netns")
-ROOTFS = os.path.join(CACHE, "debian-bookworm-rootfs")
 WORK = os.environ.get("LINUXNET_MOLECULE_WORK", "/var/tmp/linuxnet-molecule")
-SUITE = "bookworm"
-PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "python3", "python3-pyroute2",
-            "iptables", "openssh-server", "ca-certificates"]
+SUITES = ("bookworm", "trixie")
+IMAGES = ("bare", "full")
+# What every image has: a booting systemd, sshd and python3 for Ansible, iproute2 and ping for the inspector.
+BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "python3", "openssh-server",
+                 "ca-certificates"]
+# What the role installs (topology_packages) and what Ansible's apt module installs for itself
+# (python3-apt) on a bare image; a full image has them already.
+REPO_PACKAGES = ["python3-pyroute2", "iptables", "python3-apt"]
+FULL_PACKAGES = ["python3-pyroute2", "iptables"]
+# Inside every instance, the suite's repository (read-only bind mount of the cached one).
+REPO_MOUNT = "/srv/linuxnet-netns-repo"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 REBOOT_STATUS = 133
 MANAGEMENT_NET = "10.249"
 
@@ -41,38 +58,79 @@ def address(index: int, inside: bool = True) -> str:
     return "%s.%d.%d" % (MANAGEMENT_NET, index, 2 if inside else 1)
 
 
-def apt_mirror() -> str:
-    """The Debian mirror this machine's apt already uses (deb822 .sources files or sources.list)."""
-    candidates: List[str] = []
+def rootfs_dir(suite: str, image: str) -> str:
+    return os.path.join(CACHE, "debian-%s-%s-rootfs" % (suite, image))
+
+
+def repo_dir(suite: str) -> str:
+    return os.path.join(CACHE, "debian-%s-repo" % suite)
+
+
+def _host_codename() -> str:
+    with open("/etc/os-release") as handle:
+        fields = dict(re.findall(r"^([A-Z_]+)=\"?([^\"\n]*)\"?$", handle.read(), flags=re.M))
+    return fields.get("VERSION_CODENAME", "")
+
+
+def _sources() -> List[Dict[str, List[str]]]:
+    """Every deb entry of this machine's apt sources as {uris, suites, components}."""
+    entries: List[Dict[str, List[str]]] = []
     for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
         with open(path) as handle:
             for stanza in handle.read().split("\n\n"):
                 fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, flags=re.M))
-                if SUITE in fields.get("Suites", "").split() and "main" in fields.get("Components", "").split():
-                    candidates.extend(fields.get("URIs", "").split())
+                if "deb" in fields.get("Types", "").split():
+                    entries.append({"uris": fields.get("URIs", "").split(), "suites": fields.get("Suites", "").split(),
+                                    "components": fields.get("Components", "").split()})
     for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
         if os.path.exists(path):
             with open(path) as handle:
                 for line in handle:
-                    match = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+%s\s" % SUITE, line)
+                    match = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+(.*)$", line)
                     if match:
-                        candidates.append(match.group(1))
-    debian = [uri for uri in candidates if "security" not in uri]
-    if not debian:
-        sys.exit("no Debian %s mirror in this machine's apt sources" % SUITE)
-    return debian[0]
+                        entries.append({"uris": [match.group(1)], "suites": [match.group(2)],
+                                        "components": match.group(3).split()})
+    return entries
 
 
-def build_rootfs() -> None:
-    """Debian 12 with systemd, sshd, python3, Debian's pyroute2 (0.7.2) and iptables, cached."""
-    if os.path.exists(os.path.join(ROOTFS, ".complete")):
+def apt_mirror(suite: str) -> str:
+    """The Debian mirror this machine's apt already uses: the one listing ``suite`` (main), else the
+    one serving this machine's own release (a Debian mirror serves every release)."""
+    entries = [entry for entry in _sources() if "main" in entry["components"]]
+    for wanted in (suite, _host_codename()):
+        for entry in entries:
+            if wanted and wanted in entry["suites"]:
+                debian = [uri for uri in entry["uris"] if "security" not in uri]
+                if debian:
+                    return debian[0]
+    sys.exit("no Debian mirror for %s in this machine's apt sources" % suite)
+
+
+def build_rootfs(suite: str, image: str) -> None:
+    """The suite's bare rootfs (debootstrap), its local repository, and the image asked for."""
+    bare = rootfs_dir(suite, "bare")
+    _build_bare(suite)
+    if _build_repo(suite):
+        remove_tree(rootfs_dir(suite, "full"))  # made from an older repository
+    # apt's lists of the local repository, as a host has them for its sources (the role does not
+    # update the package cache)
+    if not glob.glob(os.path.join(bare, "var/lib/apt/lists/*Packages")):
+        _in_rootfs(bare, suite, ["apt-get", "-q", "update"])
+    if image == "full":
+        _build_full(suite)
+
+
+def _build_bare(suite: str) -> None:
+    """Debian SUITE with systemd, sshd, python3 and iproute2, its apt pointed at the local repository."""
+    target = rootfs_dir(suite, "bare")
+    if os.path.exists(os.path.join(target, ".complete")):
         return
-    staging = ROOTFS + ".partial"
+    staging = target + ".partial"
     remove_tree(staging)
     os.makedirs(CACHE, exist_ok=True)
-    mirror = apt_mirror()
-    print("debootstrap %s from %s" % (SUITE, mirror), flush=True)
-    subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, staging, mirror],
+    mirror = apt_mirror(suite)
+    print("debootstrap %s from %s" % (suite, mirror), flush=True)
+    subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES), suite, staging, mirror],
                    check=True, stdout=subprocess.DEVNULL)
     # networkd configures host0 from the per-instance file written at `up`
     wants = os.path.join(staging, "etc/systemd/system/multi-user.target.wants")
@@ -81,10 +139,102 @@ def build_rootfs() -> None:
     _symlink("/lib/systemd/system/ssh.service", os.path.join(wants, "ssh.service"))
     # nothing inside should wait for a network that this harness configures statically
     _symlink("/dev/null", os.path.join(staging, "etc/systemd/system/systemd-networkd-wait-online.service"))
-    with open(os.path.join(staging, ".complete"), "w") as handle:
-        handle.write(mirror + "\n")
-    remove_tree(ROOTFS)
-    os.rename(staging, ROOTFS)
+    # The local repository is the only source. trusted=yes: it is not signed, but every .deb in it was
+    # verified against the mirror's signed index when apt downloaded it here, and it is root's
+    # cache, mounted read-only.
+    with open(os.path.join(staging, "etc/apt/sources.list"), "w") as handle:
+        handle.write("deb [trusted=yes] file:%s ./\n" % REPO_MOUNT)
+    for stale in glob.glob(os.path.join(staging, "var/lib/apt/lists/*_dists_*")):
+        os.unlink(stale)
+    _mark_complete(staging, mirror)
+    remove_tree(target)
+    os.rename(staging, target)
+
+
+def _build_repo(suite: str) -> bool:
+    """What a bare instance of SUITE lacks of REPO_PACKAGES (and their dependencies), downloaded
+    with apt from the mirror against the bare rootfs's dpkg status, indexed as a flat repository."""
+    target = repo_dir(suite)
+    if os.path.exists(os.path.join(target, ".complete")):
+        return False
+    staging = target + ".partial"
+    remove_tree(staging)
+    os.makedirs(os.path.join(staging, "partial"))
+    mirror = apt_mirror(suite)
+    with tempfile.TemporaryDirectory(prefix="linuxnet-apt-") as state:
+        options = _apt_options(state, suite, mirror, rootfs_dir(suite, "bare"), staging)
+        subprocess.run(["apt-get", "-q"] + options + ["update"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "-q", "-y", "--download-only", "--no-install-recommends"] + options
+                       + ["install"] + REPO_PACKAGES, check=True, stdout=subprocess.DEVNULL)
+    os.rmdir(os.path.join(staging, "partial"))
+    if os.path.exists(os.path.join(staging, "lock")):
+        os.unlink(os.path.join(staging, "lock"))
+    if not glob.glob(os.path.join(staging, "*.deb")):
+        sys.exit("%s: apt downloaded nothing for %s" % (suite, " ".join(REPO_PACKAGES)))
+    index = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=staging, check=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    with open(os.path.join(staging, "Packages"), "wb") as handle:
+        handle.write(index)
+    # A Release file with the index's hash: apt takes a flat repository without one only grudgingly.
+    with open(os.path.join(staging, "Release"), "w") as handle:
+        handle.write("Origin: linuxnet-netns-molecule\nLabel: %s packages for the Molecule hosts\nSuite: %s\n"
+                     "Date: %s\nSHA256:\n %s %d Packages\n" % (
+                         suite, suite, time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime()),
+                         hashlib.sha256(index).hexdigest(), len(index)))
+    _mark_complete(staging, mirror)
+    remove_tree(target)
+    os.rename(staging, target)
+    return True
+
+
+def _apt_options(state: str, suite: str, mirror: str, rootfs: str, archives: str) -> List[str]:
+    """apt on this machine, but for SUITE from MIRROR only, resolving against ROOTFS's installed packages."""
+    for sub in ("lists/partial", "cache", "parts"):
+        os.makedirs(os.path.join(state, sub), exist_ok=True)
+    signed = "[signed-by=%s] " % KEYRING if os.path.exists(KEYRING) else ""
+    with open(os.path.join(state, "sources.list"), "w") as handle:
+        handle.write("deb %s%s %s main\n" % (signed, mirror, suite))
+    settings = {
+        "Dir::Etc::SourceList": os.path.join(state, "sources.list"),
+        "Dir::Etc::SourceParts": os.path.join(state, "parts"),
+        "Dir::Etc::Preferences": os.path.join(state, "preferences"),
+        "Dir::Etc::PreferencesParts": os.path.join(state, "parts"),
+        "Dir::State": state,
+        "Dir::State::status": os.path.join(rootfs, "var/lib/dpkg/status"),
+        "Dir::Cache": os.path.join(state, "cache"),
+        "Dir::Cache::archives": archives,
+        "APT::Architecture": subprocess.run(["dpkg", "--print-architecture"], check=True, stdout=subprocess.PIPE,
+                                            universal_newlines=True).stdout.strip(),
+        "Debug::NoLocking": "true",  # a private copy of the state; the rootfs's dpkg is not running
+    }
+    return [arg for key, value in settings.items() for arg in ("-o", "%s=%s" % (key, value))]
+
+
+def _build_full(suite: str) -> None:
+    """The bare image with FULL_PACKAGES installed from the local repository (offline)."""
+    target = rootfs_dir(suite, "full")
+    if os.path.exists(os.path.join(target, ".complete")):
+        return
+    staging = target + ".partial"
+    remove_tree(staging)
+    subprocess.run(["cp", "-a", "--reflink=auto", rootfs_dir(suite, "bare"), staging], check=True)
+    os.unlink(os.path.join(staging, ".complete"))
+    _in_rootfs(staging, suite, ["apt-get", "-q", "-y", "--no-install-recommends", "install"] + FULL_PACKAGES)
+    _mark_complete(staging, "full image of %s" % suite)
+    remove_tree(target)
+    os.rename(staging, target)
+
+
+def _in_rootfs(root: str, suite: str, argv: List[str]) -> None:
+    """A command inside ROOT (not booted), with the suite's repository where instances have it."""
+    subprocess.run(["systemd-nspawn", "-q", "-D", root, "--register=no", "--keep-unit", "--private-network",
+                    "--bind-ro=%s:%s" % (repo_dir(suite), REPO_MOUNT),
+                    "--setenv=DEBIAN_FRONTEND=noninteractive"] + argv, check=True, stdout=subprocess.DEVNULL)
+
+
+def _mark_complete(path: str, origin: str) -> None:
+    with open(os.path.join(path, ".complete"), "w") as handle:
+        handle.write(origin + "\n")
 
 
 def mounts_under(path: str) -> List[str]:
@@ -117,11 +267,11 @@ def _instance_dir(name: str) -> str:
     return os.path.join(WORK, name)
 
 
-def prepare_instance(name: str, index: int, public_key: str) -> str:
+def prepare_instance(name: str, index: int, public_key: str, suite: str, image: str) -> str:
     root = os.path.join(_instance_dir(name), "rootfs")
     remove_tree(_instance_dir(name))
     os.makedirs(_instance_dir(name))
-    subprocess.run(["cp", "-a", "--reflink=auto", ROOTFS, root], check=True)
+    subprocess.run(["cp", "-a", "--reflink=auto", rootfs_dir(suite, image), root], check=True)
     with open(os.path.join(root, "etc/hostname"), "w") as handle:
         handle.write(name + "\n")
     with open(os.path.join(root, "etc/systemd/network/10-host0.network"), "w") as handle:
@@ -177,8 +327,9 @@ SUPERVISOR = r"""
 set -u
 for cgroup in $CGROUPS; do echo $$ >"$cgroup/cgroup.procs"; done
 while true; do
+  # shellcheck disable=SC2086  # INIT_ARGS: words for the container's systemd, or none
   systemd-nspawn -b -q -D "$ROOT" --machine="$NAME" --register=no --keep-unit --network-veth \
-      >>"$LOG" 2>&1 &
+      --bind-ro="$REPO:$REPO_MOUNT" -- $INIT_ARGS >>"$LOG" 2>&1 &
   child=$!
   echo $child >"$DIR/nspawn.pid"
   for _ in $(seq 1 200); do
@@ -195,13 +346,24 @@ rm -f "$DIR/nspawn.pid"
 """
 
 
-def boot(name: str, index: int, root: str) -> None:
+def init_args() -> List[str]:
+    """What the container's systemd is told. On a host without the unified cgroup hierarchy (these
+    machines mount cgroup v1), nspawn gives the container v1, which systemd >= 256 (Debian 13's 257)
+    refuses unless asked to boot anyway; in a container systemd reads its command line as the
+    kernel's, and older ones ignore the setting."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return []
+    return ["SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"]
+
+
+def boot(name: str, index: int, root: str, suite: str) -> None:
     directory = _instance_dir(name)
     cgroups = instance_cgroups(name)
     with open(os.path.join(directory, "cgroups"), "w") as handle:
         handle.write("\n".join(cgroups) + "\n")
     env = dict(os.environ, ROOT=root, NAME=name, DIR=directory, LOG=os.path.join(directory, "console.log"),
-               HOSTADDR=address(index, inside=False), CGROUPS=" ".join(cgroups))
+               HOSTADDR=address(index, inside=False), CGROUPS=" ".join(cgroups),
+               REPO=repo_dir(suite), REPO_MOUNT=REPO_MOUNT, INIT_ARGS=" ".join(init_args()))
     supervisor = subprocess.Popen(["bash", "-c", SUPERVISOR], env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     with open(os.path.join(directory, "supervisor.pid"), "w") as handle:
@@ -267,18 +429,26 @@ def down(name: str, timeout: float = 60.0) -> None:
     remove_tree(directory)
 
 
+def _image(words: List[str]) -> Tuple[str, str]:
+    if len(words) != 2 or words[0] not in SUITES or words[1] not in IMAGES:
+        sys.exit("SUITE IMAGE must be one of %s and one of %s, not %s" % (SUITES, IMAGES, " ".join(words)))
+    return words[0], words[1]
+
+
 def main(argv: List[str]) -> None:
     if not argv:
         sys.exit(__doc__)
     command = argv[0]
     if command == "rootfs":
-        build_rootfs()
+        for image in argv[2:] or ["bare"]:
+            build_rootfs(*_image([argv[1] if len(argv) > 1 else "", image]))
     elif command == "up":
         name, index, key = argv[1], int(argv[2]), argv[3]
-        build_rootfs()
+        suite, image = _image(argv[4:6])
+        build_rootfs(suite, image)
         down(name)
-        root = prepare_instance(name, index, key)
-        boot(name, index, root)
+        root = prepare_instance(name, index, key, suite, image)
+        boot(name, index, root, suite)
         wait_for_ssh(address(index))
     elif command == "down":
         down(argv[1])
