@@ -294,3 +294,83 @@ def test_async_and_check_mode_through_the_action(prefix: str, tmp_path: Any) -> 
     stats = playbook(str(path), {"spec": spec, "scratch": str(tmp_path)})
     assert stats["changed"] == 2
     assert snapshot(prefix) == before
+
+
+FLEET_PLAYBOOK = os.path.join(REPO, "playbooks", "fleet.yml")
+
+
+def fleet_vars(prefix: str, scratch: str, **overrides: Any) -> Dict[str, Any]:
+    """playbooks/fleet.yml on this machine as its one host, every path of the role under ``scratch``."""
+    ns = prefix + "fl"
+    spec = {"name": prefix + "fleet",
+            "namespaces": [{"name": ns, "addresses": [{"dev": "eth0", "address": "10.236.0.2/30"}]}],
+            "links": [{"type": "veth", "name": prefix + "f", "peer": "eth0", "peer_netns": ns}],
+            "host": {"addresses": [{"dev": prefix + "f", "address": "10.236.0.1/30"}]}}
+    return dict({"fleet_hosts": "localhost", "ansible_become": False, "topology_spec": spec,
+                 "topology_etc_dir": scratch + "/etc", "topology_state_dir": scratch + "/state",
+                 "topology_lib_dir": scratch + "/lib", "topology_program": scratch + "/sbin/linuxnet-netns",
+                 "topology_unit_dir": scratch + "/units", "topology_python": sys.executable,
+                 "topology_install_packages": False}, **overrides)
+
+
+def ran(result: Dict[str, Any], name: str) -> bool:
+    return any(not r.get("skipped") for r in task_results(result, name))
+
+
+def test_fleet_rollout_verifies_without_the_boot_unit_and_removes(prefix: str, tmp_path: Any) -> None:
+    """The fleet playbook's verification runs whether the boot unit is on or off, and also for
+    removal (it used to check the file the role had just removed, and stop the rollout)."""
+    scratch = str(tmp_path)
+    for sub in ("sbin", "units"):
+        os.makedirs(os.path.join(scratch, sub))
+    before = snapshot(prefix)
+    engine_check = "Verify the host against its topology (the engine's check, no boot unit)"
+    program_check = "Verify the host against its saved topology (exit 0 = the kernel matches it)"
+    gone = "Check that the topology is gone"
+    for boot in (False, True):
+        extra = fleet_vars(prefix, scratch, topology_boot=boot)
+        returncode, checked = run_playbook(FLEET_PLAYBOOK, extra, "--check", "--diff")
+        assert returncode == 0, failed_tasks(checked)
+        assert snapshot(prefix) == before
+        # the diff is the topology's: the engine the role copies is not in it
+        assert all("diff" not in r for t in task_results(checked, "Install the engine (no Ansible needed on the host)")
+                   for r in t.get("results", [t])), "the engine copy printed a diff"
+        returncode, applied = run_playbook(FLEET_PLAYBOOK, extra, "--diff")
+        assert returncode == 0, failed_tasks(applied)
+        assert ran(applied, engine_check) is not boot and ran(applied, program_check) is boot
+        assert prefix + "fl" in netns_list()
+        returncode, again = run_playbook(FLEET_PLAYBOOK, extra)
+        assert returncode == 0 and again["stats"]["localhost"]["changed"] == 0, changed_tasks(again)
+        returncode, removed = run_playbook(FLEET_PLAYBOOK, dict(extra, topology_state="absent"))
+        assert returncode == 0, failed_tasks(removed)
+        assert ran(removed, gone) and not ran(removed, program_check) and not ran(removed, engine_check)
+        assert snapshot(prefix) == before
+        assert not os.path.exists(os.path.join(scratch, "etc", prefix + "fleet.json"))
+
+
+def test_fleet_absent_check_finds_what_is_left(prefix: str, tmp_path: Any) -> None:
+    """The removal's verification fails when a namespace of the topology is still there (here one
+    the topology never created, so the role leaves it: its name is declared, it is not ours)."""
+    scratch = str(tmp_path)
+    extra = fleet_vars(prefix, scratch, topology_boot=False, topology_state="absent")
+    stray = prefix + "fl"
+    subprocess.run(["ip", "netns", "add", stray], check=True)
+    try:
+        returncode, result = run_playbook(FLEET_PLAYBOOK, extra)
+        failed = failed_tasks(result)
+        assert returncode != 0 and [name for name, _msg in failed] == ["Check that the topology is gone"], failed
+        assert stray in str(failed[0][1])
+    finally:
+        subprocess.run(["ip", "netns", "delete", stray], check=False)
+
+
+def test_playbooks_ansible_cfg_turns_on_pipelining() -> None:
+    """What README recommends for fleets: playbooks/ansible.cfg, read when ansible-playbook starts there."""
+    binary = os.path.join(os.path.dirname(PLAYBOOK_BIN), "ansible-config")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    proc = subprocess.run([binary if os.path.exists(binary) else "ansible-config", "dump", "--only-changed",
+                           "--format", "json"], cwd=os.path.join(REPO, "playbooks"), env=env,
+                          capture_output=True, text=True, check=True)
+    settings = {item["name"]: item for item in json.loads(proc.stdout)}
+    assert settings["ANSIBLE_PIPELINING"]["value"] is True
+    assert settings["ANSIBLE_PIPELINING"]["origin"] == os.path.join(REPO, "playbooks", "ansible.cfg")
