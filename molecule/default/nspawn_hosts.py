@@ -205,6 +205,7 @@ def _apt_options(state: str, suite: str, mirror: str, rootfs: str, archives: str
         "Dir::Cache::archives": archives,
         "APT::Architecture": subprocess.run(["dpkg", "--print-architecture"], check=True, stdout=subprocess.PIPE,
                                             universal_newlines=True).stdout.strip(),
+        "APT::Sandbox::User": "root",  # the temporary state directory is root's
         "Debug::NoLocking": "true",  # a private copy of the state; the rootfs's dpkg is not running
     }
     return [arg for key, value in settings.items() for arg in ("-o", "%s=%s" % (key, value))]

@@ -41,7 +41,9 @@ def run_converger(module: Any, converger: Callable[[Kernel, bool], List[Change]]
                   missing_library_msg: str) -> None:
     """Run ``converger(kernel, check_mode)`` and report; engine errors become fail_json here only."""
     _freeze_loaded_objects()
-    if PYROUTE2_IMPORT_ERROR is not None:
+    # Check mode reads through the engine's own netlink and never loads pyroute2: --check works on a
+    # host that the role has yet to install it on.
+    if PYROUTE2_IMPORT_ERROR is not None and not module.check_mode:
         module.fail_json(msg=missing_library_msg, exception=PYROUTE2_IMPORT_ERROR)
     try:
         with Kernel() as kernel:

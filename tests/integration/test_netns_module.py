@@ -176,3 +176,16 @@ def test_missing_pyroute2_gives_ansibles_missing_library_message(prefix: str, tm
     result = run_module("netns", {"name": prefix + "lib"}, python_path=str(tmp_path))
     assert result["failed"] and "Failed to import the required Python library (pyroute2)" in result["msg"]
     assert prefix + "lib" not in netns_list()
+
+
+def test_check_mode_needs_no_pyroute2(prefix: str, tmp_path) -> None:
+    """A host where pyroute2 is not installed at all (sitecustomize hides it): check mode reads
+    through the engine's own netlink and predicts the change; a real run fails with
+    missing_required_lib's message, nothing made."""
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['pyroute2'] = None  # not installed\n")
+    name = prefix + "nolib"
+    checked = run_module("netns", {"name": name}, check=True, python_path=str(tmp_path))
+    assert checked["changed"] and not checked.get("failed"), checked
+    applied = run_module("netns", {"name": name}, python_path=str(tmp_path))
+    assert applied["failed"] and "Failed to import the required Python library (pyroute2)" in applied["msg"], applied
+    assert name not in netns_list()
