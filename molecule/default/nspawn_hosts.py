@@ -7,8 +7,8 @@
     nspawn_hosts.py address INDEX                    print the instance's management address
 
 SUITE is a Debian release (bookworm: systemd 252, trixie: systemd 257), debootstrapped from the
-Debian mirror of this machine's apt sources. IMAGE is ``bare`` (no python3-pyroute2, iptables or
-python3-apt: the role must install what it needs) or ``full`` (the bare image with those installed).
+Debian mirror of this machine's apt sources. IMAGE is ``bare`` (no python3-pyroute2 and no python3-apt: the
+role must install it) or ``full`` (the bare image with python3-pyroute2 installed).
 Each suite has a local apt repository built here (``apt-get install --download-only`` of what the
 bare image lacks, indexed with dpkg-scanpackages), bind-mounted read-only into every instance as
 its only apt source, so no instance needs a network beyond this machine.
@@ -40,13 +40,15 @@ CACHE = os.environ.get("LINUXNET_ROOTFS_CACHE", "/var/cache/linuxnet-netns")
 WORK = os.environ.get("LINUXNET_MOLECULE_WORK", "/var/tmp/linuxnet-molecule")
 SUITES = ("bookworm", "trixie")
 IMAGES = ("bare", "full")
-# What every image has: a booting systemd, sshd and python3 for Ansible, iproute2 and ping for the inspector.
+# What every image has: a booting systemd, sshd and python3 for Ansible, iproute2 and ping for the
+# inspector, and iptables: without it the engine cannot normalise a topology's rules, so check mode
+# (the scenario's first step, on hosts the role has not installed anything on) would fail.
 BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "python3", "openssh-server",
-                 "ca-certificates"]
+                 "ca-certificates", "iptables"]
 # What the role installs (topology_packages) and what Ansible's apt module installs for itself
 # (python3-apt) on a bare image; a full image has them already.
 REPO_PACKAGES = ["python3-pyroute2", "iptables", "python3-apt"]
-FULL_PACKAGES = ["python3-pyroute2", "iptables"]
+FULL_PACKAGES = ["python3-pyroute2"]
 # Inside every instance, the suite's repository (read-only bind mount of the cached one).
 REPO_MOUNT = "/srv/linuxnet-netns-repo"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
