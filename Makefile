@@ -108,8 +108,9 @@ BENCH_ARGS ?= --sizes 10,100,500,1000 --repeat 3
 bench: venv $(VENV)/.bench-installed $(BENCH_ANSIBLE)/.installed collection
 	$(PY) bench/run.py $(BENCH_ARGS) --output bench/RESULTS.md
 
-# Molecule (issue 4): three Debian 12 hosts booted with systemd-nspawn from a debootstrap rootfs
-# (cached under /var/cache/linuxnet-netns), reached over SSH; ~4 minutes on 2 cores (+2 for the rootfs).
+# Molecule (issues 4, 18): a mixed fleet of Debian 12 and 13 hosts booted with systemd-nspawn from debootstrap
+# images, each release with a local apt repository (cached under /var/cache/linuxnet-netns), reached over SSH;
+# measured 13.5 minutes on 2 cores with the images cached, about 4 more to build them.
 MOLECULE_VENV ?= $(CURDIR)/.venv-molecule
 MOLECULE_APT := systemd-container debootstrap openssh-client dpkg-dev
 $(MOLECULE_VENV)/.installed: molecule/requirements.txt
