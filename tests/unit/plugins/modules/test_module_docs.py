@@ -18,7 +18,7 @@ import yaml
 from helpers import COLLECTIONS
 
 MODULES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(
-    os.path.dirname(__file__), "..", "..", "plugins", "modules", "*.py")))
+    os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules", "*.py")))
 FRAGMENTS = ["linuxnet.netns.attributes", "linuxnet.netns.managed_host"]
 ATTRIBUTES = {"check_mode", "diff_mode", "platform"}
 RETURN_KEYS = {"description", "returned", "type", "elements", "sample", "contains", "version_added"}
