@@ -111,9 +111,9 @@ tarball-test: venv
 	rm -rf $(TARBALL_DIR) && mkdir -p $(TARBALL_DIR)
 	ansible-galaxy collection build --output-path $(TARBALL_DIR) .
 	installed=$$(mktemp -d) && trap 'rm -rf "$$installed"' EXIT && \
+	export ANSIBLE_COLLECTIONS_PATH="$$installed" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false && \
 	ansible-galaxy collection install --collections-path "$$installed" $(TARBALL_DIR)/linuxnet-netns-*.tar.gz && \
 	copy="$$installed/ansible_collections/linuxnet/netns" && \
-	export ANSIBLE_COLLECTIONS_PATH="$$installed" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false && \
 	ansible-doc --json -t module linuxnet.netns.topology | $(PY) -c 'import json, sys; \
 		path = json.load(sys.stdin)["linuxnet.netns.topology"]["doc"]["filename"]; print("ansible-doc loads", path); \
 		sys.exit(not path.startswith(sys.argv[1] + "/"))' "$$copy" && \
