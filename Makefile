@@ -10,13 +10,16 @@ export PATH := $(VENV)/bin:$(PATH)
 APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz
 # The real-kernel tests run in a network and mount namespace of their own (a busy host's namespaces
 # are not in what they compare; theirs are not bound on the host).
-ISOLATED = $(PY) tests/isolated.py
+ISOLATED = $(PY) $(CURDIR)/tests/isolated.py
 
-.PHONY: help deps venv core-venvs collection demo demo-absent test unit integration playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
+.PHONY: help deps venv core-venvs collection demo demo-absent test unit kernel units targets tarball-test ansible-test-tree playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
 
 help:
 	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
-	@echo "make test   - run every test (root, real kernel): make pytest, then make molecule"
+	@echo "make test   - run every test (root, real kernel): make pytest, units, targets, tarball-test, then make molecule"
+	@echo "make units  - ansible-test units with the oldest and the newest ansible-core"
+	@echo "make targets - ansible-test integration (tests/integration/targets) with both cores, in a namespace of its own"
+	@echo "make tarball-test - build the collection tarball, install it into a fresh path, run the demo play with that copy"
 	@echo "make molecule - Molecule on three real systemd hosts (systemd-nspawn): converge, idempotence, verify, reboot"
 	@echo "make gates  - the ecosystem's gates: changelog lint, docs render, ansible-lint production, EE context"
 	@echo "make bench  - benchmarks against the floor and today's tools; writes bench/RESULTS.md (+ .png)"
@@ -78,15 +81,60 @@ demo: venv collection
 unit: venv collection
 	$(PY) -m pytest -q tests/unit
 
-integration: venv collection
-	$(ISOLATED) $(PY) -m pytest -q tests/integration
+# The real-kernel pytest suite: what a target cannot do (whole-host snapshots, faults, races, bad-input corpus).
+kernel: venv collection
+	$(ISOLATED) $(PY) -m pytest -q tests/kernel
 
-# Every test: pytest (real kernel), the ecosystem's gates (~1 min), then Molecule on real systemd hosts.
-test: pytest gates molecule
+# ansible-test runs in a tree at .../ansible_collections/linuxnet/netns only: a copy of this checkout's files
+# (tracked and new, not ignored) as a git repository of its own, so that ansible-test sees exactly those.
+AT_TREE := $(CURDIR)/build/ansible-test/ansible_collections/linuxnet/netns
+ansible-test-tree:
+	rm -rf $(AT_TREE) && mkdir -p $(AT_TREE)
+	git ls-files -z --cached --others --exclude-standard | tar --null --files-from - --ignore-failed-read -cf - \
+		| tar -C $(AT_TREE) -xf -
+	cd $(AT_TREE) && git init -q && git add -A
+# The interpreter's version for ansible-test --python (it runs python3.X from PATH: the venv's own).
+py_version = $$($(1)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+# The unit tests (tests/unit/plugins/..., tests/unit/roles/...) through ansible-test with the oldest claimed
+# and the newest ansible-core; ~3 minutes for both on 2 cores (~1.5 each; ansible-test forks every test).
+units: core-venvs ansible-test-tree
+	cd $(AT_TREE) && for venv in $(VENV_OLDEST) $(VENV_NEWEST); do \
+		PATH=$$venv/bin:$$PATH $$venv/bin/ansible-test units --local --color no --python $(call py_version,$$venv) || exit 1; done
+
+# One target per module (tests/integration/targets/NAME: check mode, apply, again, check again, removal) with
+# both cores, inside tests/isolated.py so that they cannot touch the host's namespaces; ~5 minutes for both
+# on 2 cores (~2.5 each).
+targets: core-venvs ansible-test-tree
+	cd $(AT_TREE) && for venv in $(VENV_OLDEST) $(VENV_NEWEST); do \
+		PATH=$$venv/bin:$$PATH $(ISOLATED) $$venv/bin/ansible-test integration --local --allow-destructive --color no \
+			--python $(call py_version,$$venv) || exit 1; done
+
+# The collection as users get it: built into build/tarball, installed into a fresh collections path, and the
+# demo play (from the installed copy) run with it, then its removal, both in one namespace of their own;
+# ansible-doc shows which copy Ansible loads. ~25 seconds.
+TARBALL_DIR := $(CURDIR)/build/tarball
+tarball-test: venv
+	rm -rf $(TARBALL_DIR) && mkdir -p $(TARBALL_DIR)
+	ansible-galaxy collection build --output-path $(TARBALL_DIR) .
+	installed=$$(mktemp -d) && trap 'rm -rf "$$installed"' EXIT && \
+	export ANSIBLE_COLLECTIONS_PATH="$$installed" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false && \
+	ansible-galaxy collection install --collections-path "$$installed" $(TARBALL_DIR)/linuxnet-netns-*.tar.gz && \
+	copy="$$installed/ansible_collections/linuxnet/netns" && \
+	ansible-doc --json -t module linuxnet.netns.topology | $(PY) -c 'import json, sys; \
+		path = json.load(sys.stdin)["linuxnet.netns.topology"]["doc"]["filename"]; print("ansible-doc loads", path); \
+		sys.exit(not path.startswith(sys.argv[1] + "/"))' "$$copy" && \
+	$(ISOLATED) sh -ec 'ansible-playbook -i "$$1/playbooks/inventory/localhost.yml" "$$1/playbooks/demo.yml"; \
+		ansible-playbook -i "$$1/playbooks/inventory/localhost.yml" "$$1/playbooks/demo.yml" -e state=absent; \
+		! test -e /run/netns/msb' tarball-test "$$copy"
+
+# Every test: pytest (real kernel), ansible-test units and targets, the installed tarball, the ecosystem's gates
+# (~1 min), then Molecule on real systemd hosts.
+test: pytest units targets tarball-test gates molecule
 
 # Every pytest test with pyroute2 0.9, then the module and restore-program tests again with the managed
 # hosts' pyroute2: Debian 12's 0.7.2 and Debian 13's 0.7.7.
-MODULE_TESTS := tests/integration --ignore=tests/integration/test_playbooks.py --ignore=tests/integration/test_soak.py
+MODULE_TESTS := tests/kernel --ignore=tests/kernel/test_playbooks.py --ignore=tests/kernel/test_soak.py
 pytest: venv $(VENV07)/.installed $(VENV077)/.installed collection
 	$(ISOLATED) $(PY) -m pytest -q tests
 	LINUXNET_MODULE_PYTHON=$(VENV07)/bin/python $(ISOLATED) $(PY) -m pytest -q $(MODULE_TESTS)

@@ -16,7 +16,7 @@ from typing import List
 # Each with the mode the engine gives it (the host lock's directory is root's alone).
 PRIVATE_DIRS = {"/run/netns": 0o755, "/run/linuxnet-netns": 0o700, "/etc/netns": 0o755, "/var/lib/linuxnet-netns": 0o755}
 MARK = "LINUXNET_TEST_ISOLATED"
-HOST_VIEW = "LINUXNET_TEST_HOST_VIEW"  # what the host is, for tests/integration/test_isolation.py
+HOST_VIEW = "LINUXNET_TEST_HOST_VIEW"  # what the host is, for tests/kernel/test_isolation.py
 
 
 def host_view() -> str:

@@ -9,7 +9,7 @@ from typing import List
 
 import pytest
 
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 SOURCES = sorted(os.path.join(d, f) for base in ("plugins", "roles")
                  for d, _, files in os.walk(os.path.join(ROOT, base)) for f in files if f.endswith(".py"))
 FORBIDDEN_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"), ("subprocess", "getstatusoutput")}

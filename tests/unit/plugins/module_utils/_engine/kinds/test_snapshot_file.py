@@ -15,7 +15,8 @@ import pytest
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds import iptables_snapshot
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 
-from test_snapshot_trust import FORMS, SAVE, TOOLS, Generations, rules, with_forms
+from ansible_collections.linuxnet.netns.tests.unit.plugins.module_utils._engine.kinds.test_snapshot_trust import (
+    FORMS, SAVE, TOOLS, Generations, rules, with_forms)
 
 DEEP = "[" * 100000 + "]" * 100000
 NESTED = "[" * 500 + "]" * 500  # parses: the shape is what is wrong

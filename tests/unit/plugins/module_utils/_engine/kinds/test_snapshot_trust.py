@@ -1,7 +1,7 @@
 """The iptables snapshot's rules of trust, table-driven over (cookie, generation) histories.
 
 The kernel is a stand-in here that only answers "what is the generation of this namespace";
-tests/integration/test_iptables_snapshot.py runs the same code against real namespaces."""
+tests/kernel/test_iptables_snapshot.py runs the same code against real namespaces."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-ENGINE = Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "_engine"
+ENGINE = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "_engine"
 # Lower numbers are lower layers; modules of one layer may import each other.
 LAYERS = {
     "errors": 0,

@@ -16,7 +16,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.validation 
                                                                                check_netns_name, check_sysctl_key)
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import veth_spec
 
-from test_topology_spec import REFERENCE, with_change
+from ansible_collections.linuxnet.netns.tests.unit.plugins.module_utils._engine.test_topology_spec import REFERENCE, with_change
 
 
 @pytest.mark.parametrize("check,good", [

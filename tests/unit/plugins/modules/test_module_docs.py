@@ -18,7 +18,7 @@ import yaml
 from helpers import COLLECTIONS
 
 MODULES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(
-    os.path.dirname(__file__), "..", "..", "plugins", "modules", "*.py")))
+    os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules", "*.py")))
 FRAGMENTS = ["linuxnet.netns.attributes", "linuxnet.netns.managed_host"]
 ATTRIBUTES = {"check_mode", "diff_mode", "platform"}
 RETURN_KEYS = {"description", "returned", "type", "elements", "sample", "contains", "version_added"}
@@ -29,7 +29,9 @@ def ansible_doc() -> Dict[str, Dict[str, Any]]:
     """ansible-doc --json for every module at once (one process: it takes about a second)."""
     ansible_doc_program = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
     names = ["linuxnet.netns." + name for name in MODULES]
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
+    # ansible-test units puts only Ansible's module side on PYTHONPATH; ansible-doc needs the controller's.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
     output = subprocess.run([ansible_doc_program, "--json", "-t", "module"] + names, env=env, check=True,
                             capture_output=True, text=True).stdout
     return {name[len("linuxnet.netns."):]: value for name, value in json.loads(output).items()}

@@ -16,7 +16,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.validation import per_link_sysctl, with_link
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import veth_spec
 
-from test_topology_spec import REFERENCE
+from ansible_collections.linuxnet.netns.tests.unit.plugins.module_utils._engine.test_topology_spec import REFERENCE
 
 V6 = {"dev": "veth1", "address": "fd00:50::2/64", "nodad": True}
 ROUTE = "namespaces.0.routes.0"

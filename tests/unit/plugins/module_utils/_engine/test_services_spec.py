@@ -16,7 +16,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors impo
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import (
     SERVICE_NETNS, SERVICE_UNIT, parse_topology)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[5]  # the collection: tests/unit/plugins/module_utils/_engine/ is five below it
 
 BASE: Dict[str, Any] = {
     "name": "svc",
