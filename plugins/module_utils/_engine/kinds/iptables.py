@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label
-from ..model import Change, Done, Kind, Params, Pending, Undo
+from ..model import Change, Done, Kind, Params, Pending, Undo, params_of
 from ..system import thread_netns
 from ..validation import check_optional_netns
 from .iptables_rules import (
@@ -424,8 +424,7 @@ class IptablesKind(Kind):
 
 
 def _table_params(change: Change) -> TableParams:
-    assert isinstance(change.params, TableParams)
-    return change.params
+    return params_of(change, TableParams)
 
 
 def _start_restore(kernel: Kernel, params: TableParams) -> Optional[Tuple[Table, Any]]:
