@@ -243,7 +243,7 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]], sna
     one process after another)."""
     todo = [(ns, v) for ns, v in dict.fromkeys(wanted)
             if kernel.cache.peek(ns, "iptables-" + v) is None and kernel.exists(ns)]
-    generations = {ns: snapshot.generation(kernel, ns) for ns, _ in todo} if snapshot else {}
+    generations = {ns: snapshot.generation(kernel, ns) for ns, _ip_version in todo} if snapshot else {}
     unknown = []
     for ns, ip_version in todo:
         tables = snapshot.tables(ns, TOOLS[ip_version][0], generations[ns]) if snapshot else None
@@ -386,7 +386,7 @@ class IptablesKind(Kind):
         failure: Optional[NetnsError] = None
         while running or (waiting and failure is None):
             while failure is None and len(running) < PARALLEL_PROCESSES:
-                busy = {params.spec.netns for _, params, _, _ in running}
+                busy = {params.spec.netns for _position, params, _wanted, _proc in running}
                 ready = next((item for item in waiting if item[1].spec.netns not in busy), None)
                 if ready is None:
                     break

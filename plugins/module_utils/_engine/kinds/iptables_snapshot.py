@@ -227,7 +227,7 @@ def _serialise(boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional
 
 
 def _tables_to_json(tables: Tables) -> Dict[str, List[Any]]:
-    return {name: [[c.name, c.policy, [text for _, text in c.rules]] for c in table.chains.values()]
+    return {name: [[c.name, c.policy, [text for _counters, text in c.rules]] for c in table.chains.values()]
             for name, table in tables.items()}
 
 

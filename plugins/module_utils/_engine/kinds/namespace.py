@@ -153,9 +153,9 @@ def plan_sysctls(kernel: Kernel, spec: NamespaceSpec, links_to_come: FrozenSet[s
     if not spec.sysctls:
         return []
     exists = kernel.exists(spec.name)
-    current = read_sysctls(kernel, spec.name, [key for key, _ in spec.sysctls]) if exists else {}
+    current = read_sysctls(kernel, spec.name, [key for key, _value in spec.sysctls]) if exists else {}
     present: FrozenSet[str] = frozenset()
-    if exists and any(per_link_sysctl(key) for key, _ in spec.sysctls):
+    if exists and any(per_link_sysctl(key) for key, _value in spec.sysctls):
         present = frozenset(links(kernel, spec.name))
     changes = []
     for key, wanted in spec.sysctls:
@@ -389,7 +389,7 @@ def _wait_links_gone(kernel: Kernel, peers: List[Tuple[Optional[str], int]], nam
                              obj="netns %s" % name)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
-    for ns in {ns for ns, _ in peers}:
+    for ns in {ns for ns, _index in peers}:
         kernel.cache.invalidate(ns, "links")
 
 
