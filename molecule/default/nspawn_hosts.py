@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """Real systemd test hosts for the Molecule scenario: Debian 12 booted with ``systemd-nspawn -b``.
 
-    nspawn_hosts.py rootfs                 build the cached Debian 12 rootfs (once, debootstrap)
-    nspawn_hosts.py up NAME INDEX KEY.pub  copy the rootfs, boot NAME, wait until SSH answers
-    nspawn_hosts.py down NAME              power NAME off and remove everything made for it
-    nspawn_hosts.py address INDEX          print the instance's management address
+    python3 nspawn_hosts.py rootfs                 build the cached Debian 12 rootfs (once, debootstrap)
+    python3 nspawn_hosts.py up NAME INDEX KEY.pub  copy the rootfs, boot NAME, wait until SSH answers
+    python3 nspawn_hosts.py down NAME              power NAME off and remove everything made for it
+    python3 nspawn_hosts.py address INDEX          print the instance's management address
 
 Each instance reaches the controller over its own veth pair, made by ``--network-veth``
 (``ve-NAME`` here, ``host0`` inside) with a static /30: 10.249.INDEX.1 here, .2 inside. A
