@@ -17,6 +17,7 @@ import subprocess
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import NetnsError
+from ..kernel import programs
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label
 from ..model import Change, Done, Kind, Params, Pending, Undo, params_of
@@ -176,7 +177,7 @@ def _canonicalise_group(ip_version: str, table: str, rules: List[Tuple[ChainSpec
 def _run_tool(argv: List[str], stdin: Optional[str] = None) -> "subprocess.CompletedProcess[str]":
     """An iptables program in this thread's namespace (never a shell); a missing one is an error naming it."""
     try:
-        return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+        return programs.completed(argv, stdin)
     except OSError as exc:
         raise NetnsError("cannot run %s" % argv[0], obj="iptables", errno=exc.errno) from None
 
@@ -200,8 +201,8 @@ def _rule_not_taken(save: str, restore: str, table: str, header: List[str],
         proc = _run_tool([restore], "\n".join(header + ["-A %s %s" % (chain.name, rule), "COMMIT", ""]))
         if proc.returncode == 0 and len(_saved_rules(save, table).get(chain.name, [])) != 1:
             printed = (proc.stdout.strip().splitlines() or [""])[0]
-            return NetnsError("iptables does not take rule %r (%s)" % (rule, "it printed %r" % printed if printed
-                                                                          else "it skips it"),
+            told = "it printed %r" % printed if printed else "it skips it"
+            return NetnsError("iptables does not take rule %r (%s)" % (rule, told),
                               obj="%s.rules[%d]" % (chain.field, chain.rules.index(rule)))
     return NetnsError("iptables-restore did not take every rule of table %s" % table, obj="iptables")
 

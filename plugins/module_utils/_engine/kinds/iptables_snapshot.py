@@ -26,10 +26,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import NetnsError
+from ..kernel import programs
 from ..kernel.session import Kernel
 from ..system import procfs, trusted_files
 from ..validation import check_netns_name
@@ -205,7 +205,7 @@ def _identity(tool: str) -> List[Any]:
 
 def _is_nf_tables(tool: str) -> bool:
     try:
-        proc = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+        proc = programs.completed([tool, "--version"])
     except OSError:
         return False
     return proc.returncode == 0 and "nf_tables" in proc.stdout
