@@ -49,7 +49,7 @@ def timed(argv: List[str], env: Optional[Dict[str, str]] = None, ok: Tuple[int, 
             out.seek(0)
             err.seek(0)
             raise SystemExit("%s failed (%s):\n%s\n%s" % (" ".join(argv[:6]), proc.returncode,
-                                                           out.read()[-2000:], err.read()[-2000:]))
+                                                          out.read()[-2000:], err.read()[-2000:]))
     return wall, usage.ru_maxrss / 1024.0
 
 

@@ -144,7 +144,7 @@ def test_unknown_sysctl_fails_before_change(prefix: str) -> None:
     run(["ip", "netns", "add", name])
     before = snapshot(prefix)
     result = run_module("netns", {"name": name, "sysctls": {"net.ipv4.ip_forward": 1,
-                                                           "net.ipv4.no_such_thing": 1}})
+                                                            "net.ipv4.no_such_thing": 1}})
     assert result["failed"] and "no such sysctl" in result["msg"]
     assert snapshot(prefix) == before
 

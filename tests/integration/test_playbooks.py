@@ -26,7 +26,7 @@ def run_playbook(path: str, extra: Dict[str, Any], *options: str) -> Tuple[int, 
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:
         raise AssertionError("no JSON from ansible-playbook (rc=%d): %s %s" % (proc.returncode, proc.stdout[-3000:],
-                                                                              proc.stderr[-3000:])) from None
+                                                                               proc.stderr[-3000:])) from None
 
 
 def playbook(path: str, extra: Dict[str, Any], *options: str) -> Dict[str, Any]:

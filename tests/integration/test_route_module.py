@@ -25,8 +25,9 @@ def router_pair(prefix: str) -> tuple:
     return a, b
 
 
-def routes(ns: str, *args: str) -> list:
-    return json.loads(run(["ip", "-n", ns, "-j"] + list(args) + ["route", "show"] ))
+def routes(ns: str, *options: str, table: str = "") -> list:
+    """``ip -j [OPTIONS] route show [table TABLE]`` in ``ns`` (its JSON)."""
+    return json.loads(run(["ip", "-n", ns, "-j"] + list(options) + ["route", "show"] + (["table", table] if table else [])))
 
 
 def test_default_routes_v4_v6_and_ping_through(prefix: str) -> None:
@@ -56,7 +57,7 @@ def test_metric_and_table_are_identity(prefix: str) -> None:
                 {"dst": "10.98.0.0/16", "dev": "ba", "table": 100, "scope": "link"}]
     converge("netns_route", {"netns": b, "routes": declared}, prefix)
     assert len([r for r in routes(b) if r["dst"] == "10.98.0.0/16"]) == 2
-    assert len(routes(b, "table", "100") if False else json.loads(run(["ip", "-n", b, "-j", "route", "show", "table", "100"]))) == 1
+    assert len(routes(b, table="100")) == 1
     converge("netns_route", {"netns": b, "routes": declared[1:], "state": "absent"}, prefix)
     assert [r.get("metric", 0) for r in routes(b) if r["dst"] == "10.98.0.0/16"] == [10]
 

@@ -110,7 +110,7 @@ def attempt(how: str, spec: Dict[str, Any], state_dir: str, tmp_path: Any) -> Tu
         return proc.returncode == 2, proc.stderr
 
 
-RUNS = ["module apply", "module check", "module teardown", "program apply", "program check", "program teardown"]
+RUNS = ("module apply", "module check", "module teardown", "program apply", "program check", "program teardown")
 
 
 def applied(prefix: str, tmp_path: Any, **options: Any) -> Tuple[Dict[str, Any], str]:

@@ -114,7 +114,7 @@ def _mapping(value: Any, path: str, kind: str) -> Dict[str, Any]:
     unknown = sorted(set(value) - _KEYS[kind])
     if unknown:
         raise _fail(path, "unknown key(s) %s; allowed: %s" % (", ".join(map(str, unknown)),
-                                                             ", ".join(sorted(_KEYS[kind]))))
+                                                              ", ".join(sorted(_KEYS[kind]))))
     return value
 
 

@@ -283,7 +283,7 @@ _STRUCTURED = (  # key, option(s); order is irrelevant: iptables itself canonica
 )
 _TARGET_OPTIONS = (("to_destination", "--to-destination"), ("to_source", "--to-source"), ("to_ports", "--to-ports"))
 STRUCTURED_KEYS = {key for key, _option in _STRUCTURED + _TARGET_OPTIONS} | {"ctstate", "icmp_type", "comment", "jump",
-                                                                    "goto", "match"}
+                                                                             "goto", "match"}
 
 
 def rule_words(rule: Any, ip_version: str, field: str) -> List[str]:
