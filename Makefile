@@ -108,8 +108,8 @@ unit: venv collection
 integration: venv collection
 	$(ISOLATED) $(PY) -m pytest -q tests/integration
 
-# Every test: pytest (real kernel), then Molecule on three real systemd hosts.
-test: pytest molecule
+# Every test: pytest (real kernel), the ecosystem's gates (~1 min), then Molecule on real systemd hosts.
+test: pytest gates molecule
 
 # Every pytest test with pyroute2 0.9, then the module and restore-program tests again with pyroute2 0.7.2.
 pytest: venv $(VENV07)/.installed collection

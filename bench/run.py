@@ -245,6 +245,21 @@ def write_results(path: str, text: str, names: List[str], sizes: List[int], repe
                 handle.write("\n" + kept.read())
 
 
+def phase_of(label: str) -> str:
+    """The panel a contender's step is drawn in: the floor step it is compared with."""
+    floor = _baseline(label) or label
+    return {"floor read": "no change", "floor teardown": "teardown"}.get(floor, "apply")
+
+
+OURS = ("topology module", "restore", "per-object modules")
+# One look per contender (not per step), so a contender reads the same in every panel; ours are solid and thick.
+STYLES = {
+    "floor": ("black", "--", "s"), "ip-batch": ("#8c564b", ":", "v"), "shell": ("#7f7f7f", ":", "x"),
+    "community-general": ("#e377c2", ":", "D"), "module": ("#d62728", "-", "o"), "ansible-noop": ("#bcbd22", "-.", "^"),
+    "objects": ("#ff7f0e", "-", "P"), "restore": ("#1f77b4", "-", "o"),
+}
+
+
 def draw(path: str, results: Dict[Tuple[int, str], List[Tuple[float, float]]], names: List[str]) -> bool:
     try:
         import matplotlib
@@ -254,23 +269,39 @@ def draw(path: str, results: Dict[Tuple[int, str], List[Tuple[float, float]]], n
     except ImportError:
         sys.stderr.write("matplotlib is not installed: no plot\n")
         return False
-    figure, axes = plt.subplots(figsize=(9, 6))
-    for label in [l for n in names for l, _baseline, _step in CONTENDERS[n] if not l.startswith("(")]:
-        points = sorted((size, statistics.median(s[0] for s in samples))
-                        for (size, l), samples in results.items() if l == label)
-        if points:
-            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel("N (namespaces)")
-    axes.set_ylabel("median wall time (s)")
-    axes.set_title("W(N): apply, no-change and teardown")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
+    phases = ["apply", "no change", "teardown"]
+    figure, panels = plt.subplots(1, len(phases), figsize=(15, 5.5), sharey=True)
+    for name in names:
+        color, line, marker = STYLES.get(name, ("#17becf", "-", "o"))
+        seen: Dict[str, int] = {}
+        for label, _baseline, _step in CONTENDERS[name]:
+            points = sorted((size, statistics.median(s[0] for s in samples))
+                            for (size, l), samples in results.items() if l == label)
+            if label.startswith("(") or not points:
+                continue
+            ours = label.startswith(OURS)
+            phase = phase_of(label)
+            seen[phase] = seen.get(phase, -1) + 1  # a second step of one contender in a panel: hollow markers
+            axes = panels[phases.index(phase)]
+            axes.plot([p[0] for p in points], [p[1] for p in points], color=color, linestyle=line, marker=marker,
+                      markerfacecolor=color if not seen[phase] else "white",
+                      linewidth=2.6 if ours else 1.2, markersize=6 if ours else 4, alpha=1.0 if ours else 0.8,
+                      label=label)
+    for axes, phase in zip(panels, phases):
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_title(phase)
+        axes.set_xlabel("N (namespaces)")
+        axes.grid(True, which="both", alpha=0.3)
+    panels[0].set_ylabel("median wall time (s)")
+    handles = [h for axes in panels for h in axes.get_legend_handles_labels()[0]]
+    labels = [l for axes in panels for l in axes.get_legend_handles_labels()[1]]
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    figure.suptitle("W(N) per phase (ours: thick solid lines)")
+    figure.tight_layout(rect=(0, 0.16, 1, 0.95))
     figure.savefig(path, dpi=100)
+    plt.close(figure)
     return True
-
 
 if __name__ == "__main__":
     main()

@@ -33,12 +33,15 @@ extends_documentation_fragment:
 options:
   topology:
     description:
-      - The topology. Keys C(name) (required), C(version) (1), C(namespaces), C(links) and C(host).
+      - The topology. Keys C(name) (required), C(version) (1), C(namespaces), C(links), C(host) and C(services).
       - C(namespaces) is a list of C(name), C(sysctls), C(nameservers), C(loopback), C(addresses),
         C(routes) and C(iptables); C(host) has C(addresses), C(routes) and C(iptables) for the root namespace.
       - C(links) is a list of veth pairs (C(type=veth), C(name), C(netns), C(peer), C(peer_netns), ...),
         bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)) and macvlans
         (C(type=macvlan), C(parent), C(mode)); C(netns) null means the root namespace.
+      - C(services) is a list of C(unit) (a systemd service such as C(web.service)), C(netns) (a declared
+        namespace), C(dns) and C(restart_on_recreate). This module validates it and keeps it with the
+        topology but does not act on it; the C(linuxnet.netns.topology) role writes the systemd drop-ins.
     type: dict
     required: true
   state:

@@ -29,6 +29,10 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_task_start(self, task, is_conditional):
         self.plays[-1]["tasks"].append({"task": {"name": task.get_name()}, "hosts": {}})
 
+    def v2_playbook_on_handler_task_start(self, task):
+        # a handler is a task of its own here, or its results would land on the task before it
+        self.plays[-1]["tasks"].append({"task": {"name": task.get_name(), "handler": True}, "hosts": {}})
+
     def _record(self, result, **extra):
         data = dict(result._result, **extra)
         self.plays[-1]["tasks"][-1]["hosts"][result._host.get_name()] = data

@@ -33,6 +33,7 @@ def valid(prefix: str) -> Dict[str, Any]:
             {"type": "bridge", "name": "br0", "netns": b, "ports": []},
         ],
         "host": {"addresses": [{"dev": prefix + "r", "address": "10.232.2.1/30"}]},
+        "services": [{"unit": "web.service", "netns": a}],
     }
 
 
@@ -125,6 +126,11 @@ CASES: List[Tuple[str, Any, str, str]] = [
     ("host.addresses.0", "veth0 10.0.0.1/24", "host.addresses[0]", "must be a mapping"),
     ("version", 2, "version", "unsupported format version"),
     ("surprise", True, "topology", "unknown key(s) surprise"),
+    # the services section: validated with the rest, never acted on by the engine
+    ("services", {"unit": "web.service"}, "services", "must be a list"),
+    ("services.0.unit", "../web.service", "services[0].unit", "systemd service unit name"),
+    ("services.0.netns", "nowhere", "services[0].netns", "not declared"),
+    ("services.0.user", "www", "services[0]", "unknown key(s) user"),
 ]
 
 # Input the kernel refuses (or silently drops) part-way through an apply: validation and check mode

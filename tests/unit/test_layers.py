@@ -21,6 +21,7 @@ LAYERS = {
     "converge": 6, "ownership": 6,
     "topology": 7, "report": 7,
     "cli": 8,
+    "__main__": 9,
 }
 
 

@@ -45,11 +45,19 @@ from .validation import (
 FORMAT_VERSION = 1
 TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LINK_TYPES = ("veth", "bridge", "vlan", "macvlan")
+# A systemd service unit, an instance of a template included (foo@bar.service), as systemd names
+# them (unit_name_is_valid: 255 bytes at most); no leading '-' (it would read as an option).
+SERVICE_UNIT = re.compile(r"[A-Za-z0-9_:\\][A-Za-z0-9_:.\\-]*(@[A-Za-z0-9_:.\\-]+)?\.service")
+SERVICE_UNIT_MAX = 255
+# The namespace of a service goes into the role's drop-in (NetworkNamespacePath=, BindReadOnlyPaths=
+# SRC:DST): no ':' (the separator), '%' (a specifier), quotes or backslashes there.
+SERVICE_NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]*")
 
 _KEYS = {
-    "topology": {"name", "version", "namespaces", "links", "host"},
+    "topology": {"name", "version", "namespaces", "links", "host", "services"},
     "namespace": {"name", "sysctls", "nameservers", "loopback", "addresses", "routes", "iptables"},
     "host": {"addresses", "routes", "iptables"},
+    "service": {"unit", "netns", "dns", "restart_on_recreate"},
     "address": {"dev", "address", "nodad"},
     "route": {"dst", "via", "dev", "metric", "table", "scope", "onlink", "src"},
     "iptables": {"table", "ip_version", "chains"},
@@ -93,6 +101,8 @@ class Topology:
     links: List[Dict[str, Any]]
     host: Dict[str, Any]
     endpoints: Set[Endpoint]
+    # carried, never acted on by the engine: the role writes a systemd drop-in for each
+    services: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     namespace_specs: List[NamespaceSpec] = dataclasses.field(default_factory=list)
     link_specs: List[LinkSpec] = dataclasses.field(default_factory=list)  # in dependency order
     scope_specs: List[Scope] = dataclasses.field(default_factory=list)  # as scopes() lists them
@@ -163,7 +173,8 @@ def parse_topology(data: Any, for_apply: bool = True) -> Topology:
     endpoints = _endpoints(links)
     _check_bridge_ports(links, endpoints)
     host = _parse_section(_mapping(spec.get("host") or {}, "host", "host"), "host", None)
-    topology = Topology(name, namespaces, dependency_order(links), host, endpoints)
+    services = parse_services(spec.get("services"), declared)
+    topology = Topology(name, namespaces, dependency_order(links), host, endpoints, services)
     if for_apply:
         _check_applicable(topology)
     for netns, section, path in topology.scopes():
@@ -257,6 +268,31 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
                          "chains": chains, "path": where})
     _no_duplicates([(t["ip_version"], t["table"]) for t in iptables], path + ".iptables", "table")
     return {"addresses": addresses, "routes": routes, "iptables": iptables}
+
+
+def parse_services(value: Any, declared: Set[str]) -> List[Dict[str, Any]]:
+    """The ``services`` section: systemd units that run inside a declared namespace, each once,
+    with their options filled in (dns, restart_on_recreate: true)."""
+    services = [_parse_service(raw, "services[%d]" % i, declared) for i, raw in enumerate(_list(value, "services"))]
+    _no_duplicates([s["unit"] for s in services], "services", "unit")
+    return services
+
+
+def _parse_service(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
+    item = _mapping(raw, where, "service")
+    unit = item.get("unit")
+    if not isinstance(unit, str) or not SERVICE_UNIT.fullmatch(unit) or len(unit) > SERVICE_UNIT_MAX:
+        raise _fail(where + ".unit", "must be a systemd service unit name (%s, at most %d characters, e.g. "
+                    "web.service or web@blue.service), not %r" % (SERVICE_UNIT.pattern, SERVICE_UNIT_MAX, unit))
+    netns = item.get("netns")
+    check_netns_name(netns, where + ".netns")
+    if netns not in declared:
+        raise _fail(where + ".netns", "namespace %r is not declared under namespaces" % netns)
+    if not SERVICE_NETNS.fullmatch(netns):
+        raise _fail(where + ".netns", "namespace %r cannot be named in a unit file; a service's namespace "
+                    "must match %s" % (netns, SERVICE_NETNS.pattern))
+    return {"unit": unit, "netns": netns, "dns": _bool(item.get("dns"), where + ".dns", True),
+            "restart_on_recreate": _bool(item.get("restart_on_recreate"), where + ".restart_on_recreate", True)}
 
 
 def _parse_route(raw: Any, where: str) -> Dict[str, Any]:
