@@ -68,7 +68,7 @@ core-venvs: $(VENV_OLDEST)/.installed $(VENV_NEWEST)/.installed
 # caches under ~/.ansible/test: HOME points into build/sanity, so nothing outside the checkout is written. Its pip
 # bootstrap would download get-pip.py from a host CI cannot reach: the cache holds .ci/ansible_test_get_pip.py
 # instead, under the name of each pip version the two cores ask for (23.1.2, 25.2).
-# tests/sanity/ignore-2.21.txt holds one entry, with its reason. Measured on 2 cores: ~14 minutes for both cores
+# tests/sanity/ignore-2.16.txt and -2.21.txt hold what pylint cannot know, each with its reason. Measured on 2 cores: ~14 minutes for both cores
 # from an empty build/sanity (6 + 7.5, mostly installing ansible-test's virtualenvs), ~3.5 minutes again.
 SANITY_DIR := $(CURDIR)/build/sanity
 SANITY_HOME := $(SANITY_DIR)/home

@@ -303,5 +303,6 @@ def draw(path: str, results: Dict[Tuple[int, str], List[Tuple[float, float]]], n
     plt.close(figure)
     return True
 
+
 if __name__ == "__main__":
     main()
