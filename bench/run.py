@@ -34,7 +34,7 @@ import others  # noqa: E402
 from workload import topology  # noqa: E402
 
 PY = sys.executable
-RESTORE = "from ansible_collections.linuxnet.netns.plugins.module_utils._engine.cli import main; main()"
+RESTORE = "from ansible_collections.linuxnet.netns.plugins.module_utils._engine.cli import main; import sys; sys.exit(main())"
 
 
 def timed(argv: List[str], env: Optional[Dict[str, str]] = None, ok: Tuple[int, ...] = (0,)) -> Tuple[float, float]:
@@ -42,14 +42,14 @@ def timed(argv: List[str], env: Optional[Dict[str, str]] = None, ok: Tuple[int, 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode not in ok:
             out.seek(0)
             err.seek(0)
             raise SystemExit("%s failed (%s):\n%s\n%s" % (" ".join(argv[:6]), proc.returncode,
-                                                           out.read()[-2000:], err.read()[-2000:]))
+                                                          out.read()[-2000:], err.read()[-2000:]))
     return wall, usage.ru_maxrss / 1024.0
 
 
@@ -110,7 +110,7 @@ class Workspace:
     def shell_teardown(self) -> Tuple[float, float]:
         """Tutorial order, then waits like every teardown here until the root ends are gone."""
         wall, memory = timed(others.naive_shell_teardown(self.dir, self.prefix, self.size))
-        settle, _ = self.floor("teardown")
+        settle = self.floor("teardown")[0]
         return wall + settle, memory
 
     def community_general(self) -> Tuple[float, float]:
@@ -149,7 +149,7 @@ LIMITS = {"shell": 500, "community-general": 10, "objects": 10}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--sizes", default="10,100,500,1000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
@@ -174,7 +174,7 @@ def run_all(sizes: List[int], names: List[str], repeat: int, results: Dict[Tuple
             shift = repetition % len(runnable)
             for name in runnable[shift:] + runnable[:shift]:
                 workspace = Workspace(size)
-                for label, _, step in CONTENDERS[name]:
+                for label, _baseline, step in CONTENDERS[name]:
                     sample = step(workspace)
                     if not label.startswith("("):
                         results.setdefault((size, label), []).append(sample)
@@ -189,11 +189,11 @@ def _have_ansible() -> bool:
 
 
 def _baseline(label: str) -> str:
-    return next((b for steps in CONTENDERS.values() for l, b, _ in steps if l == label), "")
+    return next((b for steps in CONTENDERS.values() for l, b, _step in steps if l == label), "")
 
 
 def table(results: Dict[Tuple[int, str], List[Tuple[float, float]]], names: List[str]) -> str:
-    order = [l for n in names for l, _, _ in CONTENDERS[n] if not l.startswith("(")]
+    order = [l for n in names for l, _baseline, _step in CONTENDERS[n] if not l.startswith("(")]
     lines = ["| N | contender | median wall (s) | per namespace (ms) | peak RSS (MB) | ratio to | ratio |",
              "|---:|---|---:|---:|---:|---|---:|"]
     for (size, label), samples in sorted(results.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
@@ -208,11 +208,16 @@ def table(results: Dict[Tuple[int, str], List[Tuple[float, float]]], names: List
     return "\n".join(lines)
 
 
+def _version_of(argv: List[str]) -> str:
+    """What ``argv`` prints as its version, "?" when it fails (the description of the machine still stands)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else "?"
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    pyroute2 = subprocess.run([PY, "-c", "import pyroute2; print(pyroute2.__version__)"],
-                              capture_output=True, text=True).stdout.strip()
-    iptables = subprocess.run(["iptables", "--version"], capture_output=True, text=True).stdout.strip()
+    pyroute2 = _version_of([PY, "-c", "import pyroute2; print(pyroute2.__version__)"])
+    iptables = _version_of(["iptables", "--version"])
     return ("%s, %d CPUs (%s), %s GiB RAM; kernel %s; Python %s, pyroute2 %s, %s"
             % (platform.node() or "?", os.cpu_count() or 0, cpu,
                round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30),
@@ -269,7 +274,7 @@ def draw(path: str, results: Dict[Tuple[int, str], List[Tuple[float, float]]], n
     for name in names:
         color, line, marker = STYLES.get(name, ("#17becf", "-", "o"))
         seen: Dict[str, int] = {}
-        for label, _, _ in CONTENDERS[name]:
+        for label, _baseline, _step in CONTENDERS[name]:
             points = sorted((size, statistics.median(s[0] for s in samples))
                             for (size, l), samples in results.items() if l == label)
             if label.startswith("(") or not points:
@@ -297,6 +302,7 @@ def draw(path: str, results: Dict[Tuple[int, str], List[Tuple[float, float]]], n
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
+
 
 if __name__ == "__main__":
     main()

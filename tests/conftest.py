@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 # whatever else lives on the machine) never collide. Interface names stay within 15 bytes.
 RUN_PREFIX = os.environ.get("LINUXNET_TEST_PREFIX") or "ln%s" % secrets.token_hex(2)[:3]
 
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "root: needs root and a real kernel")
 

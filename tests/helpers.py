@@ -299,7 +299,7 @@ def restore_program(*args: str, open_files: Optional[Tuple[int, int]] = None, py
     env.update(extra_env or {})
     limit = None if open_files is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files))
     return subprocess.run([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins.module_utils._engine.cli "
-                           "import main; main()"] + list(args), capture_output=True, text=True, env=env, check=False,
+                           "import main; import sys; sys.exit(main())"] + list(args), capture_output=True, text=True, env=env, check=False,
                           preexec_fn=limit)
 
 

@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """Real systemd test hosts for the Molecule scenario: Debian 12 and 13 booted with ``systemd-nspawn -b``.
 
-    nspawn_hosts.py rootfs SUITE IMAGE...           build the cached rootfs and the suite's local apt repository
-    nspawn_hosts.py up NAME INDEX KEY.pub SUITE IMAGE  copy the rootfs, boot NAME, wait until SSH answers
-    nspawn_hosts.py down NAME                        power NAME off and remove everything made for it
-    nspawn_hosts.py address INDEX                    print the instance's management address
+    python3 nspawn_hosts.py rootfs SUITE IMAGE...           build the cached rootfs and the suite's local apt repository
+    python3 nspawn_hosts.py up NAME INDEX KEY.pub SUITE IMAGE  copy the rootfs, boot NAME, wait until SSH answers
+    python3 nspawn_hosts.py down NAME                        power NAME off and remove everything made for it
+    python3 nspawn_hosts.py address INDEX                    print the instance's management address
 
 SUITE is a Debian release (bookworm: systemd 252, trixie: systemd 257), debootstrapped from the
 Debian mirror of this machine's apt sources. IMAGE is ``bare`` (no python3-pyroute2 and no python3-apt: the

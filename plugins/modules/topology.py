@@ -132,7 +132,7 @@ def main() -> None:
         changes = converge_topology(kernel, params["topology"], params["state"], params["purge"],
                                     check_mode, params["state_dir"], params["rollback"])
         result["summary"] = summary(changes)
-        result["invocation"] = {"module_args": dict(params, topology=described(params["topology"]))}
+        result["invocation"] = {"module_args": {**params, "topology": described(params["topology"])}}
         return changes
 
     run_converger(module, converger, lambda kernel: result, missing_required_lib("pyroute2"))

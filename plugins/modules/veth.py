@@ -139,7 +139,7 @@ ARGUMENT_SPEC = dict(
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    spec_args = {k: v for k, v in module.params.items()}
+    spec_args = dict(module.params)
     run_module(
         module,
         planner=lambda kernel, pending: plan_veth(kernel, veth_spec(field="veth", **spec_args), pending),

@@ -36,7 +36,7 @@ def test_v4_v6_nodad_up_and_ping(prefix: str) -> None:
 
 
 def test_prefix_change_replaces(prefix: str) -> None:
-    a, _ = pair(prefix)
+    a = pair(prefix)[0]
     run_module("netns_addr", {"netns": a, "dev": "ab", "addresses": ["10.233.1.1/24"]})
     replaced = run_module("netns_addr", {"netns": a, "dev": "ab", "addresses": ["10.233.1.1/16"]})
     assert [c["action"] for c in replaced["changes"]] == ["replace"]
@@ -46,7 +46,7 @@ def test_prefix_change_replaces(prefix: str) -> None:
 
 
 def test_exclusive_keeps_link_local_unless_asked(prefix: str) -> None:
-    a, _ = pair(prefix)
+    a = pair(prefix)[0]
     run(["ip", "-n", a, "link", "set", "ab", "up"])
     run(["ip", "-n", a, "addr", "add", "10.233.2.9/24", "dev", "ab"])
     run(["ip", "-n", a, "addr", "add", "fe80::99/64", "dev", "ab"])
@@ -58,7 +58,7 @@ def test_exclusive_keeps_link_local_unless_asked(prefix: str) -> None:
 
 
 def test_non_exclusive_leaves_other_addresses(prefix: str) -> None:
-    a, _ = pair(prefix)
+    a = pair(prefix)[0]
     run(["ip", "-n", a, "addr", "add", "10.233.3.9/24", "dev", "ab"])
     converge("netns_addr", {"netns": a, "dev": "ab", "addresses": ["10.233.4.1/24"]}, prefix)
     assert ("10.233.3.9", 24) in addrs(a, "ab")
@@ -97,7 +97,7 @@ BAD = [
 
 
 def test_ipv6_on_a_link_below_1280_fails_before_change(prefix: str) -> None:
-    a, _ = pair(prefix)
+    a = pair(prefix)[0]
     run(["ip", "-n", a, "link", "set", "ab", "mtu", "1200"])
     before = snapshot(prefix)
     result = run_module("netns_addr", {"netns": a, "dev": "ab", "addresses": ["10.0.0.1/24", "fd33:9::1/64"]})
@@ -107,7 +107,7 @@ def test_ipv6_on_a_link_below_1280_fails_before_change(prefix: str) -> None:
 
 @pytest.mark.parametrize("args,message", BAD)
 def test_bad_input(prefix: str, args: dict, message: str) -> None:
-    a, _ = pair(prefix)
+    a = pair(prefix)[0]
     args = dict(args)
     args["netns"] = {None: a, "MISSING": prefix + "zz"}.get(args.get("netns"), args.get("netns"))
     before = snapshot(prefix)

@@ -71,7 +71,7 @@ def test_a_rule_iptables_skips_without_an_error_is_found_and_named(prefix: str, 
     for any rule with 'DROP'), the declared rule is named, not an IndexError."""
     restore = shutil.which("iptables-restore")
     env = shim(tmp_path, "iptables-restore", 'input=$(cat)\ncase "$input" in *DROP*) echo "Usage: help"; exit 0;; esac\n'
-                                               'printf "%%s\\n" "$input" | exec %s "$@"\n' % restore)
+               'printf "%%s\\n" "$input" | exec %s "$@"\n' % restore)
     path, state = save_spec(tmp_path, topology(prefix, 1, [SSH, "-p udp -j DROP"]))
     checked = restore_program("check", path, "--state-dir", state, extra_env=env)
     assert checked.returncode == 2

@@ -100,7 +100,7 @@ def test_lock_serialises_applies_and_is_released_when_its_holder_dies(prefix: st
     try:
         assert holder.stdout.readline().strip() == "held"
         waiting = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins."
-                                    "module_utils._engine.cli import main; main()", "apply", path, "--state-dir", state],
+                                    "module_utils._engine.cli import main; import sys; sys.exit(main())", "apply", path, "--state-dir", state],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=dict(os.environ, PYTHONPATH=COLLECTIONS))
         time.sleep(2)
@@ -126,7 +126,7 @@ def test_two_applies_at_once_both_land(prefix: str, tmp_path: Any) -> None:
     right["host"]["addresses"] = [dict(a, address=a["address"].replace("10.234.", "10.235.")) for a in right["host"]["addresses"]]
     path, state = save_spec(tmp_path, right, "right.json")
     program = subprocess.Popen([MODULE_PYTHON, "-c", "from ansible_collections.linuxnet.netns.plugins."
-                                "module_utils._engine.cli import main; main()", "apply", path, "--state-dir", state],
+                                "module_utils._engine.cli import main; import sys; sys.exit(main())", "apply", path, "--state-dir", state],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=COLLECTIONS))
     module = run_module("topology", {"topology": left, "state_dir": state})

@@ -165,9 +165,9 @@ def test_check_lists_each_differing_object(prefix: str, tmp_path: Any) -> None:
     assert drift.returncode == 1
     changes = {(c["kind"], c["object"]): c for c in json.loads(drift.stdout)["changes"]}
     assert len(changes) == 2, changes
-    sysctl = next(c for (kind, _), c in changes.items() if kind == "sysctl")
+    sysctl = next(c for (kind, _obj), c in changes.items() if kind == "sysctl")
     assert sysctl["before"] == {"value": "0"} and sysctl["after"] == {"value": "1"}
-    assert any(kind == "route" and c["before"] is None for (kind, _), c in changes.items())
+    assert any(kind == "route" and c["before"] is None for (kind, _obj), c in changes.items())
     assert restore_program("teardown", path, "--state-dir", state_dir).returncode == 0
 
 

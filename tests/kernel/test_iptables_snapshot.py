@@ -52,7 +52,7 @@ class Reads:
             fake_version = ('[ "$1" = --version ] && { echo "%s"; exit 0; }\n' % version) if version and "save" in tool else ""
             run_it = ('exec %s "$@"' % shutil.which(tool) if "save" in tool else
                       '[ "$#" = 0 ] && { tee -a %s | %s; exit $?; }\nexec %s "$@"' % (self.rules, shutil.which(tool),
-                                                                                  shutil.which(tool)))
+                                                                                      shutil.which(tool)))
             script = self.directory / tool
             script.write_text('#!/bin/sh\n%secho "$(stat -L -c %%i /proc/self/ns/net) %s $*" >> %s\n%s\n'
                               % (fake_version, tool, self.log, run_it))

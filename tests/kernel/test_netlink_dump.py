@@ -23,7 +23,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink im
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.decode import KINDS
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import netns_mounts, thread_netns
 
-WANTED = {kind: [name for name, _ in spec.attributes.values()] for kind, spec in KINDS.items()}
+WANTED = {kind: [name for name, _decoder in spec.attributes.values()] for kind, spec in KINDS.items()}
 
 def theirs(msg, kind):
     fields = {f: msg[f] for f in KINDS[kind].fields}

@@ -74,7 +74,7 @@ def test_lo_down_and_unmanaged(prefix: str) -> None:
 def test_absent_waits_for_veth_peer(prefix: str) -> None:
     """Deleting a namespace removes its veth ends asynchronously: an immediate re-create of the
     same veth must work (EEXIST otherwise)."""
-    for _ in range(3):
+    for _round in range(3):
         name = prefix + "w"
         run(["ip", "netns", "add", name])
         run(["ip", "link", "add", prefix + "v0", "type", "veth", "peer", "name", prefix + "v1",
@@ -91,7 +91,7 @@ def test_held_namespace_reports_pids(prefix: str) -> None:
     run(["ip", "netns", "add", name])
     holder = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "30"])
     try:
-        for _ in range(100):
+        for _attempt in range(100):
             result = run_module("netns", {"name": name})
             if result["netns"]["pids"]:
                 break
@@ -144,7 +144,7 @@ def test_unknown_sysctl_fails_before_change(prefix: str) -> None:
     run(["ip", "netns", "add", name])
     before = snapshot(prefix)
     result = run_module("netns", {"name": name, "sysctls": {"net.ipv4.ip_forward": 1,
-                                                           "net.ipv4.no_such_thing": 1}})
+                                                            "net.ipv4.no_such_thing": 1}})
     assert result["failed"] and "no such sysctl" in result["msg"]
     assert snapshot(prefix) == before
 

@@ -231,7 +231,7 @@ def test_netns_info_while_namespaces_are_deleted(prefix: str) -> None:
         names = None if asked is None else [stay] + doomed[::2]
         deleter = Deleter(doomed)
         deleter.start()
-        for _ in range(rounds):
+        for _round in range(rounds):
             result = run_module("netns_info", {} if names is None else {"names": names})
             assert not result.get("failed"), result
             consistent(result, names)
@@ -247,7 +247,7 @@ def test_show_while_namespaces_are_deleted(prefix: str) -> None:
     doomed = doomed_namespaces(prefix, 24)
     deleter = Deleter(doomed)
     deleter.start()
-    for _ in range(6):
+    for _round in range(6):
         shown = restore_program("show")
         assert shown.returncode == 0 and shown.stderr == "", shown.stderr
         result = json.loads(shown.stdout)

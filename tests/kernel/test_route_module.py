@@ -25,8 +25,9 @@ def router_pair(prefix: str) -> tuple:
     return a, b
 
 
-def routes(ns: str, *args: str) -> list:
-    return json.loads(run(["ip", "-n", ns, "-j"] + list(args) + ["route", "show"] ))
+def routes(ns: str, *options: str, table: str = "") -> list:
+    """``ip -j [OPTIONS] route show [table TABLE]`` in ``ns`` (its JSON)."""
+    return json.loads(run(["ip", "-n", ns, "-j"] + list(options) + ["route", "show"] + (["table", table] if table else [])))
 
 
 def test_default_routes_v4_v6_and_ping_through(prefix: str) -> None:
@@ -50,26 +51,26 @@ def test_changing_via_replaces_in_place(prefix: str) -> None:
 
 
 def test_metric_and_table_are_identity(prefix: str) -> None:
-    _, b = router_pair(prefix)
+    b = router_pair(prefix)[1]
     declared = [{"dst": "10.98.0.0/16", "via": "10.234.0.1", "metric": 10},
                 {"dst": "10.98.0.0/16", "via": "10.234.0.1", "metric": 20},
                 {"dst": "10.98.0.0/16", "dev": "ba", "table": 100, "scope": "link"}]
     converge("netns_route", {"netns": b, "routes": declared}, prefix)
     assert len([r for r in routes(b) if r["dst"] == "10.98.0.0/16"]) == 2
-    assert len(routes(b, "table", "100") if False else json.loads(run(["ip", "-n", b, "-j", "route", "show", "table", "100"]))) == 1
+    assert len(routes(b, table="100")) == 1
     converge("netns_route", {"netns": b, "routes": declared[1:], "state": "absent"}, prefix)
     assert [r.get("metric", 0) for r in routes(b) if r["dst"] == "10.98.0.0/16"] == [10]
 
 
 def test_onlink_gateway_off_subnet(prefix: str) -> None:
-    _, b = router_pair(prefix)
+    b = router_pair(prefix)[1]
     args = {"netns": b, "routes": [{"dst": "10.97.0.0/16", "via": "10.200.0.1", "dev": "ba", "onlink": True}]}
     converge("netns_route", args, prefix)
     assert "onlink" in [r for r in routes(b) if r["dst"] == "10.97.0.0/16"][0]["flags"]
 
 
 def test_exclusive_per_table_spares_kernel_routes(prefix: str) -> None:
-    _, b = router_pair(prefix)
+    b = router_pair(prefix)[1]
     run(["ip", "-n", b, "route", "add", "10.96.0.0/16", "via", "10.234.0.1"])
     run(["ip", "-n", b, "route", "add", "10.95.0.0/16", "via", "10.234.0.1", "table", "7"])
     args = {"netns": b, "exclusive": True, "routes": [{"dst": "default", "via": "10.234.0.1"}]}
@@ -124,7 +125,7 @@ BAD = [
 def test_routes_on_links_the_kernel_refuses_fail_before_change(prefix: str) -> None:
     """A link that is down, an IPv6 source still tentative (no carrier: duplicate address detection
     waits) and IPv6 on a link below 1280: refused before the valid route ahead of them is added."""
-    _, b = router_pair(prefix)
+    b = router_pair(prefix)[1]
     for dev, peer in (("bx", "xb"), ("by", "yb"), ("bz", "zb")):
         run(["ip", "-n", b, "link", "add", dev, "type", "veth", "peer", "name", peer])
     run(["ip", "-n", b, "addr", "add", "10.235.0.1/24", "dev", "bx"])
@@ -144,7 +145,7 @@ def test_routes_on_links_the_kernel_refuses_fail_before_change(prefix: str) -> N
 
 @pytest.mark.parametrize("args,message", BAD)
 def test_bad_input(prefix: str, args: dict, message: str) -> None:
-    _, b = router_pair(prefix)
+    b = router_pair(prefix)[1]
     args = dict(args)
     args["netns"] = prefix + "zz" if args.get("netns") == "MISSING" else b
     before = snapshot(prefix)

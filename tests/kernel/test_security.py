@@ -104,13 +104,13 @@ def attempt(how: str, spec: Dict[str, Any], state_dir: str, tmp_path: Any) -> Tu
                                              "state": "absent" if command == "teardown" else "present"},
                                 check=command == "check")
             return bool(result.get("failed")), result.get("msg", "")
-        path, _ = save_spec(tmp_path, spec, "%s.json" % spec["name"])
+        path = save_spec(tmp_path, spec, "%s.json" % spec["name"])[0]
         proc = restore_program(command, path, "--state-dir", state_dir)
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc.returncode == 2, proc.stderr
 
 
-RUNS = ["module apply", "module check", "module teardown", "program apply", "program check", "program teardown"]
+RUNS = ("module apply", "module check", "module teardown", "program apply", "program check", "program teardown")
 
 
 def applied(prefix: str, tmp_path: Any, **options: Any) -> Tuple[Dict[str, Any], str]:

@@ -93,7 +93,7 @@ def test_foreign_same_named_link_is_refused(prefix: str) -> None:
 def test_recreate_right_after_namespace_delete(prefix: str) -> None:
     """EEXIST after netns delete: the netns module waits until the kernel removed the ends."""
     ns = prefix + "e"
-    for _ in range(3):
+    for _round in range(3):
         assert run_module("netns", {"name": ns})["changed"]
         assert run_module("veth", {"name": prefix + "e0", "peer": "e1", "peer_netns": ns})["changed"]
         assert run_module("netns", {"name": ns, "state": "absent"})["changed"]

@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """Runs on a Molecule instance, independently of the collection's engine (iproute2's JSON output,
 sysctl, iptables, ping).
 
-    inspect_topology.py verify SPEC.json PINGS.json   check every declared object, then reachability
-    inspect_topology.py dump                          the host's namespace state, normalised
+    python3 inspect_topology.py verify SPEC.json PINGS.json   check every declared object, then reachability
+    python3 inspect_topology.py dump                          the host's namespace state, normalised
 
 ``verify`` prints a JSON report {"checks": N, "failures": [...]} and exits 1 on any failure.
 ``dump`` prints what must be equal before and after a reboot: without ifindexes, random MACs,
@@ -20,7 +19,9 @@ SYSCTLS = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf
 
 def run(argv: List[str], ns: Optional[str] = None) -> subprocess.CompletedProcess:
     prefix = ["ip", "netns", "exec", ns] if ns else []
-    return subprocess.run(prefix + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    # Callers judge the exit status: a rule that is missing (iptables -C) or a ping that fails is a finding.
+    return subprocess.run(prefix + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          check=False)
 
 
 def ip_json(args: List[str], ns: Optional[str] = None) -> Any:

@@ -5,6 +5,9 @@
 (``linuxnet-netns``) run from a checkout or an installed collection, without the role's copy."""
 from __future__ import annotations
 
+import sys
+
 from .cli import main
 
-main()
+if __name__ == "__main__":  # run as a program only, not when imported (ansible-test's import test does)
+    sys.exit(main())

@@ -157,7 +157,7 @@ def _print_changes(changes: List[Change], stream: Any) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="linuxnet-netns", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="linuxnet-netns", description=__doc__.split("\n\n", 1)[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n")[1])
     parser.add_argument("command", choices=["apply", "check", "teardown", "show", "graph"])
@@ -293,9 +293,10 @@ class HeldUnraisable:
         self.held = []
 
 
-def main() -> None:
+def main() -> int:
+    """One run of the restore program; its exit status, for the caller to exit with."""
     held = HeldUnraisable()
     sys.unraisablehook = held
     code, failure = _run_reporting(None)
     held.settle(failure)
-    sys.exit(code)
+    return code

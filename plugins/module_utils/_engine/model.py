@@ -7,8 +7,9 @@ and the contract every kind of object fulfils."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Set, Tuple, Type, TypeVar
 
+from .errors import NetnsError
 from .kernel.session import Kernel
 
 
@@ -38,6 +39,19 @@ class Change:
     def as_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "action": self.action, "object": self.key,
                 "before": self.before, "after": self.after}
+
+
+P = TypeVar("P", bound=Params)
+
+
+def params_of(change: Change, params_type: Type[P]) -> P:
+    """``change.params`` as the type its kind handles. The registry routes a change by that type, so a
+    mismatch is a bug of the engine: it stops the run with the object named, before anything is done."""
+    params = change.params
+    if not isinstance(params, params_type):
+        raise NetnsError("internal error: %s change with %s params where %s were expected"
+                         % (change.kind, type(params).__name__, params_type.__name__), obj=change.summary())
+    return params
 
 
 @dataclasses.dataclass

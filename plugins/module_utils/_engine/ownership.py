@@ -299,8 +299,8 @@ def retired_objects(record: Record, topology: Topology, gone_namespaces: Set[str
     declared and ``topology`` does not, outside ``gone_namespaces`` (they go with those)."""
     old = record.topology()
     result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "iptables": []}
-    new_scopes = {netns: section for netns, section, _ in topology.scopes()}
-    for netns, section, _ in old.scopes():
+    new_scopes = {netns: section for netns, section, _path in topology.scopes()}
+    for netns, section, _path in old.scopes():
         if netns in gone_namespaces:
             continue
         now = new_scopes.get(netns, {"addresses": [], "routes": [], "iptables": []})

@@ -59,4 +59,3 @@ class Journal:
                     problems.append("%s (undo failed: %s)" % (change.summary(), exc))
         kernel.cache.invalidate()
         return undone, problems
-

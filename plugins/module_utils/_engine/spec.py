@@ -124,7 +124,7 @@ def _mapping(value: Any, path: str, kind: str) -> Dict[str, Any]:
     unknown = sorted(set(value) - _KEYS[kind])
     if unknown:
         raise _fail(path, "unknown key(s) %s; allowed: %s" % (", ".join(map(str, unknown)),
-                                                             ", ".join(sorted(_KEYS[kind]))))
+                                                              ", ".join(sorted(_KEYS[kind]))))
     return value
 
 
@@ -577,7 +577,7 @@ def _check_gateway_fits(netns: Optional[str], section: Dict[str, Any], route: Di
     if holders and ends and not route["onlink"] and not gateway.is_link_local and all(
             getattr(ends.get(Endpoint(netns, a["dev"])), "up", None) is False for a, _iface in holders):
         raise _fail(where, "gateway %s is only on the subnet of link(s) declared down (%s); the kernel takes no "
-                    "route through a link that is down" % (gateway, ", ".join(sorted({a["dev"] for a, _ in holders}))))
+                    "route through a link that is down" % (gateway, ", ".join(sorted({a["dev"] for a, _iface in holders}))))
 
 
 def _check_source_is_local(netns: str, section: Dict[str, Any], route: Dict[str, Any]) -> None:

@@ -193,10 +193,12 @@ def _plan_link_removal(kernel: Kernel, claims: Dict[ownership.LinkKey, ownership
         except NetnsError:
             continue  # not as this topology made it (e.g. its veth peer moved away): left alone
         for change in planned:
-            assert isinstance(change.params, (VethDeletion, VirtualLinkParams))
-            deleted = claims.get((change.params.ns, change.params.name))
+            params = change.params
+            if not isinstance(params, (VethDeletion, VirtualLinkParams)):
+                raise NetnsError("internal error: its removal planned " + change.summary(), obj="link " + key[1])
+            deleted = claims.get((params.ns, params.name))
             if deleted is not None and deleted.identity is not None:
-                change = dataclasses.replace(change, params=dataclasses.replace(change.params, index=deleted.identity[1]))
+                change = dataclasses.replace(change, params=dataclasses.replace(params, index=deleted.identity[1]))
             changes.append(change)
     return changes
 
@@ -295,8 +297,10 @@ class _Run:
         if changes or record is None or record.spec != self.data or record.has_claims_to_settle():
             self._save(ownership.settled(record or ownership.empty(self.data), self.data, self.topology,
                                          self.kernel, changes, purged))
-        assert self.snapshot is not None
-        self.snapshot.save(self.kernel)
+        snapshot = self.snapshot
+        if snapshot is None:  # every run that applies loads its tables file before planning
+            raise NetnsError("internal error: the tables file was not loaded", obj="topology " + self.topology.name)
+        snapshot.save(self.kernel)
 
     def record_after_failure(self, failure: NetnsError, purged: bool) -> None:
         """A failed run leaves the record as before it, except for what still stands of its changes."""

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 SOURCES = sorted(os.path.join(d, f) for base in ("plugins", "roles")
-                 for d, _, files in os.walk(os.path.join(ROOT, base)) for f in files if f.endswith(".py"))
+                 for d, _dirs, files in os.walk(os.path.join(ROOT, base)) for f in files if f.endswith(".py"))
 FORBIDDEN_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"), ("subprocess", "getstatusoutput")}
 
 

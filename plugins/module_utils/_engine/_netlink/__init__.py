@@ -1,6 +1,0 @@
-# -*- coding: utf-8 -*-
-# Copyright: linuxnet.netns contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Netlink without pyroute2's event loop: sockets, message decoding and encoding, constants.
-
-Private to the linuxnet.netns collection: not a public API, it changes without notice."""

@@ -1,7 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Programs (iptables-save/-restore) run inside a namespace: from argument lists, never a shell."""
+"""Programs (iptables-save/-restore, their probes) run inside a namespace: from argument lists, never a shell.
+
+The one place the engine starts processes. It runs without Ansible too (the boot program), so not through
+AnsibleModule.run_command, and it runs several iptables-restore at once, one per namespace."""
 
 from __future__ import annotations
 
@@ -47,6 +50,12 @@ class Programs:
                 obj=ns_label(ns),
             )
         return stdout
+
+
+def completed(argv: Sequence[str], stdin: Optional[str] = None) -> "subprocess.CompletedProcess[str]":
+    """Run a program in this thread's namespace to its end, for a caller that judges its exit status itself
+    (a probe's failure is an answer). OSError when it cannot be started."""
+    return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, check=False)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from .._netlink.constants import IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, 
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
-from ..model import Change, Kind, Params, Pending, Undo
+from ..model import Change, Kind, Params, Pending, Undo, params_of
 from ..validation import (
     IPV6_MIN_MTU,
     LOOPBACK,
@@ -169,8 +169,7 @@ class AddressKind(Kind):
     report = staticmethod(address_report)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        params = change.params
-        assert isinstance(params, AddressParams)
+        params = params_of(change, AddressParams)
         if params.old is not None:
             _delete(kernel, change.key, params, params.old)
         if params.new is not None:
@@ -178,8 +177,7 @@ class AddressKind(Kind):
         kernel.cache.invalidate(params.ns, "addresses")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        params = change.params
-        assert isinstance(params, AddressParams)
+        params = params_of(change, AddressParams)
         inverse = Change("address", {"create": "delete", "delete": "create", "replace": "replace"}[change.action],
                          change.key, params=dataclasses.replace(params, old=params.new, new=params.old))
         # Removing an address makes the kernel drop the routes through gateways on its prefix; those

@@ -17,9 +17,10 @@ import subprocess
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import NetnsError
+from ..kernel import programs
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label
-from ..model import Change, Done, Kind, Params, Pending, Undo
+from ..model import Change, Done, Kind, Params, Pending, Undo, params_of
 from ..system import thread_netns
 from ..validation import check_optional_netns
 from .iptables_rules import (
@@ -176,7 +177,7 @@ def _canonicalise_group(ip_version: str, table: str, rules: List[Tuple[ChainSpec
 def _run_tool(argv: List[str], stdin: Optional[str] = None) -> "subprocess.CompletedProcess[str]":
     """An iptables program in this thread's namespace (never a shell); a missing one is an error naming it."""
     try:
-        return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+        return programs.completed(argv, stdin)
     except OSError as exc:
         raise NetnsError("cannot run %s" % argv[0], obj="iptables", errno=exc.errno) from None
 
@@ -200,8 +201,8 @@ def _rule_not_taken(save: str, restore: str, table: str, header: List[str],
         proc = _run_tool([restore], "\n".join(header + ["-A %s %s" % (chain.name, rule), "COMMIT", ""]))
         if proc.returncode == 0 and len(_saved_rules(save, table).get(chain.name, [])) != 1:
             printed = (proc.stdout.strip().splitlines() or [""])[0]
-            return NetnsError("iptables does not take rule %r (%s)" % (rule, "it printed %r" % printed if printed
-                                                                          else "it skips it"),
+            told = "it printed %r" % printed if printed else "it skips it"
+            return NetnsError("iptables does not take rule %r (%s)" % (rule, told),
                               obj="%s.rules[%d]" % (chain.field, chain.rules.index(rule)))
     return NetnsError("iptables-restore did not take every rule of table %s" % table, obj="iptables")
 
@@ -243,7 +244,7 @@ def prefetch_tables(kernel: Kernel, wanted: List[Tuple[Optional[str], str]], sna
     one process after another)."""
     todo = [(ns, v) for ns, v in dict.fromkeys(wanted)
             if kernel.cache.peek(ns, "iptables-" + v) is None and kernel.exists(ns)]
-    generations = {ns: snapshot.generation(kernel, ns) for ns, _ in todo} if snapshot else {}
+    generations = {ns: snapshot.generation(kernel, ns) for ns, _ip_version in todo} if snapshot else {}
     unknown = []
     for ns, ip_version in todo:
         tables = snapshot.tables(ns, TOOLS[ip_version][0], generations[ns]) if snapshot else None
@@ -386,7 +387,7 @@ class IptablesKind(Kind):
         failure: Optional[NetnsError] = None
         while running or (waiting and failure is None):
             while failure is None and len(running) < PARALLEL_PROCESSES:
-                busy = {params.spec.netns for _, params, _, _ in running}
+                busy = {params.spec.netns for _position, params, _wanted, _proc in running}
                 ready = next((item for item in waiting if item[1].spec.netns not in busy), None)
                 if ready is None:
                     break
@@ -424,8 +425,7 @@ class IptablesKind(Kind):
 
 
 def _table_params(change: Change) -> TableParams:
-    assert isinstance(change.params, TableParams)
-    return change.params
+    return params_of(change, TableParams)
 
 
 def _start_restore(kernel: Kernel, params: TableParams) -> Optional[Tuple[Table, Any]]:

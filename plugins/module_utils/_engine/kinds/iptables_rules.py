@@ -31,7 +31,7 @@ class Chain:
     rules: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (counters, rule text)
 
     def texts(self) -> List[str]:
-        return [text for _, text in self.rules]
+        return [text for _counters, text in self.rules]
 
 
 @dataclasses.dataclass
@@ -253,13 +253,13 @@ def _chain_edits(chain: str, have: List[Tuple[str, str]], want: List[Tuple[str, 
     """Restore lines that turn the rules ``have`` of ``chain`` into ``want``: the chain written anew
     when iptables-restore can read every rule it keeps, else deletions and insertions by number
     around the rules that stay, from the end of the chain so that each leaves the next's numbers."""
-    if [text for _, text in have] == [text for _, text in want]:
+    if [text for _counters, text in have] == [text for _counters, text in want]:
         return []
-    if all(restorable(chain, text) for _, text in want):
+    if all(restorable(chain, text) for _counters, text in want):
         return (["-F " + chain] if have else []) + ["%s -A %s %s" % (counters, chain, text) for counters, text in want]
     lines: List[str] = []
     length = len(have)
-    matcher = difflib.SequenceMatcher(None, [t for _, t in have], [t for _, t in want], autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [text for _counters, text in have], [text for _counters, text in want], autojunk=False)
     for tag, first, end, new_first, new_end in reversed(matcher.get_opcodes()):
         if tag == "equal":
             continue
@@ -282,8 +282,8 @@ _STRUCTURED = (  # key, option(s); order is irrelevant: iptables itself canonica
     ("protocol", "-p"), ("source_port", "--sport"), ("destination_port", "--dport"),
 )
 _TARGET_OPTIONS = (("to_destination", "--to-destination"), ("to_source", "--to-source"), ("to_ports", "--to-ports"))
-STRUCTURED_KEYS = {k for k, _ in _STRUCTURED + _TARGET_OPTIONS} | {"ctstate", "icmp_type", "comment", "jump",
-                                                                    "goto", "match"}
+STRUCTURED_KEYS = {key for key, _option in _STRUCTURED + _TARGET_OPTIONS} | {"ctstate", "icmp_type", "comment", "jump",
+                                                                             "goto", "match"}
 
 
 def rule_words(rule: Any, ip_version: str, field: str) -> List[str]:
@@ -458,7 +458,7 @@ def references(table: Table, chain: str) -> List[str]:
     """Rules of ``table`` that jump or go to ``chain`` (their words read as iptables-save meant them)."""
     found = []
     for other in table.chains.values():
-        for _, text in other.rules:
+        for _counters, text in other.rules:
             words = save_words(text)[0]
             if any(words[i] in ("-j", "-g", "--jump", "--goto") and words[i + 1] == chain
                    for i in range(len(words) - 1)):

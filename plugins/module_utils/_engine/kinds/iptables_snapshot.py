@@ -26,10 +26,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import NetnsError
+from ..kernel import programs
 from ..kernel.session import Kernel
 from ..system import procfs, trusted_files
 from ..validation import check_netns_name
@@ -205,7 +205,7 @@ def _identity(tool: str) -> List[Any]:
 
 def _is_nf_tables(tool: str) -> bool:
     try:
-        proc = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+        proc = programs.completed([tool, "--version"])
     except OSError:
         return False
     return proc.returncode == 0 and "nf_tables" in proc.stdout
@@ -227,7 +227,7 @@ def _serialise(boot_id: str, tools: Dict[str, List[Any]], entries: Dict[Optional
 
 
 def _tables_to_json(tables: Tables) -> Dict[str, List[Any]]:
-    return {name: [[c.name, c.policy, [text for _, text in c.rules]] for c in table.chains.values()]
+    return {name: [[c.name, c.policy, [text for _counters, text in c.rules]] for c in table.chains.values()]
             for name, table in tables.items()}
 
 

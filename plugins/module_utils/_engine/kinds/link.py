@@ -14,7 +14,7 @@ from .._netlink.constants import IFF_UP
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import as_list, attr, ns_label, refusal
-from ..model import Change, Kind, Params, Undo, undo_nothing
+from ..model import Change, Kind, Params, Undo, params_of, undo_nothing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +112,7 @@ class LinkAttributesKind(Kind):
     plan = staticmethod(plan_link_attributes)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        params = change.params
-        assert isinstance(params, LinkAttributes)
+        params = params_of(change, LinkAttributes)
         requests = kernel.netlink.requests(params.ns)
         with refusal("set link", change.key):
             index = index_of(kernel, params.ns, params.name)
@@ -128,14 +127,14 @@ class LinkAttributesKind(Kind):
         kernel.cache.invalidate(params.ns, "links")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        assert isinstance(change.params, LinkAttributes)
+        params = params_of(change, LinkAttributes)
         # The plan's "before" is the link as read when planning (None for a link the run creates,
         # whose creation's undo covers it): no read here, which would be one dump per change.
         before = change.before or {}
         if all(value is None for value in before.values()):
             return undo_nothing
         return self.replay(Change("link", "update", change.key, params=LinkAttributes(
-            change.params.ns, change.params.name, before.get("mtu"), before.get("mac"),
+            params.ns, params.name, before.get("mtu"), before.get("mac"),
             None if before.get("state") is None else before["state"] == "up")))
 
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label
-from ..model import Change, Kind, Params, Undo, undo_nothing
+from ..model import Change, Kind, Params, Undo, params_of, undo_nothing
 from ..system import netns_mounts, procfs, thread_netns, trusted_files
 from ..validation import (
     LOOPBACK,
@@ -153,9 +153,9 @@ def plan_sysctls(kernel: Kernel, spec: NamespaceSpec, links_to_come: FrozenSet[s
     if not spec.sysctls:
         return []
     exists = kernel.exists(spec.name)
-    current = read_sysctls(kernel, spec.name, [key for key, _ in spec.sysctls]) if exists else {}
+    current = read_sysctls(kernel, spec.name, [key for key, _value in spec.sysctls]) if exists else {}
     present: FrozenSet[str] = frozenset()
-    if exists and any(per_link_sysctl(key) for key, _ in spec.sysctls):
+    if exists and any(per_link_sysctl(key) for key, _value in spec.sysctls):
         present = frozenset(links(kernel, spec.name))
     changes = []
     for key, wanted in spec.sysctls:
@@ -300,8 +300,7 @@ class NamespaceKind(Kind):
     report = staticmethod(namespace_report)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        params = change.params
-        assert isinstance(params, NamespaceParams)
+        params = params_of(change, NamespaceParams)
         if change.action == "create":
             netns_mounts.create_namespace(params.name)
             kernel.forget_namespace(params.name)
@@ -310,9 +309,9 @@ class NamespaceKind(Kind):
             _delete_namespace(kernel, params)
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        assert isinstance(change.params, NamespaceParams)
+        params = params_of(change, NamespaceParams)
         if change.action == "create":
-            return self.replay(Change("netns", "delete", change.key, params=NamespaceParams(change.params.name)))
+            return self.replay(Change("netns", "delete", change.key, params=NamespaceParams(params.name)))
         return None  # its processes, links and addresses are gone with it
 
 
@@ -390,7 +389,7 @@ def _wait_links_gone(kernel: Kernel, peers: List[Tuple[Optional[str], int]], nam
                              obj="netns %s" % name)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
-    for ns in {ns for ns, _ in peers}:
+    for ns in {ns for ns, _index in peers}:
         kernel.cache.invalidate(ns, "links")
 
 
@@ -401,8 +400,7 @@ class SysctlKind(Kind):
     plan = staticmethod(plan_sysctls)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        params = change.params
-        assert isinstance(params, SysctlParams)
+        params = params_of(change, SysctlParams)
         with kernel.entered(params.ns):
             try:
                 with open(sysctl_path(params.key), "w") as handle:
@@ -412,11 +410,11 @@ class SysctlKind(Kind):
                                  errno=exc.errno) from None
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        assert isinstance(change.params, SysctlParams)
+        params = params_of(change, SysctlParams)
         old = (change.before or {}).get("value")
         if old is None:  # in a namespace this run creates: undoing the creation covers it
             return undo_nothing
-        return self.replay(Change("sysctl", "update", change.key, params=dataclasses.replace(change.params, value=old)))
+        return self.replay(Change("sysctl", "update", change.key, params=dataclasses.replace(params, value=old)))
 
 
 class ResolvConfKind(Kind):
@@ -425,8 +423,7 @@ class ResolvConfKind(Kind):
     plan = staticmethod(_plan_dns)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        params = change.params
-        assert isinstance(params, ResolvConfParams)
+        params = params_of(change, ResolvConfParams)
         if params.content is None:
             trusted_files.remove_file(params.path)
             with contextlib.suppress(OSError):  # rmdir never follows a symlink
@@ -437,10 +434,10 @@ class ResolvConfKind(Kind):
         trusted_files.write_file_atomically(params.path, params.content, 0o644, directory_mode=0o755)
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        assert isinstance(change.params, ResolvConfParams)
-        old_text = trusted_files.read_regular_file(change.params.path)  # never a FIFO opened, nor a symlink followed
+        params = params_of(change, ResolvConfParams)
+        old_text = trusted_files.read_regular_file(params.path)  # never a FIFO opened, nor a symlink followed
         action = "delete" if old_text is None else "update"
-        return self.replay(Change("dns", action, change.key, params=ResolvConfParams(change.params.path, old_text)))
+        return self.replay(Change("dns", action, change.key, params=ResolvConfParams(params.path, old_text)))
 
 
 NAMESPACE = NamespaceKind()

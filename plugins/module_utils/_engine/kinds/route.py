@@ -21,7 +21,7 @@ from .._netlink.constants import (
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
-from ..model import Change, Kind, Params, Pending, Undo
+from ..model import Change, Kind, Params, Pending, Undo, params_of
 from ..validation import (
     IPV6_MIN_MTU,
     LOOPBACK,
@@ -368,8 +368,7 @@ class RouteParams(Params):
 
 
 def _route_of(change: Change) -> Route:
-    assert isinstance(change.params, RouteParams)
-    return change.params.route
+    return params_of(change, RouteParams).route
 
 
 class RouteKind(Kind):
@@ -381,8 +380,7 @@ class RouteKind(Kind):
     report = staticmethod(route_report)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        params = change.params
-        assert isinstance(params, RouteParams)
+        params = params_of(change, RouteParams)
         command = {"create": "add", "update": "replace", "delete": "del"}[change.action]
         with refusal("%s route" % command, "route " + change.key):
             request = _request(kernel, params.ns, params.route, change.action != "delete")
@@ -390,13 +388,13 @@ class RouteKind(Kind):
         invalidate_routes(kernel, params.ns)
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        params = change.params
-        assert isinstance(params, RouteParams)
+        params = params_of(change, RouteParams)
         if change.action == "create":
             return self.replay(Change("route", "delete", change.key, params=params))
         if change.action == "delete":  # "replace": also right when rollback's second pass finds it back already
             return self.replay(Change("route", "update", change.key, params=params))
-        assert params.old is not None
+        if params.old is None:
+            raise NetnsError("internal error: a route update without the route it replaces", obj=change.summary())
         return self.replay(Change("route", "update", change.key, params=RouteParams(params.ns, params.old)))
 
 

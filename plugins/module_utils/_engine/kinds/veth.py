@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
-from ..model import Change, Kind, Params, Pending, Undo
+from ..model import Change, Kind, Params, Pending, Undo, params_of
 from ..system import thread_netns
 from ..validation import check_ifname, check_link_mac, check_mac, check_mtu, check_new_link_name, check_optional_netns
 from .link import Link, delete_link, forget_indexes, index_of, link_key, links, plan_link_attributes
@@ -248,9 +248,9 @@ class VethKind(Kind):
         elif isinstance(params, VethMove):
             _move(kernel, change.key, params)
         else:
-            assert isinstance(params, VethDeletion)
-            delete_link(kernel, params.ns, params.name, params.index, "delete veth pair", "veth " + change.key)
-            kernel.cache.invalidate(params.peer_ns, "links")
+            deletion = params_of(change, VethDeletion)
+            delete_link(kernel, deletion.ns, deletion.name, deletion.index, "delete veth pair", "veth " + change.key)
+            kernel.cache.invalidate(deletion.peer_ns, "links")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
         params = change.params

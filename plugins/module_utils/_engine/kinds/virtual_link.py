@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label, refusal
-from ..model import Change, Kind, Params, Pending, Undo
+from ..model import Change, Kind, Params, Pending, Undo, params_of
 from ..system import thread_netns
 from .link import Link, delete_link, index_of, link_key, links, plan_link_attributes
 
@@ -149,16 +149,14 @@ class VirtualLinkKind(Kind):
     plan = staticmethod(plan_virtual_link)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        params = change.params
-        assert isinstance(params, VirtualLinkParams)
+        params = params_of(change, VirtualLinkParams)
         if change.action == "create":
             _create(kernel, change.key, params)
         else:
             delete_link(kernel, params.ns, params.name, params.index, "delete", "link " + change.key)
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        params = change.params
-        assert isinstance(params, VirtualLinkParams)
+        params = params_of(change, VirtualLinkParams)
         if change.action == "create":
             return self.replay(Change("link", "delete", change.key,
                                       params=VirtualLinkParams(params.link_type, params.ns, params.name)))
@@ -173,7 +171,8 @@ def _create(kernel: Kernel, key: str, params: VirtualLinkParams) -> None:
         attrs["address"] = params.mac
     socket_ns = params.ns
     if params.link_type in ("vlan", "macvlan"):
-        assert params.parent is not None
+        if params.parent is None:
+            raise NetnsError("internal error: a %s without its parent device" % params.link_type, obj="link " + key)
         socket_ns = params.parent_ns
         attrs["link"] = index_of(kernel, socket_ns, params.parent)
         if params.link_type == "vlan":
@@ -194,16 +193,14 @@ class BridgePortKind(Kind):
     params = (BridgePort,)
 
     def apply(self, kernel: Kernel, change: Change) -> None:
-        port = change.params
-        assert isinstance(port, BridgePort)
+        port = params_of(change, BridgePort)
         with refusal("attach to bridge %s" % port.master, "link " + change.key):
             kernel.netlink.requests(port.ns).link("set", index=index_of(kernel, port.ns, port.name),
                                                   master=index_of(kernel, port.ns, port.master))
         kernel.cache.invalidate(port.ns, "links")
 
     def undo(self, kernel: Kernel, change: Change) -> Optional[Undo]:
-        port = change.params
-        assert isinstance(port, BridgePort)
+        port = params_of(change, BridgePort)
         old_master = (change.before or {}).get("master")  # an ifindex, or None for no bridge
 
         def detach(kernel_: Kernel) -> None:

@@ -219,7 +219,7 @@ def spec_from_info(info: Dict[str, Any], name: str = "captured") -> Dict[str, An
     everywhere = {_end(ns, link["name"]): link for ns, entry in scopes for link in entry["links"]}
     links_out: List[Dict[str, Any]] = []
     seen: Set[Tuple[str, str]] = set()
-    devs: Dict[Optional[str], Set[str]] = {ns: set() for ns, _ in scopes}
+    devs: Dict[Optional[str], Set[str]] = {ns: set() for ns, _entry in scopes}
     for ns, entry in scopes:
         for link in entry["links"]:
             item = _spec_link(ns, link, declared, everywhere)

@@ -13,7 +13,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.iptab
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.namespace import namespace_spec
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.validation import (check_ifname, check_mac,
-                                                                               check_netns_name, check_sysctl_key)
+                                                                                        check_netns_name, check_sysctl_key)
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.veth import veth_spec
 
 from ansible_collections.linuxnet.netns.tests.unit.plugins.module_utils._engine.test_topology_spec import REFERENCE, with_change

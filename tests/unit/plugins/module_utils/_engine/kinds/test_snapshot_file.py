@@ -65,7 +65,7 @@ SHAPES = [
     ("a namespace entry a list", lambda data: data["namespaces"].__setitem__("netns a", [])),
     ("a namespace key not ours", lambda data: data["namespaces"].__setitem__("a", data["namespaces"].pop("netns a"))),
     ("a namespace name escaping", lambda data: data["namespaces"].__setitem__("netns ../a", {"generation": [7, 4],
-                                                                                            "tables": {}})),
+                                                                                             "tables": {}})),
     ("namespaces a list", top("namespaces", [])),
     ("namespaces missing", without("namespaces")),
     ("tools a list", top("tools", [])),

@@ -173,7 +173,7 @@ def rewritten(path: str, change: Any) -> str:
     ("a file of an earlier version, without canonical forms", lambda data: data.pop("canonical"), {}),
 ])
 def test_canonical_forms_are_trusted_with_the_binaries_that_made_them(tmp_path: Any, what: str, change: Any,
-                                                                    expected: Dict[Any, str]) -> None:
+                                                                      expected: Dict[Any, str]) -> None:
     path = rewritten(with_forms(tmp_path), change)
     snapshot = iptables_snapshot.load(path)
     assert snapshot.canonical_forms("ipv4", TOOLS) == expected, what

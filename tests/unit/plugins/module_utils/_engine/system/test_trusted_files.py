@@ -52,7 +52,7 @@ UNTRUSTED: Any = [
 
 @pytest.mark.parametrize("make,named,words", [c[1:] for c in UNTRUSTED], ids=[c[0] for c in UNTRUSTED])
 def test_an_untrusted_file_or_directory_is_an_error_naming_it(state: Any, make: Callable[[Any], None], named: str,
-                                                             words: str) -> None:
+                                                              words: str) -> None:
     make(state)
     with pytest.raises(NetnsError) as caught:
         trusted_files.read_trusted(str(state / "t.json"))
