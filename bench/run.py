@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -174,10 +175,13 @@ def run_all(sizes: List[int], names: List[str], repeat: int, results: Dict[Tuple
             shift = repetition % len(runnable)
             for name in runnable[shift:] + runnable[:shift]:
                 workspace = Workspace(size)
-                for label, _baseline, step in CONTENDERS[name]:
-                    sample = step(workspace)
-                    if not label.startswith("("):
-                        results.setdefault((size, label), []).append(sample)
+                try:
+                    for label, _baseline, step in CONTENDERS[name]:
+                        sample = step(workspace)
+                        if not label.startswith("("):
+                            results.setdefault((size, label), []).append(sample)
+                finally:  # its spec, state and playbooks; its kernel objects are gone with its last step
+                    shutil.rmtree(workspace.dir, ignore_errors=True)
             sys.stderr.write("N=%d repetition %d done (%.0f s)\n" % (size, repetition + 1, time.monotonic() - started))
 
 
