@@ -84,7 +84,33 @@ def nft_table_spec(raw: Any, field: str) -> NftTableSpec:
         raise NetnsError("must be at most %d characters of text" % DEFINITION_MAX, obj=field + ".definition")
     if INCLUDE.search(definition):
         raise NetnsError("may not include files: declare the table's content itself", obj=field + ".definition")
+    if not braces_balanced(definition):
+        raise NetnsError("has unbalanced braces: a definition is what goes inside the table's braces, "
+                         "it may not close them (and so reach other tables)", obj=field + ".definition")
     return NftTableSpec(family, table, definition, field)
+
+
+def braces_balanced(definition: str) -> bool:
+    """Pure: no ``}`` outside quotes and comments closes more than was opened, and all that was
+    opened is closed (nft's strings are "..." without escapes, its comments # to the line's end)."""
+    depth = 0
+    quoted = comment = False
+    for char in definition:
+        if comment:
+            comment = char != "\n"
+        elif quoted:
+            quoted = char != '"'
+        elif char == '"':
+            quoted = True
+        elif char == "#":
+            comment = True
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0 and not quoted
 
 
 def nftables_spec(netns: Optional[str], items: Any, field: str = "nftables", state: str = "present") -> NftablesSpec:
