@@ -4,6 +4,7 @@ table declares, a foreign table that stays, and teardown that leaves nothing."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -11,6 +12,9 @@ from typing import Any, Dict, List
 
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import nftables as nft
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.nftables import read_nftables, restore_json
 from helpers import converge, restore_program, run, run_module, save_spec, snapshot
 
 INPUT = """chain input {
@@ -154,3 +158,27 @@ def test_restore_program_and_netns_info(prefix: str, tmp_path: Any) -> None:
     graph = restore_program("graph", path)
     assert graph.returncode == 0 and "nftables inet filter" in graph.stdout, graph.stdout + graph.stderr
     assert restore_program("teardown", path, "--state-dir", state_dir).returncode == 0
+
+
+@pytest.mark.parametrize("backend_class", ["BindingBackend", "ProgramBackend"])
+def test_undo_restores_the_listing(prefix: str, backend_class: str) -> None:
+    """Rollback's undo: the JSON buffer made from a table's listing brings back that table exactly,
+    through the binding and through nft -j -f, in the namespace entered."""
+    f = prefix + "f"
+    run(["ip", "netns", "add", f])
+    backend = (nft.BindingBackend(importlib.import_module("nftables")) if backend_class == "BindingBackend"
+               else nft.ProgramBackend())
+    with Kernel() as kernel:
+        with kernel.entered(f):
+            table = "table inet t {\n%s\nset s { type ipv4_addr; elements = { 192.0.2.1 } }\n}\n" % (INPUT % "10.233.1.2")
+            assert backend.run(table)[0] == 0
+        old = read_nftables(kernel, f)
+        with kernel.entered(f):
+            changed = "add table inet t\ndelete table inet t\ntable inet t {\nchain other {\n}\n}\ntable ip gone {\n}\n"
+            assert backend.run(changed)[0] == 0
+            rc, _out, err = backend.run(restore_json({("inet", "t"): old[("inet", "t")], ("ip", "gone"): None}),
+                                        json_output=True)
+        assert rc == 0, err
+        kernel.cache.invalidate(f, "nftables")
+        assert read_nftables(kernel, f) == old
+    assert run(["nft", "list", "tables"], ns=f).split() == ["table", "inet", "t"]

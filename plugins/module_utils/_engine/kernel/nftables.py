@@ -33,6 +33,7 @@ class Backend:
     name = ""
 
     def run(self, text: str, json_output: bool = False, dry_run: bool = False) -> Tuple[int, str, str]:
+        """(status, output, errors); ``json_output``: JSON out, and the input read as JSON too."""
         raise NotImplementedError
 
     def listing(self) -> List[Any]:
@@ -73,7 +74,7 @@ class ProgramBackend(Backend):
             argv = ["nft"] + (["-j"] if json_output else []) + ["list", "ruleset"]
             stdin: Optional[str] = None
         else:
-            argv = ["nft"] + (["-c"] if dry_run else []) + ["-f", "-"]
+            argv = ["nft"] + (["-j"] if json_output else []) + (["-c"] if dry_run else []) + ["-f", "-"]
             stdin = text
         try:
             proc = programs.completed(argv, stdin)
