@@ -7,14 +7,18 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 from typing import Any, Dict, List
 
 import pytest
+import yaml
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import nftables as nft
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.nftables import read_nftables, restore_json
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.nftables import (canonical, canonicalise, read_nftables,
+                                                                                        restore_json)
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 from helpers import converge, restore_program, run, run_module, save_spec, snapshot
 
 INPUT = """chain input {
@@ -182,3 +186,15 @@ def test_undo_restores_the_listing(prefix: str, backend_class: str) -> None:
         kernel.cache.invalidate(f, "nftables")
         assert read_nftables(kernel, f) == old
     assert run(["nft", "list", "tables"], ns=f).split() == ["table", "inet", "t"]
+
+
+def test_the_documented_example_loads_into_nft() -> None:
+    """docs/topology-format.md's nftables example: nft takes both tables (in a throw-away namespace only)."""
+    with open(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "topology-format.md")) as handle:
+        section = handle.read().split("\n## nftables\n", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    topology = parse_topology(yaml.safe_load(block.group(1)))
+    tables = [t for scope in topology.scope_specs if scope.nftables for t in scope.nftables.tables]
+    canonicalise(tables)
+    assert all(any("chain" in item for item in canonical(t)) for t in tables)
