@@ -287,7 +287,6 @@ def normalised(prefix: str) -> Dict[str, Any]:
             entry["sysctl"] = run(["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"], ns=ns)
             entry["iptables"] = [line for tool in ("iptables-save", "ip6tables-save")
                                  for line in run([tool], ns=ns).splitlines() if line[:1] in ("*", ":", "-")]
-            entry["nft"] = run(["nft", "-s", "list", "ruleset"], ns=ns, check=False).splitlines()
         state[ns or "<root>"] = entry
     return state
 

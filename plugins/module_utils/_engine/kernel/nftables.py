@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 from typing import Any, List, Optional, Tuple
 
 from ..errors import NetnsError
@@ -107,6 +108,11 @@ def _choose() -> Backend:
     except OSError:
         return ProgramBackend()
     return BindingBackend(module)
+
+
+def available() -> bool:
+    """Whether this host can run nftables commands at all (the binding, or an nft program on PATH)."""
+    return isinstance(backend(), BindingBackend) or shutil.which("nft") is not None
 
 
 def first_line(text: str) -> str:
