@@ -14,12 +14,15 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.apply import execute
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import nftables as nft
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.nftables import (canonical, canonicalise, read_nftables,
                                                                                         restore_json)
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.rollback import Journal
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
-from helpers import converge, restore_program, run, run_module, save_spec, snapshot
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_topology
+from helpers import converge, difference, restore_program, run, run_module, save_spec, snapshot, wait_settled
 
 INPUT = """chain input {
     type filter hook input priority 0; policy drop;
@@ -216,3 +219,27 @@ def test_restore_program_without_any_nftables_restores_the_rest(prefix: str, tmp
     assert "skipped the nftables tables: inet filter in netns %sf" % prefix in result.stderr
     assert _pings(prefix + "c", "10.233.2.1")  # no table: nothing dropped
     assert restore_program("teardown", path, "--state-dir", state_dir).returncode == 0
+
+
+def test_journal_reverses_nftables_changes(prefix: str, tmp_path: Any, backend: str) -> None:
+    """Rollback of a run that changed one namespace's table and created another's: each namespace's
+    tables come back as they were, in one transaction each, and the foreign table stays."""
+    args = {"topology": _spec(prefix), "state_dir": str(tmp_path / "state")}
+    assert not run_module("topology", args).get("failed")
+    run(["nft", "add table ip foreign"], ns=prefix + "f")
+    wait_settled([None] + [prefix + n for n in "fbc"], only=prefix)
+    before = snapshot(prefix)
+    second = _spec(prefix, allowed="10.233.2.2")
+    second["namespaces"][1]["nftables"] = [{"family": "ip", "table": "t", "definition": "set s { type ipv4_addr; }"}]
+    journal = Journal()
+    with Kernel() as kernel:
+        changes = [c for c in plan_topology(kernel, parse_topology(second)) if c.kind == "nftables"]
+        assert sorted(c.action for c in changes) == ["create", "update"]
+        execute(kernel, changes, check_mode=False, journal=journal)
+        kernel.cache.invalidate()
+        assert not plan_topology(kernel, parse_topology(second))
+        undone, problems = journal.roll_back(kernel)
+    assert problems == [] and len(undone) == 2
+    after = snapshot(prefix)
+    assert after == before, difference(before, after)
+    assert run_module("topology", dict(args, state="absent"))["changed"] is True
