@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Validates a complete topology (format version 1, see C(docs/topology-format.md) in the collection)
     before changing anything, then brings the kernel to it in one pass through the engine
-    (namespaces, links, addresses, routes, iptables rules; the reverse order for removal).
+    (namespaces, links, addresses, routes, iptables rules, nftables tables; the reverse order for removal).
   - Everything is planned before anything is applied, so check mode predicts a whole topology on a
     host where none of it exists yet. The kernel is read back after applying; a difference is an error.
   - Records which objects the topology manages under I(state_dir); I(purge) removes objects this
@@ -27,6 +27,8 @@ author:
   - linuxnet.netns contributors (!UNKNOWN)
 requirements:
   - iptables (for rules) on the managed host
+  - nftables (for C(nftables) tables) on the managed host; with python3-nftables the engine uses libnftables
+    in its own process, without it one C(nft) per namespace
 extends_documentation_fragment:
   - linuxnet.netns.attributes
   - linuxnet.netns.managed_host
@@ -35,7 +37,8 @@ options:
     description:
       - The topology. Keys C(name) (required), C(version) (1), C(namespaces), C(links), C(host) and C(services).
       - C(namespaces) is a list of C(name), C(sysctls), C(nameservers), C(loopback), C(addresses),
-        C(routes) and C(iptables); C(host) has C(addresses), C(routes) and C(iptables) for the root namespace.
+        C(routes), C(iptables) and C(nftables) (whole tables, each C(family), C(table), C(definition)); C(host) has
+        C(addresses), C(routes), C(iptables) and C(nftables) for the root namespace.
       - C(links) is a list of veth pairs (C(type=veth), C(name), C(netns), C(peer), C(peer_netns), ...),
         bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)) and macvlans
         (C(type=macvlan), C(parent), C(mode)); C(netns) null means the root namespace.
