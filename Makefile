@@ -38,10 +38,11 @@ $(VENV)/.installed: tests/requirements.txt
 # Debian's nftables binding (python3-nftables: pure Python over libnftables.so.1 with ctypes) is where a managed
 # host's /usr/bin/python3 finds it; the venv's interpreter does not see dist-packages, so the venv gets that one
 # package as a symlink (not the whole of dist-packages, whose other modules would shadow the venv's).
+# Every virtualenv whose Python runs the modules gets it (the managed hosts' pyroute2 0.7 ones below too).
 DEBIAN_NFTABLES := /usr/lib/python3/dist-packages/nftables
-$(VENV)/.nftables: $(VENV)/.installed
+%/.nftables: %/.installed
 	@[ -d $(DEBIAN_NFTABLES) ] || { echo "$(DEBIAN_NFTABLES) is missing: apt-get install python3-nftables (make deps)"; exit 1; }
-	ln -sfn $(DEBIAN_NFTABLES) "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nftables"
+	ln -sfn $(DEBIAN_NFTABLES) "$$($*/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nftables"
 	touch $@
 
 venv: deps $(VENV)/.installed $(VENV)/.nftables
@@ -179,7 +180,7 @@ test: sanity pytest units targets tarball-test gates molecule
 # (Not the playbook and role tests, which run Ansible's own modules too, nor the soak test.)
 MODULE_TESTS := tests/kernel --ignore=tests/kernel/test_playbooks.py --ignore=tests/kernel/test_services_role.py \
 	--ignore=tests/kernel/test_soak.py
-pytest: venv $(VENV07)/.installed $(VENV077)/.installed collection
+pytest: venv $(VENV07)/.nftables $(VENV077)/.nftables collection
 	$(ISOLATED) $(PY) -m pytest -q tests
 	LINUXNET_MODULE_PYTHON=$(VENV07)/bin/python $(ISOLATED) $(PY) -m pytest -q $(MODULE_TESTS)
 	LINUXNET_MODULE_PYTHON=$(VENV077)/bin/python $(ISOLATED) $(PY) -m pytest -q $(MODULE_TESTS)
