@@ -337,3 +337,53 @@ def test_per_interface_sysctls_of_declared_links_converge(prefix: str, tmp_path:
     assert run(["sysctl", "-n", "net.ipv4.conf.ac.rp_filter"], ns=a).strip() == "2"
     converge("topology", {"topology": spec, "state": "absent", "state_dir": state_dir}, prefix)
     assert snapshot(prefix) == before
+
+
+def test_namespace_deleted_under_a_process_is_made_again(prefix: str, tmp_path: Any) -> None:
+    """`ip netns delete` of a topology's namespace while a process keeps it alive (a service in it):
+    its veth peer is out of reach, in a namespace without a name. The next apply deletes the
+    topology's own end (found by identity), which destroys the pair, and makes the namespace and the
+    pair again; a second apply changes nothing. A foreign veth stranded the same way is refused and
+    left as it is."""
+    ns = prefix + "s"
+    spec = {"name": prefix + "strand",
+            "namespaces": [{"name": ns, "addresses": [{"dev": "in0", "address": "10.232.1.2/30"}]}],
+            "links": [{"type": "veth", "name": prefix + "o", "peer": "in0", "peer_netns": ns}],
+            "host": {"addresses": [{"dev": prefix + "o", "address": "10.232.1.1/30"}]}}
+    args = {"topology": spec, "state_dir": str(tmp_path / "state")}
+    assert run_module("topology", args)["changed"]
+    keeper = os.open("/run/netns/" + ns, os.O_RDONLY)  # what a service in the namespace does
+    try:
+        old_inode = os.fstat(keeper).st_ino
+        run(["ip", "netns", "delete", ns])
+        checked = run_module("topology", args, check=True)
+        assert checked["changed"] and not checked.get("failed"), checked
+        applied = run_module("topology", args)
+        assert not applied.get("failed"), applied
+        done = [(c["kind"], c["action"], c["object"]) for c in applied["changes"]]
+        stranded_end = "%s in root namespace" % (prefix + "o")
+        assert done[0] == ("link", "delete", stranded_end), done
+        assert {("netns", "create", ns), ("link", "create", stranded_end)} <= set(done), done
+        assert [c["object"] for c in applied["changes"]] == [c["object"] for c in checked["changes"]]
+        assert os.stat("/run/netns/" + ns).st_ino != old_inode
+        run(["ping", "-c", "1", "-W", "2", "10.232.1.2"])
+        assert run_module("topology", args)["changed"] is False
+    finally:
+        os.close(keeper)
+    assert not run_module("topology", dict(args, state="absent")).get("failed")
+
+    foreign_ns = prefix + "fx"
+    run(["ip", "netns", "add", foreign_ns])
+    run(["ip", "link", "add", prefix + "f", "type", "veth", "peer", "name", "fin", "netns", foreign_ns])
+    keeper = os.open("/run/netns/" + foreign_ns, os.O_RDONLY)
+    try:
+        run(["ip", "netns", "delete", foreign_ns])
+        other = {"name": prefix + "other", "namespaces": [{"name": foreign_ns}],
+                 "links": [{"type": "veth", "name": prefix + "f", "peer": "fin", "peer_netns": foreign_ns}]}
+        refused = run_module("topology", {"topology": other, "state_dir": str(tmp_path / "state")})
+        assert refused.get("failed") and "namespace without a name" in refused["msg"], refused
+        assert foreign_ns not in netns_list()
+        run(["ip", "link", "show", "dev", prefix + "f"])  # still there, untouched
+    finally:
+        os.close(keeper)
+        run(["ip", "link", "delete", prefix + "f"], check=False)

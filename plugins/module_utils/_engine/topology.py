@@ -26,7 +26,7 @@ from .kinds.nftables import canonicalise as canonicalise_nftables
 from .kinds.nftables import nftables_spec, plan_nftables
 from .kinds.registry import kind_of_spec
 from .kinds.route import plan_routes, route_spec
-from .kinds.veth import VethDeletion, plan_veth, veth_spec
+from .kinds.veth import VethDeletion, plan_stranded_end, plan_veth, veth_spec
 from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link
 from .model import Change, Pending
 from .spec import Endpoint, Topology, link_ends, parse_topology
@@ -52,6 +52,24 @@ def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownersh
     leftovers = ownership.retired_objects(owned, topology, set(namespaces))
     return (_plan_subobject_removal(kernel, leftovers, snapshot) + _plan_namespace_removal(kernel, namespaces)
             + _plan_link_removal(kernel, claims, set(namespaces), _link_order(topology, owned)))
+
+
+def plan_stranded_pairs(kernel: Kernel, topology: Topology, owned: Optional[ownership.Record],
+                        pending: Pending) -> List[Change]:
+    """The deletion of each veth end this topology created (checked by identity) whose declared
+    peer went with a namespace deleted by name under a running process: the pair is made anew by
+    the plan that follows, in the namespace it re-creates. A stage of its own, before that plan."""
+    if owned is None:
+        return []
+    declared = {frozenset((end.netns, end.name) for end in link_ends(item)) for item in topology.links}
+    changes: List[Change] = []
+    for key, claim in ownership.owned_links(kernel, owned).items():
+        if claim.type != "veth" or claim.peer is None or frozenset([key, claim.peer]) not in declared:
+            continue
+        stranded = plan_stranded_end(kernel, key, claim.peer, claim.identity[1] if claim.identity else None)
+        pending.doomed_links |= {key} if stranded else set()
+        changes += stranded
+    return changes
 
 
 def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
@@ -250,7 +268,7 @@ def converge_topology(kernel: Kernel, data: Dict[str, Any], state: str = "presen
             trusted_files.check_removable(run.snapshot_path)  # an untrusted one stops the run before any change
             stages = [lambda k, _pending: plan_teardown(k, topology, record)]
         else:
-            stages = [run.purge_stage if purge else run.nothing, run.plan_ahead]
+            stages = [run.purge_stage if purge else run.nothing, run.stranded_stage, run.plan_ahead]
             run.snapshot = iptables_snapshot.load(run.snapshot_path)
         try:
             changes = converge_stages(kernel, stages, check_mode, rollback=rollback)
@@ -290,6 +308,9 @@ class _Run:
             return []
         self.purge_planned = True
         return plan_purge_stage(kernel, self.topology, self.record, pending, self.snapshot)
+
+    def stranded_stage(self, kernel: Kernel, pending: Pending) -> List[Change]:
+        return plan_stranded_pairs(kernel, self.topology, self.record, pending)
 
     def plan_ahead(self, kernel: Kernel, pending: Pending) -> List[Change]:
         changes = plan_topology(kernel, self.topology, False, self.record, pending, self.snapshot)

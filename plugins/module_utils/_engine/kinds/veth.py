@@ -183,6 +183,23 @@ def _plan_move(kernel: Kernel, present: VethEnd, link: Link, missing: VethEnd) -
     return change, dataclasses.replace(peer, up=False)  # a link moved to another namespace goes down
 
 
+def plan_stranded_end(kernel: Kernel, end: Tuple[Optional[str], str], peer: Tuple[Optional[str], str],
+                      index: Optional[int]) -> List[Change]:
+    """The deletion of veth ``end`` (created by the topology as ifindex ``index``) when its declared
+    ``peer`` is out of reach in a namespace without a name: the peer's namespace was deleted by name
+    (``ip netns delete``) while a process kept it alive. Deleting the end destroys the pair; the
+    topology's plan then makes it anew, in the namespace it re-creates. Nothing when the peer is
+    where declared or in a named namespace (``plan_veth`` moves it back or refuses)."""
+    (ns, name), (peer_ns, peer_name) = end, peer
+    if kernel.exists(peer_ns) and peer_name in links(kernel, peer_ns):
+        return []
+    link = links(kernel, ns).get(name) if kernel.exists(ns) else None
+    if link is None or link.kind != "veth" or link.peer_nsid is None or peer_of(kernel, ns, link, [peer_ns]) is not None:
+        return []
+    return [Change("link", "delete", link_key(ns, name), link.as_dict(), None,
+                   params=VethDeletion(ns, name, peer_ns if kernel.exists(peer_ns) else ns, index))]
+
+
 def _plan_absent(kernel: Kernel, spec: VethSpec) -> List[Change]:
     for end, other in ((spec.end, spec.peer), (spec.peer, spec.end)):
         link = _find(kernel, end)
