@@ -155,14 +155,14 @@ def _from_version_1(data: Dict[str, Any]) -> Record:
                 record.links[end] = LinkClaim(item["type"], None, _other(ends, end))
     retired = data.get("retired") or {}
     record.retired = _check_retired({k: v for k, v in _typed(retired, dict, "retired").items()
-                                     if k in ("addresses", "routes", "iptables")})
+                                     if k in ("addresses", "routes", "rules", "iptables")})
     return record
 
 
 def _check_retired(retired: Dict[str, Any]) -> Dict[str, List[Any]]:
     result: Dict[str, List[Any]] = {}
     for kind, items in retired.items():
-        if kind not in ("addresses", "routes", "iptables"):
+        if kind not in ("addresses", "routes", "rules", "iptables"):
             raise ValueError("retired.%s is not a kind of object" % kind)
         for i, entry in enumerate(_typed(items, list, "retired." + kind)):
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
@@ -298,17 +298,19 @@ def retired_objects(record: Record, topology: Topology, gone_namespaces: Set[str
     """Addresses, routes and rules that ``record``'s spec (or an earlier one, its ``retired``)
     declared and ``topology`` does not, outside ``gone_namespaces`` (they go with those)."""
     old = record.topology()
-    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "iptables": []}
+    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "rules": [], "iptables": []}
     new_scopes = {netns: section for netns, section, _path in topology.scopes()}
     for netns, section, _path in old.scopes():
         if netns in gone_namespaces:
             continue
-        now = new_scopes.get(netns, {"addresses": [], "routes": [], "iptables": []})
+        now = new_scopes.get(netns, {"addresses": [], "routes": [], "rules": [], "iptables": []})
         now_addresses = {(a["dev"], a["address"]) for a in now["addresses"]}
         result["addresses"] += [(netns, a) for a in section["addresses"] if (a["dev"], a["address"]) not in now_addresses]
         now_routes = {_route_id(r) for r in now["routes"]}
         result["routes"] += [(netns, {k: v for k, v in r.items() if k != "path"})
                              for r in section["routes"] if _route_id(r) not in now_routes]
+        now_rules = [_rule_id(r) for r in now["rules"]]
+        result["rules"] += [(netns, r) for r in section["rules"] if _rule_id(r) not in now_rules]
         result["iptables"] += [(netns, t) for t in _removed_rules(section["iptables"], now["iptables"])]
     _add_retired(result, record.retired, gone_namespaces, new_scopes)
     return result
@@ -323,9 +325,11 @@ def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], go
             return False
         if kind == "addresses":
             return any((a["dev"], a["address"]) == (item["dev"], item["address"]) for a in now["addresses"])
+        if kind == "rules":
+            return _rule_id(item) in [_rule_id(r) for r in now["rules"]]
         return _route_id(item) in {_route_id(r) for r in now["routes"]}
 
-    for kind in ("addresses", "routes"):
+    for kind in ("addresses", "routes", "rules"):
         for netns, item in retired.get(kind, []):
             entry = (netns, item)
             if netns not in gone_namespaces and not declared_again(kind, netns, item) and entry not in result[kind]:
@@ -339,6 +343,12 @@ def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], go
 
 def _route_id(route: Dict[str, Any]) -> Tuple[Any, ...]:
     return (route["dst"], route["table"], route["metric"])
+
+
+def _rule_id(rule: Dict[str, Any]) -> Dict[str, Any]:
+    """A policy rule's key, without its table: a rule declared again with another table is made
+    to match where it is, not retired."""
+    return {key: rule.get(key) for key in ("family", "priority", "from", "to", "iif", "oif", "fwmark", "fwmask")}
 
 
 def _removed_rules(old: List[Dict[str, Any]], new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
