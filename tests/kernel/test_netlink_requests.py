@@ -48,6 +48,15 @@ FORMS: List[Tuple[str, str, Dict[str, Any]]] = [
                           "gateway": "10.0.0.3", "oif": 5}),
     ("route", "del", {"family": 2, "dst": "10.9.0.0", "dst_len": 16, "table": 4242, "priority": 50, "scope": 255}),
     ("route", "del", {"family": 10, "dst": "::", "dst_len": 0, "table": 254, "priority": None, "scope": 255}),
+    ("rule", "add", {"family": 2, "priority": 1000, "table": 100, "action": 1, "src": "10.1.0.0", "src_len": 24}),
+    ("rule", "add", {"family": 2, "priority": 1200, "table": 254, "action": 1, "fwmark": 1, "fwmask": 0xFFFFFFFF}),
+    ("rule", "add", {"family": 10, "priority": 1400, "table": 4242, "action": 1, "dst": "fd00::", "dst_len": 64,
+                     "iifname": "cs", "oifname": "e0"}),
+    ("rule", "add", {"family": 10, "priority": 5, "table": 7, "action": 1, "src": "fd01::", "src_len": 48,
+                     "fwmark": 16, "fwmask": 0xF0}),
+    ("rule", "del", {"family": 2, "priority": 1000, "table": 100, "action": 1, "src": "10.1.0.0", "src_len": 24}),
+    ("rule", "del", {"family": 10, "priority": 1400, "table": 4242, "action": 1, "dst": "fd00::", "dst_len": 64,
+                     "iifname": "cs", "oifname": "e0"}),
 ]
 
 COMPILE = r"""
@@ -62,7 +71,7 @@ for kind, command, args in json.loads(sys.argv[1]):
 print(json.dumps(out))
 """
 
-FIXED_HEADER = {16: 16, 17: 16, 20: 8, 21: 8, 24: 12, 25: 12}  # by message type
+FIXED_HEADER = {16: 16, 17: 16, 20: 8, 21: 8, 24: 12, 25: 12, 32: 12, 33: 12}  # by message type
 
 
 def fields(message: bytes) -> Dict[str, Any]:
