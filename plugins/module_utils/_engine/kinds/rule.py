@@ -65,7 +65,7 @@ class Rule:
                 "iif": self.iif, "oif": self.oif, "fwmark": None if self.fwmark is None else "0x%x" % self.fwmark,
                 "fwmask": None if self.fwmask is None else "0x%x" % self.fwmask, "table": self.table,
                 "other": self.other}
-        return {k: v for k, v in data.items() if v not in (None, False)}
+        return {k: v for k, v in data.items() if v is not None and v is not False}  # priority 0 stays
 
 
 @dataclasses.dataclass(frozen=True)
