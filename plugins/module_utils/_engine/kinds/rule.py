@@ -147,8 +147,8 @@ def parse_rule(item: Any, field: str) -> Rule:
         raise NetnsError("a rule must be a mapping", obj=field)
     unknown = set(item) - RULE_KEYS - {"path"}
     if unknown:
-        raise NetnsError("unknown key(s) %s; allowed: %s" % (", ".join(sorted(map(str, unknown))),
-                                                            ", ".join(sorted(RULE_KEYS))), obj=field)
+        allowed = ", ".join(sorted(RULE_KEYS))
+        raise NetnsError("unknown key(s) %s; allowed: %s" % (", ".join(sorted(map(str, unknown))), allowed), obj=field)
     priority = _priority(item.get("priority"), field + ".priority")
     src = None if item.get("from") is None else _selector_network(item["from"], field + ".from")
     dst = None if item.get("to") is None else _selector_network(item["to"], field + ".to")

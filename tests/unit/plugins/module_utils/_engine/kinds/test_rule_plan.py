@@ -116,8 +116,8 @@ def test_topology_paths_of_rules() -> None:
     with pytest.raises(NetnsError) as caught:
         parse_topology(data)
     assert caught.value.obj == "namespaces[0].rules[1].priority"
-    data = {"name": "t", "host": {"rules": [{"priority": 9, "from": "10.0.0.0/8"}, {"priority": 9, "from": "10.0.0.0/8",
-                                                                                     "table": 7}]}}
+    twice = [{"priority": 9, "from": "10.0.0.0/8"}, {"priority": 9, "from": "10.0.0.0/8", "table": 7}]
+    data = {"name": "t", "host": {"rules": twice}}
     with pytest.raises(NetnsError) as caught:
         parse_topology(data)
     assert caught.value.obj == "host.rules[1]"
