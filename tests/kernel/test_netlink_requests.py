@@ -53,10 +53,10 @@ FORMS: List[Tuple[str, str, Dict[str, Any]]] = [
     ("rule", "add", {"family": 10, "priority": 1400, "table": 4242, "action": 1, "dst": "fd00::", "dst_len": 64,
                      "iifname": "cs", "oifname": "e0"}),
     ("rule", "add", {"family": 10, "priority": 5, "table": 7, "action": 1, "src": "fd01::", "src_len": 48,
-                     "fwmark": 16, "fwmask": 0xF0}),
+                     "fwmark": 16, "fwmask": 0xF0, "protocol": 4}),
     ("rule", "del", {"family": 2, "priority": 1000, "table": 100, "action": 1, "src": "10.1.0.0", "src_len": 24}),
     ("rule", "del", {"family": 10, "priority": 1400, "table": 4242, "action": 1, "dst": "fd00::", "dst_len": 64,
-                     "iifname": "cs", "oifname": "e0"}),
+                     "iifname": "cs", "oifname": "e0", "protocol": 4}),
 ]
 
 COMPILE = r"""
@@ -106,6 +106,14 @@ def test_encoder_agrees_with_pyroute2(index: int, compiled: List[bytes]) -> None
     ours = encode_request(kind, command, args)
     assert ours is not None, "the engine sends this form itself"
     assert fields(ours) == fields(compiled[index])
+
+
+@pytest.mark.parametrize("index", [i for i, form in enumerate(FORMS) if form[:2] == ("rule", "add")])
+def test_a_rule_appended_is_one_added_without_nlm_f_excl(index: int) -> None:
+    """pyroute2 has no "append" for rules: the engine's is its "add" with NLM_F_APPEND for NLM_F_EXCL."""
+    appended, added = fields(encode_request("rule", "append", FORMS[index][2])), fields(encode_request(*FORMS[index]))
+    assert added["flags"] & 0x200 and not appended["flags"] & 0x200 and appended["flags"] & 0x800
+    assert dict(appended, flags=None) == dict(added, flags=None)
 
 
 @pytest.mark.parametrize("kind,command,args", [

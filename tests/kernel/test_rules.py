@@ -95,13 +95,19 @@ def test_foreign_rules_stay_a_colliding_rule_is_made_to_match_and_purge_removes_
     # colliding: the declared key pointing at another table
     run(["ip", "-n", c, "rule", "del", "priority", "1000", "from", "10.240.3.0/24", "table", str(TABLE)])
     run(["ip", "-n", c, "rule", "add", "priority", "1000", "from", "10.240.3.0/24", "table", "55"])
+    # ahead of a declared rule in the kernel's list, at its priority and table, selecting more: the
+    # kernel would take it for the declared one both when adding that (EEXIST) and when deleting it
+    run(["ip", "-n", c, "rule", "del", "priority", "1200", "fwmark", "0x1", "table", str(TABLE)])
+    run(["ip", "-n", c, "rule", "add", "priority", "1200", "from", "10.240.6.0/24", "fwmark", "0x1", "table", str(TABLE)])
     assert not reaches(c, "-I", "10.240.3.1", "10.240.9.1")
     checked = run_module("topology", {"topology": spec, "state_dir": state_dir}, check=True)
-    assert checked["changed"] and [(x["action"], x["before"]["table"], x["after"]["table"]) for x in checked["changes"]] \
-        == [("update", 55, TABLE)], checked["changes"]
+    assert checked["changed"] and sorted((x["action"], x["object"], (x["before"] or {}).get("table"), x["after"]["table"])
+                                         for x in checked["changes"]) == [
+        ("create", "inet priority 1200 fwmark 0x1/0xffffffff in netns %s" % c, None, TABLE),
+        ("update", "inet priority 1000 from 10.240.3.0/24 in netns %s" % c, 55, TABLE)], checked["changes"]
     assert "rule inet priority 1000 from 10.240.3.0/24 in netns %s" % c in checked["diff"]["after"]
     fixed = run_module("topology", {"topology": spec, "state_dir": state_dir})
-    assert fixed["changed"] and fixed["summary"] == {"rule": {"update": 1}}, fixed
+    assert fixed["changed"] and fixed["summary"] == {"rule": {"update": 1, "create": 1}}, fixed
     assert reaches(c, "-I", "10.240.3.1", "10.240.9.1")
     smaller = copy.deepcopy(spec)
     del smaller["namespaces"][0]["rules"][2]  # priority 1200
@@ -114,7 +120,7 @@ def test_foreign_rules_stay_a_colliding_rule_is_made_to_match_and_purge_removes_
     kept = rules_in(c)
     assert any(r["priority"] == 2000 and r["table"] == "50" for r in kept)
     assert any(r["priority"] == 1000 and r.get("ipproto") == "tcp" and r["table"] == "56" for r in kept)
-    assert not any(r["priority"] == 1200 for r in kept)
+    assert [(r.get("src"), r.get("fwmark")) for r in kept if r["priority"] == 1200] == [("10.240.6.0", "0x1")]
     assert any(r["priority"] == 1501 for r in rules_in(None)) and not any(r["priority"] == 1500 for r in rules_in(None))
     assert not run_module("topology", {"topology": smaller, "state": "absent", "state_dir": state_dir}).get("failed")
     assert any(r["priority"] == 1501 for r in rules_in(None))  # not ours: stays after teardown

@@ -43,6 +43,7 @@ from .constants import (
     FRA_L3MDEV,
     FRA_OIFNAME,
     FRA_PRIORITY,
+    FRA_PROTOCOL,
     FRA_SPORT_RANGE,
     FRA_SRC,
     FRA_SUPPRESS_IFGROUP,
@@ -84,6 +85,10 @@ def _ip(data: bytes) -> Optional[str]:
     if len(data) == 16:
         return socket.inet_ntop(socket.AF_INET6, data)
     return None
+
+
+def _u8(data: bytes) -> int:
+    return data[0]
 
 
 def _u32(data: bytes) -> int:
@@ -133,7 +138,7 @@ KINDS: Dict[str, Kind] = {
                   {FRA_DST: ("FRA_DST", _ip), FRA_SRC: ("FRA_SRC", _ip), FRA_IIFNAME: ("FRA_IIFNAME", _string),
                    FRA_OIFNAME: ("FRA_OIFNAME", _string), FRA_PRIORITY: ("FRA_PRIORITY", _u32),
                    FRA_FWMARK: ("FRA_FWMARK", _u32), FRA_FWMASK: ("FRA_FWMASK", _u32), FRA_TABLE: ("FRA_TABLE", _u32),
-                   FRA_SUPPRESS_PREFIXLEN: ("FRA_SUPPRESS_PREFIXLEN", _u32),
+                   FRA_PROTOCOL: ("FRA_PROTOCOL", _u8), FRA_SUPPRESS_PREFIXLEN: ("FRA_SUPPRESS_PREFIXLEN", _u32),
                    FRA_GOTO: ("FRA_GOTO", _raw), FRA_FLOW: ("FRA_FLOW", _raw), FRA_TUN_ID: ("FRA_TUN_ID", _raw),
                    FRA_SUPPRESS_IFGROUP: ("FRA_SUPPRESS_IFGROUP", _raw), FRA_L3MDEV: ("FRA_L3MDEV", _raw),
                    FRA_UID_RANGE: ("FRA_UID_RANGE", _raw), FRA_IP_PROTO: ("FRA_IP_PROTO", _raw),

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """rtnetlink and nfnetlink requests built as messages: the dumps and queries the engine reads with,
 and its most frequent changes — link set/delete, address add/delete, route add/replace/delete, rule
-add/delete — each with exactly the keyword arguments pyroute2's IPRoute takes for it.
+add/delete — each with exactly the keyword arguments pyroute2's IPRoute takes for it (and rule
+"append", pyroute2's "add" without NLM_F_EXCL, which pyroute2 does not have).
 
 Compiling a change with pyroute2 0.9 (IPBatch, through its event loop) costs about 0.3 ms, three
 quarters of applying it; these are flat messages whose every field is known. ``encode_request``
@@ -36,6 +37,7 @@ from .constants import (
     FRA_IIFNAME,
     FRA_OIFNAME,
     FRA_PRIORITY,
+    FRA_PROTOCOL,
     FRA_SRC,
     FRA_TABLE,
     NETNSA_FD,
@@ -43,6 +45,7 @@ from .constants import (
     NFT_MSG_GETGEN,
     NLA,
     NLM_F_ACK,
+    NLM_F_APPEND,
     NLM_F_CREATE,
     NLM_F_DUMP,
     NLM_F_EXCL,
@@ -226,14 +229,19 @@ def _rule(command: str, args: Dict[str, Any]) -> bytes:
     for name, nla_type in (("fwmark", FRA_FWMARK), ("fwmask", FRA_FWMASK)):
         if args.get(name) is not None:
             attributes.append((nla_type, _u32(args[name])))
+    if args.get("protocol") is not None:
+        attributes.append((FRA_PROTOCOL, bytes([args["protocol"]])))
     header = FIB_RULE_HDR.pack(family, args.get("dst_len") or 0, args.get("src_len") or 0, 0,
                                table if table < 256 else RT_TABLE_COMPAT, 0, 0, args["action"], 0)
     if command == "del":
         return _message(RTM_DELRULE, 0, header, attributes)
-    return _message(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, header, attributes)
+    return _message(RTM_NEWRULE, RULE_FLAGS[command], header, attributes)
 
 
-RULE_ARGUMENTS = {"src", "src_len", "dst", "dst_len", "iifname", "oifname", "fwmark", "fwmask"}
+# "append": the kernel's check for an existing rule (NLM_F_EXCL) compares an unnamed from/to as
+# "any", so a rule without one would be refused beside one with it; the engine knows what exists.
+RULE_FLAGS = {"add": NLM_F_CREATE | NLM_F_EXCL, "append": NLM_F_CREATE | NLM_F_APPEND}
+RULE_ARGUMENTS = {"src", "src_len", "dst", "dst_len", "iifname", "oifname", "fwmark", "fwmask", "protocol"}
 ROUTE_ARGUMENTS = {"priority", "gateway", "oif", "scope", "prefsrc", "flags"}
 # (kind, command) -> (encoder, the arguments it needs, those it also understands)
 _ENCODERS: Dict[Tuple[str, str], Tuple[Callable[[str, Dict[str, Any]], bytes], set, set]] = {
@@ -245,5 +253,6 @@ _ENCODERS: Dict[Tuple[str, str], Tuple[Callable[[str, Dict[str, Any]], bytes], s
     ("route", "replace"): (_route, {"family", "dst", "dst_len", "table"}, ROUTE_ARGUMENTS),
     ("route", "del"): (_route, {"family", "dst", "dst_len", "table"}, {"priority", "scope"}),
     ("rule", "add"): (_rule, {"family", "table", "priority", "action"}, RULE_ARGUMENTS),
+    ("rule", "append"): (_rule, {"family", "table", "priority", "action"}, RULE_ARGUMENTS),
     ("rule", "del"): (_rule, {"family", "table", "priority", "action"}, RULE_ARGUMENTS),
 }

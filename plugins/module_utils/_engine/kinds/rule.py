@@ -20,6 +20,7 @@ from .._netlink.constants import (
     FIB_RULE_INVERT,
     FR_ACT_TO_TBL,
     RT_TABLE_MAIN,
+    RTPROT_STATIC,
 )
 from ..errors import NetnsError
 from ..kernel.session import Kernel
@@ -52,6 +53,9 @@ class Rule:
     fwmark: Optional[int] = None
     fwmask: Optional[int] = None
     other: bool = False  # read: it uses a selector or action the engine does not declare
+    # As read (FRA_PROTOCOL, the action): what a deletion names and the kernel matches, not the rule's identity.
+    proto: int = dataclasses.field(default=0, compare=False)
+    action: int = dataclasses.field(default=FR_ACT_TO_TBL, compare=False)
 
     @property
     def identity(self) -> Tuple[Any, ...]:
@@ -203,7 +207,8 @@ def _rule_of(msg: Any) -> Optional[Rule]:
     return Rule(version, msg.get_attr("FRA_PRIORITY") or 0, msg.get_attr("FRA_TABLE") or msg["table"],
                 None if src is None else ip_network("%s/%d" % (ip_address(src), msg["src_len"])),
                 None if dst is None else ip_network("%s/%d" % (ip_address(dst), msg["dst_len"])),
-                msg.get_attr("FRA_IIFNAME"), msg.get_attr("FRA_OIFNAME"), mark, mask if mark is not None else None, other)
+                msg.get_attr("FRA_IIFNAME"), msg.get_attr("FRA_OIFNAME"), mark, mask if mark is not None else None, other,
+                msg.get_attr("FRA_PROTOCOL") or 0, msg["action"])
 
 
 def read_rules(kernel: Kernel, ns: Optional[str]) -> List[Rule]:
@@ -229,7 +234,46 @@ def rule_key(ns: Optional[str], rule: Rule) -> str:
 
 
 def plan_rule_set(spec: RuleSpec, current: List[Rule]) -> List[Change]:
-    """Pure: the changes that bring the rules of ``current`` with a declared key to ``spec``."""
+    """Pure: the changes that bring the rules of ``current`` (in the kernel's order) with a declared
+    key to ``spec``. Refuses, before any change, a deletion the kernel would carry out on another rule."""
+    changes = _rule_changes(spec, current)
+    order = list(current)  # as each deletion of the plan finds the kernel's list
+    for change in changes:
+        params = params_of(change, RuleParams)
+        gone = params.old if change.action == "update" else params.rule if change.action == "delete" else None
+        if gone is not None:
+            _check_deletes_itself(spec.netns, gone, order, change.key)
+            order = [rule for rule in order if rule is not gone]
+        if change.action != "delete":
+            order.append(params.rule)
+    return changes
+
+
+def deleted_by(request: Rule, rules: List[Rule]) -> Optional[Rule]:
+    """The rule the kernel deletes for a deletion that names ``request``'s fields: the first of
+    ``rules`` (in the kernel's order) equal in each field the deletion names (fib_rules.c, rule_find:
+    an unnamed from, to, device, mark or protocol matches any)."""
+    named = ((request.src, "src"), (request.dst, "dst"), (request.iif, "iif"), (request.oif, "oif"),
+             (request.fwmark or None, "fwmark"), (request.fwmask, "fwmask"), (request.proto or None, "proto"))
+    for have in rules:
+        if (have.family, have.priority, have.table, have.action) != (request.family, request.priority, request.table,
+                                                                     FR_ACT_TO_TBL):
+            continue
+        if all(value is None or getattr(have, field) == value for value, field in named):
+            return have
+    return None
+
+
+def _check_deletes_itself(ns: Optional[str], rule: Rule, order: List[Rule], key: str) -> None:
+    taken = deleted_by(rule, order)
+    if taken is not rule and taken is not None:
+        raise NetnsError("the kernel would delete %s%s instead, the first rule that matches every field of this one "
+                         "(it matches an unnamed from, to, device or mark as any): delete or move that rule first"
+                         % (rule_key(ns, taken), " (with selectors a topology cannot declare)" if taken.other else ""),
+                         obj="rule " + key)
+
+
+def _rule_changes(spec: RuleSpec, current: List[Rule]) -> List[Change]:
     changes: List[Change] = []
     for want in spec.rules:
         same_key = [have for have in current if have.identity == want.identity]
@@ -246,6 +290,8 @@ def plan_rule_set(spec: RuleSpec, current: List[Rule]) -> List[Change]:
 
 
 def _change(action: str, ns: Optional[str], old: Optional[Rule], new: Optional[Rule]) -> Change:
+    if new is not None:  # what the engine adds is marked as static, as its routes are
+        new = dataclasses.replace(new, proto=RTPROT_STATIC)
     rule = new or old
     if rule is None:
         raise NetnsError("internal error: a rule change without a rule")
@@ -281,7 +327,8 @@ def _request(rule: Rule) -> Dict[str, Any]:
         if network is not None:
             request[name] = str(network.network_address)
             request[name + "_len"] = network.prefixlen
-    for name, value in (("iifname", rule.iif), ("oifname", rule.oif), ("fwmark", rule.fwmark), ("fwmask", rule.fwmask)):
+    for name, value in (("iifname", rule.iif), ("oifname", rule.oif), ("fwmark", rule.fwmark), ("fwmask", rule.fwmask),
+                        ("protocol", rule.proto or None)):
         if value is not None:
             request[name] = value
     return request
@@ -289,7 +336,7 @@ def _request(rule: Rule) -> Dict[str, Any]:
 
 def _send(kernel: Kernel, ns: Optional[str], command: str, rule: Rule, key: str, exist_ok: bool = False) -> None:
     try:
-        with refusal("%s rule" % command, "rule " + key):
+        with refusal("%s rule" % ("add" if command == "append" else command), "rule " + key):
             kernel.netlink.requests(ns).rule(command, **_request(rule))
     except NetnsError as exc:
         # an undo's second pass may find the rule back (or gone) already
@@ -318,7 +365,7 @@ class RuleKind(Kind):
                 if params.old is None:
                     raise NetnsError("internal error: a rule update without the rule it replaces", obj=change.summary())
                 _send(kernel, params.ns, "del", params.old, change.key, exist_ok)
-            _send(kernel, params.ns, "add", params.rule, change.key, exist_ok)
+            _send(kernel, params.ns, "append", params.rule, change.key, exist_ok)
         finally:
             kernel.cache.invalidate(params.ns, "rules")
 

@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.rule import (
     Rule,
+    deleted_by,
     parse_rule,
     plan_rule_set,
     rule_spec,
@@ -125,3 +126,47 @@ def test_topology_paths_of_rules() -> None:
     assert parsed.host["rules"] == [{"family": "inet", "priority": 9, "from": None, "to": None, "iif": None, "oif": None,
                                      "fwmark": 16, "fwmask": 0xFFFFFFFF, "table": 7}]
     assert parsed.scope_specs[0].rules is not None and parsed.scope_specs[0].rules.netns is None
+
+
+def read(proto: int = 0, action: int = 1, other: bool = False, **kw: Any) -> Rule:
+    return dataclasses.replace(parse_rule(kw, "r"), proto=proto, action=action, other=other)
+
+
+BARE = {"priority": 1010, "table": 100}
+
+
+@pytest.mark.parametrize("kernel,target,expected", [
+    # the kernel takes the first rule equal in every field a deletion names; an unnamed one matches any
+    ([read(**BARE)], 0, 0),
+    ([read(**dict(BARE, **{"from": "10.6.0.0/24"})), read(**BARE)], 1, 0),
+    ([read(proto=0, **dict(BARE, **{"from": "10.6.0.0/24"})), read(proto=4, **BARE)], 1, 1),  # by its protocol
+    ([read(other=True, **BARE), read(**BARE)], 1, 0),  # with a selector not declared (ipproto, ...)
+    ([read(action=6, other=True, **BARE), read(**BARE)], 1, 1),  # blackhole: no table to look up
+    ([read(**dict(BARE, table=7)), read(**BARE)], 1, 1),
+    ([read(**dict(BARE, iif="a")), read(**dict(BARE, iif="b"))], 1, 1),
+    ([read(**dict(BARE, fwmark=1)), read(**dict(BARE, fwmark=2))], 1, 1),
+    ([read(**dict(BARE, fwmark=0, fwmask=1)), read(**dict(BARE, fwmark=0, fwmask=3))], 1, 1),
+    ([read(family="inet6", **BARE), read(**BARE)], 1, 1),
+])
+def test_deleted_by(kernel: List[Rule], target: int, expected: int) -> None:
+    assert deleted_by(kernel[target], kernel) is kernel[expected]
+
+
+def test_a_deletion_the_kernel_would_carry_out_on_another_rule_is_refused() -> None:
+    kernel = [read(**dict(BARE, **{"from": "10.6.0.0/24"})), read(**BARE)]
+    with pytest.raises(NetnsError) as caught:
+        plan_rule_set(rule_spec("ns", [BARE], state="absent"), kernel)
+    assert caught.value.obj == "rule inet priority 1010 in netns ns"
+    assert "would delete inet priority 1010 from 10.6.0.0/24 in netns ns instead" in caught.value.message
+    # the engine's own rules carry its protocol: a deletion names it, and takes only them
+    ours = [read(**dict(BARE, **{"from": "10.6.0.0/24"})), read(proto=4, **BARE)]
+    assert [c.action for c in plan_rule_set(rule_spec("ns", [BARE], state="absent"), ours)] == ["delete"]
+    # once an earlier deletion of the plan took the rule ahead, the next one finds its own
+    spec = rule_spec("ns", [dict(BARE, **{"from": "10.6.0.0/24"}), BARE], state="absent")
+    keys = ["inet priority 1010 from 10.6.0.0/24 in netns ns", "inet priority 1010 in netns ns"]
+    assert [c.key for c in plan_rule_set(spec, kernel)] == keys
+
+
+def test_what_the_engine_adds_carries_its_protocol() -> None:
+    change = plan_rule_set(rule_spec("ns", [BARE]), [])[0]
+    assert change.params.rule.proto == 4 and change.params.rule == parse_rule(BARE, "r")
