@@ -142,7 +142,7 @@ BARE = {"priority": 1010, "table": 100}
     ([read(proto=0, **dict(BARE, **{"from": "10.6.0.0/24"})), read(proto=4, **BARE)], 1, 1),  # by its protocol
     ([read(other=True, **BARE), read(**BARE)], 1, 0),  # with a selector not declared (ipproto, ...)
     ([read(action=6, other=True, **BARE), read(**BARE)], 1, 1),  # blackhole: no table to look up
-    ([read(**dict(BARE, table=7)), read(**BARE)], 1, 1),
+    ([read(priority=1010, table=7), read(**BARE)], 1, 1),
     ([read(**dict(BARE, iif="a")), read(**dict(BARE, iif="b"))], 1, 1),
     ([read(**dict(BARE, fwmark=1)), read(**dict(BARE, fwmark=2))], 1, 1),
     ([read(**dict(BARE, fwmark=0, fwmask=1)), read(**dict(BARE, fwmark=0, fwmask=3))], 1, 1),
