@@ -7,7 +7,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(VENV)/bin:$(PATH)
-APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz
+APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz nftables python3-nftables
 # The real-kernel tests run in a network and mount namespace of their own (a busy host's namespaces
 # are not in what they compare; theirs are not bound on the host).
 ISOLATED = $(PY) $(CURDIR)/tests/isolated.py
@@ -35,7 +35,17 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	touch $@
 
-venv: deps $(VENV)/.installed
+# Debian's nftables binding (python3-nftables: pure Python over libnftables.so.1 with ctypes) is where a managed
+# host's /usr/bin/python3 finds it; the venv's interpreter does not see dist-packages, so the venv gets that one
+# package as a symlink (not the whole of dist-packages, whose other modules would shadow the venv's).
+# Every virtualenv whose Python runs the modules gets it (the managed hosts' pyroute2 0.7 ones below too).
+DEBIAN_NFTABLES := /usr/lib/python3/dist-packages/nftables
+%/.nftables: %/.installed
+	@[ -d $(DEBIAN_NFTABLES) ] || { echo "$(DEBIAN_NFTABLES) is missing: apt-get install python3-nftables (make deps)"; exit 1; }
+	ln -sfn $(DEBIAN_NFTABLES) "$$($*/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nftables"
+	touch $@
+
+venv: deps $(VENV)/.installed $(VENV)/.nftables
 
 # A managed host's Python as Debian 12 has it: pyroute2 0.7.2 (the controller venv has 0.9), and as
 # Debian 13 has it: pyroute2 0.7.7.
@@ -170,7 +180,7 @@ test: sanity pytest units targets tarball-test gates molecule
 # (Not the playbook and role tests, which run Ansible's own modules too, nor the soak test.)
 MODULE_TESTS := tests/kernel --ignore=tests/kernel/test_playbooks.py --ignore=tests/kernel/test_services_role.py \
 	--ignore=tests/kernel/test_soak.py
-pytest: venv $(VENV07)/.installed $(VENV077)/.installed collection
+pytest: venv $(VENV07)/.nftables $(VENV077)/.nftables collection
 	$(ISOLATED) $(PY) -m pytest -q tests
 	LINUXNET_MODULE_PYTHON=$(VENV07)/bin/python $(ISOLATED) $(PY) -m pytest -q $(MODULE_TESTS)
 	LINUXNET_MODULE_PYTHON=$(VENV077)/bin/python $(ISOLATED) $(PY) -m pytest -q $(MODULE_TESTS)

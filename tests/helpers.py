@@ -130,8 +130,20 @@ def snapshot(prefix: str) -> Dict[str, Any]:
         for tool in ("iptables-save", "ip6tables-save"):
             out = run([tool], ns=ns, check=False)
             entry[tool] = [line for line in out.splitlines() if not line.startswith("#")]
+        entry["nft"] = nft_tables(run(["nft", "-s", "list", "ruleset"], ns=ns, check=False))
         state[ns or "<root>"] = entry
     return state
+
+
+def nft_tables(listing: str) -> List[List[str]]:
+    """nft's listing as its tables (blocks from ``table`` to the closing brace), sorted: a table that was
+    replaced is listed after those that were not, with the same content."""
+    tables: List[List[str]] = []
+    for line in listing.splitlines():
+        if line.startswith("table ") or not tables:
+            tables.append([])
+        tables[-1].append(line)
+    return sorted(tables)
 
 
 def difference(before: Dict[str, Any], after: Dict[str, Any]) -> str:

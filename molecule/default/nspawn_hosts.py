@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 CACHE = os.environ.get("LINUXNET_ROOTFS_CACHE", "/var/cache/linuxnet-netns")
 WORK = os.environ.get("LINUXNET_MOLECULE_WORK", "/var/tmp/linuxnet-molecule")
@@ -121,14 +121,28 @@ def build_rootfs(suite: str, image: str) -> None:
         _build_full(suite)
 
 
-def _build_bare(suite: str) -> None:
-    """Debian SUITE with systemd, sshd, python3 and iproute2, its apt pointed at the local repository."""
-    target = rootfs_dir(suite, "bare")
+def _cached_build(target: str, build: Callable[[str], str]) -> bool:
+    """TARGET, built once: BUILD fills a fresh staging directory and returns what it was made from.
+    Only a finished build is marked and renamed into place, so an interrupted one starts again.
+    True when it was built now."""
     if os.path.exists(os.path.join(target, ".complete")):
-        return
+        return False
     staging = target + ".partial"
     remove_tree(staging)
     os.makedirs(CACHE, exist_ok=True)
+    _mark_complete(staging, build(staging))
+    remove_tree(target)
+    os.rename(staging, target)
+    return True
+
+
+def _build_bare(suite: str) -> None:
+    """Debian SUITE with systemd, sshd, python3 and iproute2, its apt pointed at the local repository."""
+    _cached_build(rootfs_dir(suite, "bare"), lambda staging: _debootstrap(suite, staging))
+
+
+def _debootstrap(suite: str, staging: str) -> str:
+    """The bare rootfs into STAGING; returns the mirror it came from."""
     mirror = apt_mirror(suite)
     print("debootstrap %s from %s" % (suite, mirror), flush=True)
     subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES), suite, staging, mirror],
@@ -147,19 +161,18 @@ def _build_bare(suite: str) -> None:
         handle.write("deb [trusted=yes] file:%s ./\n" % REPO_MOUNT)
     for stale in glob.glob(os.path.join(staging, "var/lib/apt/lists/*_dists_*")):
         os.unlink(stale)
-    _mark_complete(staging, mirror)
-    remove_tree(target)
-    os.rename(staging, target)
+    return mirror
 
 
 def _build_repo(suite: str) -> bool:
     """What a bare instance of SUITE lacks of REPO_PACKAGES (and their dependencies), downloaded
-    with apt from the mirror against the bare rootfs's dpkg status, indexed as a flat repository."""
-    target = repo_dir(suite)
-    if os.path.exists(os.path.join(target, ".complete")):
-        return False
-    staging = target + ".partial"
-    remove_tree(staging)
+    with apt from the mirror against the bare rootfs's dpkg status, indexed as a flat repository.
+    True when it was built now."""
+    return _cached_build(repo_dir(suite), lambda staging: _download_repo(suite, staging))
+
+
+def _download_repo(suite: str, staging: str) -> str:
+    """The repository's packages and index into STAGING; returns the mirror they came from."""
     os.makedirs(os.path.join(staging, "partial"))
     mirror = apt_mirror(suite)
     with tempfile.TemporaryDirectory(prefix="linuxnet-apt-") as state:
@@ -182,10 +195,7 @@ def _build_repo(suite: str) -> bool:
                      "Date: %s\nSHA256:\n %s %d Packages\n" % (
                          suite, suite, time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime()),
                          hashlib.sha256(index).hexdigest(), len(index)))
-    _mark_complete(staging, mirror)
-    remove_tree(target)
-    os.rename(staging, target)
-    return True
+    return mirror
 
 
 def _apt_options(state: str, suite: str, mirror: str, rootfs: str, archives: str) -> List[str]:
@@ -214,17 +224,15 @@ def _apt_options(state: str, suite: str, mirror: str, rootfs: str, archives: str
 
 def _build_full(suite: str) -> None:
     """The bare image with FULL_PACKAGES installed from the local repository (offline)."""
-    target = rootfs_dir(suite, "full")
-    if os.path.exists(os.path.join(target, ".complete")):
-        return
-    staging = target + ".partial"
-    remove_tree(staging)
+    _cached_build(rootfs_dir(suite, "full"), lambda staging: _install_full(suite, staging))
+
+
+def _install_full(suite: str, staging: str) -> str:
+    """A copy of the bare rootfs into STAGING with FULL_PACKAGES installed."""
     subprocess.run(["cp", "-a", "--reflink=auto", rootfs_dir(suite, "bare"), staging], check=True)
     os.unlink(os.path.join(staging, ".complete"))
     _in_rootfs(staging, suite, ["apt-get", "-q", "-y", "--no-install-recommends", "install"] + FULL_PACKAGES)
-    _mark_complete(staging, "full image of %s" % suite)
-    remove_tree(target)
-    os.rename(staging, target)
+    return "full image of %s" % suite
 
 
 def _in_rootfs(root: str, suite: str, argv: List[str]) -> None:

@@ -36,6 +36,15 @@ options:
       - Read the iptables rules of each namespace (one C(iptables-save) and C(ip6tables-save) per namespace).
     type: bool
     default: true
+  nftables:
+    description:
+      - What to read of each namespace's nftables tables (through libnftables in the module's process, or one
+        C(nft) per namespace where the python3-nftables binding is missing).
+      - C(tables) lists each table's family and name, C(ruleset) adds its objects as C(nft -j list ruleset)
+        prints them (without handles), C(none) reads nothing.
+    type: str
+    choices: [none, tables, ruleset]
+    default: tables
   spec_name:
     description:
       - The I(name) of the returned topology spec.
@@ -132,6 +141,12 @@ namespaces:
     iptables:
       description: "C({ipv4|ipv6: {table: {chain: {policy, rules}}}}) of the tables in use; C(policy) null for user chains."
       type: dict
+    nftables:
+      description:
+        - "C([{family, table}]) of the nftables tables in the namespace (with C(nftables=ruleset) each also has
+          C(ruleset), its objects in nft's JSON); null where nftables cannot be read."
+      type: list
+      elements: dict
 host:
   description: The root namespace (links, addresses, routes, rules, sysctls, iptables as above), its id and how many processes it holds.
   returned: always
@@ -161,6 +176,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.validation 
 ARGUMENT_SPEC = dict(
     names=dict(type="list", elements="str"),
     iptables=dict(type="bool", default=True),
+    nftables=dict(type="str", default="tables", choices=["none", "tables", "ruleset"]),
     spec_name=dict(type="str", default="captured"),
 )
 
@@ -173,7 +189,7 @@ def main() -> None:
         names = params["names"]
         if names is not None:
             names = [check_netns_name(name, "names[%d]" % i) for i, name in enumerate(names)]
-        info = gather(kernel, names, params["iptables"])
+        info = gather(kernel, names, params["iptables"], params["nftables"])
         info["spec"] = spec_from_info(info, params["spec_name"])
         return info
 

@@ -13,8 +13,8 @@ version_added: 0.1.0
 description:
   - Validates a complete topology (format version 1, see C(docs/topology-format.md) in the collection)
     before changing anything, then brings the kernel to it in one pass through the engine
-    (namespaces, links, addresses, routes, policy routing rules, iptables rules; the reverse order for
-    removal).
+    (namespaces, links, addresses, routes, policy routing rules, iptables rules, nftables tables; the
+    reverse order for removal).
   - Everything is planned before anything is applied, so check mode predicts a whole topology on a
     host where none of it exists yet. The kernel is read back after applying; a difference is an error.
   - Records which objects the topology manages under I(state_dir); I(purge) removes objects this
@@ -28,6 +28,8 @@ author:
   - linuxnet.netns contributors (!UNKNOWN)
 requirements:
   - iptables (for rules) on the managed host
+  - nftables (for C(nftables) tables) on the managed host; with python3-nftables the engine uses libnftables
+    in its own process, without it one C(nft) per namespace
 extends_documentation_fragment:
   - linuxnet.netns.attributes
   - linuxnet.netns.managed_host
@@ -36,8 +38,8 @@ options:
     description:
       - The topology. Keys C(name) (required), C(version) (1), C(namespaces), C(links), C(host) and C(services).
       - C(namespaces) is a list of C(name), C(sysctls), C(nameservers), C(loopback), C(addresses),
-        C(routes), C(rules) and C(iptables); C(host) has C(addresses), C(routes), C(rules) and C(iptables)
-        for the root namespace.
+        C(routes), C(rules), C(iptables) and C(nftables) (whole tables, each C(family), C(table), C(definition));
+        C(host) has C(addresses), C(routes), C(rules), C(iptables) and C(nftables) for the root namespace.
       - C(rules) is a list of policy routing rules, each C(priority) (required, 1..32765), C(table)
         (C(main) or a number; routes go into it with their C(table)) and what it selects, C(from), C(to),
         C(iif), C(oif), C(fwmark) and C(fwmask) (C(family) inet or inet6 when neither C(from) nor C(to) says

@@ -181,7 +181,8 @@ def test_missing_pyroute2_gives_ansibles_missing_library_message(prefix: str, tm
 def test_check_mode_needs_no_pyroute2(prefix: str, tmp_path) -> None:
     """A host where pyroute2 is not installed at all (sitecustomize hides it): check mode reads
     through the engine's own netlink and predicts the change; a real run fails with
-    missing_required_lib's message, nothing made."""
+    missing_required_lib's message, nothing made; a run with nothing to do succeeds unchanged (an
+    absent object on a host the role has not installed pyroute2 on yet)."""
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['pyroute2'] = None  # not installed\n")
     name = prefix + "nolib"
     checked = run_module("netns", {"name": name}, check=True, python_path=str(tmp_path))
@@ -189,3 +190,5 @@ def test_check_mode_needs_no_pyroute2(prefix: str, tmp_path) -> None:
     applied = run_module("netns", {"name": name}, python_path=str(tmp_path))
     assert applied["failed"] and "Failed to import the required Python library (pyroute2)" in applied["msg"], applied
     assert name not in netns_list()
+    nothing = run_module("netns", {"name": name, "state": "absent"}, python_path=str(tmp_path))
+    assert not nothing["changed"] and not nothing.get("failed"), nothing

@@ -2,6 +2,7 @@
 sysctl, iptables, ping).
 
     python3 inspect_topology.py verify SPEC.json PINGS.json   check every declared object, then reachability
+    python3 inspect_topology.py services SPEC.json WEB.json   each declared service in its namespace, with its DNS
     python3 inspect_topology.py dump                          the host's namespace state, normalised
 
 ``verify`` prints a JSON report {"checks": N, "failures": [...]} and exits 1 on any failure.
@@ -10,8 +11,10 @@ IPv6 link-local addresses and routes, counters.
 """
 
 import json
+import os
 import subprocess
 import sys
+import urllib.request
 from typing import Any, Dict, List, Optional
 
 SYSCTLS = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.all.disable_ipv6"]
@@ -154,6 +157,52 @@ class Verifier:
                 self.expect(bool(found) and found.get("master") == decl["name"], "%s is not a port of %s" % (port, decl["name"]))
 
 
+def service_pid(unit: str) -> int:
+    # MainPID is one of systemctl show's documented properties; --value prints only the value.
+    shown = run(["systemctl", "show", "--property=MainPID", "--value", "--", unit]).stdout.strip()
+    return int(shown) if shown.isdigit() else 0
+
+
+def nameservers_seen(pid: int) -> List[str]:
+    """The nameservers in /etc/resolv.conf as the process sees it (its own mount namespace)."""
+    with open("/proc/%d/root/etc/resolv.conf" % pid) as resolv:
+        return [words[1] for words in (line.split() for line in resolv) if len(words) > 1 and words[0] == "nameserver"]
+
+
+def verify_services(verifier: Verifier, spec: Dict[str, Any], web: List[Dict[str, Any]]) -> None:
+    """Each service of the spec runs in its namespace and sees its DNS files; each web entry answers
+    from the root namespace (this process's) on its namespace address, through the topology's links."""
+    declared = {ns["name"]: ns for ns in spec.get("namespaces", [])}
+    for service in spec.get("services", []):
+        unit, netns = service["unit"], service["netns"]
+        active = run(["systemctl", "is-active", "--", unit]).stdout.strip()
+        verifier.expect(active == "active", "%s is %s, not active" % (unit, active))
+        pid = service_pid(unit)
+        verifier.expect(pid > 0, "%s has no main process" % unit)
+        if pid <= 0:
+            continue
+        inode, expected = os.stat("/proc/%d/ns/net" % pid).st_ino, os.stat("/run/netns/%s" % netns).st_ino
+        verifier.expect(inode == expected, "%s (pid %d) runs in network namespace %d, not %s's %d" % (unit, pid, inode, netns, expected))
+        wanted = [str(server) for server in declared[netns].get("nameservers", [])]
+        if service.get("dns", True) and wanted:
+            seen = nameservers_seen(pid)
+            verifier.expect(seen == wanted, "%s sees nameservers %s in /etc/resolv.conf, not %s's %s" % (unit, seen, netns, wanted))
+        # the unit with the role's drop-in, and the topology's unit it binds to
+        units = [unit, "linuxnet-netns-%s.service" % spec["name"]]
+        analyzed = run(["systemd-analyze", "verify", "--man=no", "--"] + units)
+        verifier.expect((analyzed.returncode, analyzed.stderr) == (0, ""),
+                        "systemd-analyze verify %s: exit %d: %s" % (" ".join(units), analyzed.returncode, analyzed.stderr.strip()))
+    for entry in web:
+        url = "http://%s:%d/" % (entry["address"], entry["port"])
+        try:
+            # no proxy from the environment: the address is the namespace's, reached through the veth
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=5) as response:
+                body = response.read().decode()
+        except OSError as error:
+            body = "no answer: %s" % error
+        verifier.expect(body == entry["body"], "%s answered %r, not %r" % (url, body, entry["body"]))
+
+
 def main(argv: List[str]) -> int:
     if argv[:1] == ["dump"]:
         json.dump(dump(), sys.stdout, indent=1, sort_keys=True)
@@ -162,6 +211,12 @@ def main(argv: List[str]) -> int:
         with open(argv[1]) as spec, open(argv[2]) as pings:
             verifier = Verifier()
             verifier.verify(json.load(spec), json.load(pings))
+        json.dump({"checks": verifier.checks, "failures": verifier.failures}, sys.stdout, indent=1)
+        return 1 if verifier.failures else 0
+    if argv[:1] == ["services"] and len(argv) == 3:
+        with open(argv[1]) as spec, open(argv[2]) as web:
+            verifier = Verifier()
+            verify_services(verifier, json.load(spec), json.load(web))
         json.dump({"checks": verifier.checks, "failures": verifier.failures}, sys.stdout, indent=1)
         return 1 if verifier.failures else 0
     sys.stderr.write(__doc__)

@@ -26,6 +26,7 @@ import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import NetnsError, errno_of
+from .kernel import nftables
 from .kernel.library import PYROUTE2_IMPORT_ERROR
 from .kernel.session import Kernel
 from .kinds.iptables import TOOLS
@@ -202,6 +203,20 @@ def _error(text: str) -> None:
     sys.stderr.write("linuxnet-netns: %s\n" % text)
 
 
+def without_nftables(data: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
+    """``data`` without its nftables tables (for a host that has neither python3-nftables nor nft).
+    Returns the tables skipped."""
+    reduced = copy.deepcopy(data)
+    skipped = []
+    for netns, section in _sections(reduced):
+        skipped += ["%s %s in %s" % (table.get("family", "inet") if isinstance(table, dict) else "?",
+                                     table.get("table") if isinstance(table, dict) else "?",
+                                     "netns %s" % netns if netns else "the root namespace")
+                    for table in section.get("nftables") or []]
+        section.pop("nftables", None)
+    return reduced, skipped
+
+
 def _run(argv: Optional[List[str]]) -> int:
     parser = _parser()
     args = parser.parse_intermixed_args(argv)  # the unit puts options before FILE
@@ -215,6 +230,11 @@ def _run(argv: Optional[List[str]]) -> int:
     # Without iptables (or ip6tables) a boot still restores everything else, like without a parent.
     tools = missing_iptables(data) if args.command in ("apply", "check") else []
     declared, skipped_tables = without_iptables(data, tools) if tools else (data, [])
+    skipped_nft: List[str] = []
+    # Without nftables (no binding, no nft) likewise: everything but the nftables tables.
+    if (args.command in ("apply", "check") and any(section.get("nftables") for _netns, section in _sections(declared))
+            and not nftables.available()):
+        declared, skipped_nft = without_nftables(declared)
     parents: List[str] = []
     with Kernel() as kernel:
         if args.command == "apply":
@@ -222,7 +242,7 @@ def _run(argv: Optional[List[str]]) -> int:
         changes = converge_topology(
             kernel, without_parents(declared, parents)[0] if parents else declared,
             state="absent" if args.command == "teardown" else "present",
-            purge=args.purge and not parents and not tools, check_mode=args.command == "check",
+            purge=args.purge and not parents and not tools and not skipped_nft, check_mode=args.command == "check",
             state_dir=args.state_dir, rollback=args.rollback)
     _report(args, changes)
     if parents:
@@ -231,7 +251,10 @@ def _run(argv: Optional[List[str]]) -> int:
     if tools:
         _error("%s not found; %s everything else, skipped the iptables rules of: %s"
                % (", ".join(tools), "applied" if args.command == "apply" else "checked", ", ".join(skipped_tables)))
-    if parents or tools:
+    if skipped_nft:
+        _error("neither python3-nftables nor nft found; %s everything else, skipped the nftables tables: %s"
+               % ("applied" if args.command == "apply" else "checked", ", ".join(skipped_nft)))
+    if parents or tools or skipped_nft:
         return EXIT_ERROR
     if args.command == "check" and changes:
         return EXIT_DRIFT

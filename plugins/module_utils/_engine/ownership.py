@@ -32,6 +32,7 @@ from .system import procfs, trusted_files
 
 STATE_DIR = "/var/lib/linuxnet-netns"
 RECORD_VERSION = 2
+RETIRED_KINDS = ("addresses", "routes", "rules", "iptables", "nftables")
 LinkKey = Tuple[Optional[str], str]  # (namespace, name)
 Identity = Optional[List[Any]]  # None: claimed ahead of its creation
 
@@ -155,14 +156,14 @@ def _from_version_1(data: Dict[str, Any]) -> Record:
                 record.links[end] = LinkClaim(item["type"], None, _other(ends, end))
     retired = data.get("retired") or {}
     record.retired = _check_retired({k: v for k, v in _typed(retired, dict, "retired").items()
-                                     if k in ("addresses", "routes", "rules", "iptables")})
+                                     if k in RETIRED_KINDS})
     return record
 
 
 def _check_retired(retired: Dict[str, Any]) -> Dict[str, List[Any]]:
     result: Dict[str, List[Any]] = {}
     for kind, items in retired.items():
-        if kind not in ("addresses", "routes", "rules", "iptables"):
+        if kind not in RETIRED_KINDS:
             raise ValueError("retired.%s is not a kind of object" % kind)
         for i, entry in enumerate(_typed(items, list, "retired." + kind)):
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
@@ -298,12 +299,12 @@ def retired_objects(record: Record, topology: Topology, gone_namespaces: Set[str
     """Addresses, routes and rules that ``record``'s spec (or an earlier one, its ``retired``)
     declared and ``topology`` does not, outside ``gone_namespaces`` (they go with those)."""
     old = record.topology()
-    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "rules": [], "iptables": []}
+    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "rules": [], "iptables": [], "nftables": []}
     new_scopes = {netns: section for netns, section, _path in topology.scopes()}
     for netns, section, _path in old.scopes():
         if netns in gone_namespaces:
             continue
-        now = new_scopes.get(netns, {"addresses": [], "routes": [], "rules": [], "iptables": []})
+        now = new_scopes.get(netns, {"addresses": [], "routes": [], "rules": [], "iptables": [], "nftables": []})
         now_addresses = {(a["dev"], a["address"]) for a in now["addresses"]}
         result["addresses"] += [(netns, a) for a in section["addresses"] if (a["dev"], a["address"]) not in now_addresses]
         now_routes = {_route_id(r) for r in now["routes"]}
@@ -312,6 +313,9 @@ def retired_objects(record: Record, topology: Topology, gone_namespaces: Set[str
         now_rules = [_rule_id(r) for r in now["rules"]]
         result["rules"] += [(netns, r) for r in section["rules"] if _rule_id(r) not in now_rules]
         result["iptables"] += [(netns, t) for t in _removed_rules(section["iptables"], now["iptables"])]
+        now_tables = _nft_keys(now.get("nftables", []))
+        result["nftables"] += [(netns, {"family": t["family"], "table": t["table"]}) for t in section.get("nftables", [])
+                               if (t["family"], t["table"]) not in now_tables]
     _add_retired(result, record.retired, gone_namespaces, new_scopes)
     return result
 
@@ -334,11 +338,22 @@ def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], go
             entry = (netns, item)
             if netns not in gone_namespaces and not declared_again(kind, netns, item) and entry not in result[kind]:
                 result[kind].append(entry)
+    for netns, table in retired.get("nftables", []):
+        entry = (netns, {"family": table.get("family"), "table": table.get("table")})
+        now = new_scopes.get(netns)
+        if (netns not in gone_namespaces and entry not in result["nftables"]
+                and (now is None or (table.get("family"), table.get("table")) not in _nft_keys(now.get("nftables", [])))):
+            result["nftables"].append(entry)
     for netns, table in retired.get("iptables", []):
         now = new_scopes.get(netns, {"iptables": []})
         for entry in [(netns, t) for t in _removed_rules([table], now["iptables"])]:  # rules declared again stay
             if netns not in gone_namespaces and entry not in result["iptables"]:
                 result["iptables"].append(entry)
+
+
+def _nft_keys(tables: List[Dict[str, Any]]) -> Set[Tuple[Any, Any]]:
+    """The (family, table) of declared nftables tables: a table is the topology's whole."""
+    return {(t.get("family"), t.get("table")) for t in tables}
 
 
 def _route_id(route: Dict[str, Any]) -> Tuple[Any, ...]:

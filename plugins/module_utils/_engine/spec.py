@@ -17,6 +17,7 @@ from .errors import NetnsError
 from .kinds.address import AddressSpec, address_spec
 from .kinds.iptables import IptablesSpec, iptables_spec
 from .kinds.namespace import LOOPBACK_STATES, NamespaceSpec, namespace_spec
+from .kinds.nftables import NftablesSpec, nftables_spec
 from .kinds.route import RouteSpec, route_spec
 from .kinds.rule import RuleSpec, normalised_rule, rule_spec
 from .kinds.veth import VethSpec, veth_spec
@@ -56,8 +57,8 @@ SERVICE_NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]*")
 
 _KEYS = {
     "topology": {"name", "version", "namespaces", "links", "host", "services"},
-    "namespace": {"name", "sysctls", "nameservers", "loopback", "addresses", "routes", "rules", "iptables"},
-    "host": {"addresses", "routes", "rules", "iptables"},
+    "namespace": {"name", "sysctls", "nameservers", "loopback", "addresses", "routes", "rules", "iptables", "nftables"},
+    "host": {"addresses", "routes", "rules", "iptables", "nftables"},
     "service": {"unit", "netns", "dns", "restart_on_recreate"},
     "address": {"dev", "address", "nodad"},
     "route": {"dst", "via", "dev", "metric", "table", "scope", "onlink", "src"},
@@ -90,6 +91,7 @@ class Scope:
     addresses: Tuple[AddressSpec, ...]  # one per (device, nodad)
     routes: Optional[RouteSpec]
     iptables: Tuple[IptablesSpec, ...]
+    nftables: Optional[NftablesSpec] = None
     rules: Optional[RuleSpec] = None
 
 
@@ -217,6 +219,7 @@ def _scope(netns: Optional[str], section: Dict[str, Any], path: str) -> Scope:
         route_spec(netns, routes) if routes else None,
         tuple(iptables_spec(netns, t["ip_version"], t["table"], t["chains"], field=t.get("path", "iptables"))
               for t in section.get("iptables", [])),
+        nftables_spec(netns, section["nftables"], path + ".nftables") if section.get("nftables") else None,
         rule_spec(netns, rules, field=path + ".rules") if rules else None)
 
 
@@ -274,7 +277,10 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
         iptables.append({"table": item.get("table", "filter"), "ip_version": item.get("ip_version", "ipv4"),
                          "chains": chains, "path": where})
     _no_duplicates([(t["ip_version"], t["table"]) for t in iptables], path + ".iptables", "table")
-    return {"addresses": addresses, "routes": routes, "rules": rules, "iptables": iptables}
+    nftables = _list(section.get("nftables"), path + ".nftables")
+    parsed = nftables_spec(netns, nftables, path + ".nftables")
+    return {"addresses": addresses, "routes": routes, "rules": rules, "iptables": iptables,
+            "nftables": [{"family": t.family, "table": t.table, "definition": t.definition} for t in parsed.tables]}
 
 
 def parse_services(value: Any, declared: Set[str]) -> List[Dict[str, Any]]:

@@ -23,6 +23,8 @@ from .kinds import iptables_snapshot
 from .kinds.address import address_spec, plan_addresses
 from .kinds.iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kinds.namespace import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
+from .kinds.nftables import canonicalise as canonicalise_nftables
+from .kinds.nftables import nftables_spec, plan_nftables
 from .kinds.registry import kind_of_spec
 from .kinds.route import plan_routes, route_spec
 from .kinds.rule import plan_rules, rule_spec
@@ -97,6 +99,11 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
         prefetch_tables(kernel, [(spec.netns, spec.ip_version) for spec in rule_specs], snapshot)
         for spec in rule_specs:
             changes += plan_iptables(kernel, spec, pending, snapshot)
+    nft_specs = [scope.nftables for scope in topology.scope_specs if scope.nftables is not None]
+    if nft_specs:
+        canonicalise_nftables([table for spec in nft_specs for table in spec.tables])  # all refusals first
+        for nft_spec in nft_specs:
+            changes += plan_nftables(kernel, nft_spec, pending)
     return changes
 
 
@@ -119,6 +126,8 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
     for scope in reversed(topology.scope_specs):
         if scope.netns in doomed:
             continue
+        if scope.nftables is not None:
+            changes += plan_nftables(kernel, dataclasses.replace(scope.nftables, state="absent"), Pending())
         tables = [dataclasses.replace(table, state="absent") for table in scope.iptables]
         if tables:
             canonicalise(tables)
@@ -150,6 +159,11 @@ def _plan_subobject_removal(kernel: Kernel, leftovers: Dict[str, List[Any]],
     """Remove addresses, routes, policy rules and iptables rules an earlier spec declared, iptables
     rules first."""
     changes: List[Change] = []
+    by_netns: Dict[Optional[str], List[Dict[str, Any]]] = {}
+    for netns, table in leftovers.get("nftables", []):
+        by_netns.setdefault(netns, []).append(dict(table, definition=""))
+    for netns, tables in by_netns.items():
+        changes += plan_nftables(kernel, nftables_spec(netns, tables, "retired nftables", state="absent"), Pending())
     for netns, table in leftovers.get("iptables", []):
         spec = iptables_spec(netns, table["ip_version"], table["table"], table["chains"], state="absent")
         canonicalise([spec], snapshot)

@@ -57,6 +57,7 @@ class Drawing:
             rules = sum(len(chain.get("rules", [])) for table in ns.get("iptables", []) for chain in table.get("chains", []))
             if rules:
                 lines.append("%d iptables rule%s" % (rules, "" if rules == 1 else "s"))
+            lines += ["nftables %s %s" % (t.get("family", "inet"), t.get("table")) for t in ns.get("nftables") or []]
             self.boxes.append((self.node(ns["name"]), lines))
         for link in spec.get("links", []):
             netns = link.get("netns")

@@ -25,6 +25,7 @@ from ..kinds.iptables import TOOLS, cached_tables, prefetch_tables
 from ..kinds.iptables_rules import declared_text
 from ..kinds.link import Link, links
 from ..kinds.namespace import read_nameservers, read_sysctls
+from ..kinds.nftables import read_nftables
 from ..kinds.route import DEFAULT_METRIC, routes
 from ..kinds.rule import PRIORITY_MAX, PRIORITY_MIN, rules
 from ..kinds.veth import linked, peer_of
@@ -91,10 +92,24 @@ def _iptables(kernel: Kernel, ns: Optional[str]) -> Dict[str, Dict[str, Any]]:
     return result
 
 
+NFTABLES_DETAIL = ("none", "tables", "ruleset")
+
+
+def _nftables(kernel: Kernel, ns: Optional[str], detail: str) -> Optional[List[Dict[str, Any]]]:
+    """[{family, table}] of the nftables tables in ``ns`` (with ``ruleset``: each with its objects as
+    nft lists them in JSON, without handles); None where nftables cannot be read (no nft on the host)."""
+    try:
+        tables = read_nftables(kernel, ns)
+    except NetnsError:
+        return None
+    return [dict({"family": family, "table": name}, **({"ruleset": objects} if detail == "ruleset" else {}))
+            for (family, name), objects in sorted(tables.items())]
+
+
 def namespace_info(kernel: Kernel, ns: Optional[str], defaults: Dict[str, Optional[str]],
-                   with_iptables: bool = True) -> Dict[str, Any]:
-    """Links, addresses, routes (all tables), policy routing rules, non-default sysctls and iptables
-    rules of one namespace."""
+                   with_iptables: bool = True, nftables: str = "tables") -> Dict[str, Any]:
+    """Links, addresses, routes (all tables), policy routing rules, non-default sysctls, iptables
+    rules and nftables tables of one namespace."""
     current = links(kernel, ns)
     by_index = {link.index: name for name, link in current.items()}
     values = read_sysctls(kernel, ns, SYSCTL_KEYS)
@@ -107,10 +122,13 @@ def namespace_info(kernel: Kernel, ns: Optional[str], defaults: Dict[str, Option
     }
     if with_iptables:
         info["iptables"] = _iptables(kernel, ns)
+    if nftables != "none":
+        info["nftables"] = _nftables(kernel, ns, nftables)
     return info
 
 
-def gather(kernel: Kernel, names: Optional[List[str]] = None, with_iptables: bool = True) -> Dict[str, Any]:
+def gather(kernel: Kernel, names: Optional[List[str]] = None, with_iptables: bool = True,
+           nftables: str = "tables") -> Dict[str, Any]:
     """Everything netns_info returns: ``namespaces`` (named), ``host`` (the root namespace) and
     ``anonymous`` (namespaces processes hold that have no name under /run/netns).
 
@@ -128,11 +146,11 @@ def gather(kernel: Kernel, names: Optional[List[str]] = None, with_iptables: boo
         entry = {"name": name, "id": inodes[name], "path": netns_mounts.netns_path(name),
                  "nsid": kernel.nsid(None, name), "pids": pids.get(inodes[name], []),
                  "nameservers": read_nameservers(name)[0]}
-        entry.update(namespace_info(kernel, name, defaults, with_iptables))
+        entry.update(namespace_info(kernel, name, defaults, with_iptables, nftables))
         entries.append(entry)
     root_inode = os.stat("/proc/self/ns/net").st_ino  # the namespace the engine runs in
     host = {"id": root_inode, "pids": len(pids.get(root_inode, []))}
-    host.update(namespace_info(kernel, None, defaults, with_iptables))
+    host.update(namespace_info(kernel, None, defaults, with_iptables, nftables))
     still = {name: inode for name, inode in inodes.items() if _named(name) == inode}
     result: Dict[str, Any] = {
         "namespaces": [entry for entry in entries if entry["name"] in still],
