@@ -103,7 +103,7 @@ TEST_NAME_PREFIX = "ln"  # every test name starts with it (see conftest.RUN_PREF
 
 def snapshot(prefix: str) -> Dict[str, Any]:
     """Everything observable that a test with ``prefix`` could have changed: the root namespace's
-    links, addresses, routes (all tables) and iptables rules, every namespace whose name starts with
+    links, addresses, routes (all tables), policy routing rules and iptables rules, every namespace whose name starts with
     ``prefix`` with the same, the names under /run/netns and the files under /etc/netns.
 
     Objects of concurrently running test runs (other ``ln*`` names) are left out so that parallel
@@ -125,6 +125,7 @@ def snapshot(prefix: str) -> Dict[str, Any]:
                               if r.get("dev") in devs or "dev" not in r]),
             "routes6": _scrub([r for r in _ip_json(["-6", "route", "show", "table", "all"], ns)
                                if r.get("dev") in devs or "dev" not in r]),
+            "rules": _ip_json(["-4", "rule", "show"], ns) + _ip_json(["-6", "rule", "show"], ns),
         }
         for tool in ("iptables-save", "ip6tables-save"):
             out = run([tool], ns=ns, check=False)
@@ -294,6 +295,7 @@ def normalised(prefix: str) -> Dict[str, Any]:
                 routes.append((r.get("dst"), r.get("gateway"), r.get("dev"), r.get("table", "main"), r.get("metric"),
                                r.get("protocol"), r.get("type")))
         entry["routes"] = sorted(routes, key=str)
+        entry["rules"] = [rule for family in ("-4", "-6") for rule in _ip_json([family, "rule", "show"], ns)]
         if ns is not None:
             entry["sysctl"] = run(["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"], ns=ns)
             entry["iptables"] = [line for tool in ("iptables-save", "ip6tables-save")

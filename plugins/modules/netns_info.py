@@ -127,6 +127,14 @@ namespaces:
           C(src) and C(protocol).
       type: list
       elements: dict
+    rules:
+      description:
+        - Policy routing rules of both families, the kernel's default ones included, with C(family) (inet or
+          inet6), C(priority), C(table) and those of C(from), C(to), C(iif), C(oif), C(fwmark), C(fwmask) they
+          select on; C(other) is true for a rule that also uses a selector or action a topology cannot declare
+          (such as C(ipproto), C(not), C(goto) or C(blackhole)).
+      type: list
+      elements: dict
     sysctls:
       description: Documented sysctls whose value differs from a new namespace's.
       type: dict
@@ -140,7 +148,7 @@ namespaces:
       type: list
       elements: dict
 host:
-  description: The root namespace (links, addresses, routes, sysctls, iptables as above), its id and how many processes it holds.
+  description: The root namespace (links, addresses, routes, rules, sysctls, iptables as above), its id and how many processes it holds.
   returned: always
   type: dict
 anonymous:

@@ -13,7 +13,8 @@ version_added: 0.1.0
 description:
   - Validates a complete topology (format version 1, see C(docs/topology-format.md) in the collection)
     before changing anything, then brings the kernel to it in one pass through the engine
-    (namespaces, links, addresses, routes, iptables rules, nftables tables; the reverse order for removal).
+    (namespaces, links, addresses, routes, policy routing rules, iptables rules, nftables tables; the
+    reverse order for removal).
   - Everything is planned before anything is applied, so check mode predicts a whole topology on a
     host where none of it exists yet. The kernel is read back after applying; a difference is an error.
   - Records which objects the topology manages under I(state_dir); I(purge) removes objects this
@@ -37,8 +38,13 @@ options:
     description:
       - The topology. Keys C(name) (required), C(version) (1), C(namespaces), C(links), C(host) and C(services).
       - C(namespaces) is a list of C(name), C(sysctls), C(nameservers), C(loopback), C(addresses),
-        C(routes), C(iptables) and C(nftables) (whole tables, each C(family), C(table), C(definition)); C(host) has
-        C(addresses), C(routes), C(iptables) and C(nftables) for the root namespace.
+        C(routes), C(rules), C(iptables) and C(nftables) (whole tables, each C(family), C(table), C(definition));
+        C(host) has C(addresses), C(routes), C(rules), C(iptables) and C(nftables) for the root namespace.
+      - C(rules) is a list of policy routing rules, each C(priority) (required, 1..32765), C(table)
+        (C(main) or a number; routes go into it with their C(table)) and what it selects, C(from), C(to),
+        C(iif), C(oif), C(fwmark) and C(fwmask) (C(family) inet or inet6 when neither C(from) nor C(to) says
+        it). A rule is known by its family, priority and selector; one of that key looking up another table
+        is made to match, and the kernel's default rules are never touched.
       - C(links) is a list of veth pairs (C(type=veth), C(name), C(netns), C(peer), C(peer_netns), ...),
         bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)) and macvlans
         (C(type=macvlan), C(parent), C(mode)); C(netns) null means the root namespace.
@@ -95,6 +101,21 @@ EXAMPLES = r"""
         - {type: veth, name: veth0, peer: veth1, peer_netns: msb}
       host:
         addresses: [{dev: veth0, address: 192.168.50.3/24}]
+
+- name: Policy routing - the namespace's 10.1.0.128/25 and marked packets use table 100
+  linuxnet.netns.topology:
+    topology:
+      name: pbr
+      namespaces:
+        - name: edge
+          addresses: [{dev: up2, address: 203.0.113.2/30}, {dev: lan, address: 10.1.0.1/24}]
+          routes: [{dst: default, via: 203.0.113.1, table: 100}]
+          rules:
+            - {priority: 1000, from: 10.1.0.128/25, table: 100}
+            - {priority: 1010, fwmark: "0x1", table: 100}
+      links:
+        - {type: veth, name: up2, netns: edge, peer: edge-up2}
+        - {type: veth, name: lan, netns: edge, peer: edge-lan}
 """
 
 RETURN = r"""

@@ -31,7 +31,8 @@ def processes() -> Iterator[List[subprocess.Popen]]:
 
 def build_by_hand(prefix: str) -> None:
     """root <-veth-> A <-veth-> B (both ends in non-root namespaces), a bridge in A with the A-B end
-    as port, a macvlan in B on the root end, a route in table 100, a sysctl, a rule, DNS. (The links
+    as port, a macvlan in B on the root end, a route in table 100 and policy rules towards it, a
+    sysctl, an iptables rule, DNS. (The links
 across namespaces make the kernel assign nsids.)"""
     a, b = prefix + "A", prefix + "B"
     run(["ip", "netns", "add", a])
@@ -50,6 +51,9 @@ across namespaces make the kernel assign nsids.)"""
     run(["ip", "-n", b, "addr", "add", "10.233.2.2/24", "dev", "ba"])
     run(["ip", "-n", a, "route", "add", "default", "via", "10.233.1.1"])
     run(["ip", "-n", b, "route", "add", "10.233.9.0/24", "via", "10.233.2.1", "table", "100"])
+    run(["ip", "-n", b, "rule", "add", "priority", "1000", "from", "10.233.2.0/24", "table", "100"])
+    run(["ip", "-n", b, "-6", "rule", "add", "priority", "1001", "fwmark", "0x10/0xf0", "iif", "ba", "table", "100"])
+    run(["ip", "-n", b, "rule", "add", "priority", "1002", "ipproto", "tcp", "table", "100"])  # not declarable
     run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=a)
     run(["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"], ns=a)
     os.makedirs("/etc/netns/" + a, exist_ok=True)
@@ -92,6 +96,11 @@ def test_every_field(prefix: str, processes: List[subprocess.Popen]) -> None:
     assert {"dev": "br0", "address": "10.233.2.1/24"} in ns_a["addresses"]
     assert {"dst": "default", "via": "10.233.1.1"}.items() <= next(r for r in ns_a["routes"] if r["dst"] == "default").items()
     assert any(r["dst"] == "10.233.9.0/24" and r["table"] == 100 and r["via"] == "10.233.2.1" for r in ns_b["routes"])
+    assert {"family": "inet", "priority": 1000, "from": "10.233.2.0/24", "table": 100} in ns_b["rules"]
+    assert {"family": "inet6", "priority": 1001, "iif": "ba", "fwmark": "0x10", "fwmask": "0xf0", "table": 100} in ns_b["rules"]
+    assert {"family": "inet", "priority": 1002, "table": 100, "other": True} in ns_b["rules"]
+    assert {"family": "inet", "priority": 32766, "table": 254} in ns_a["rules"]  # the kernel's own are facts too
+    assert {"family": "inet6", "priority": 32766, "table": 254} in result["host"]["rules"]
     assert ns_a["sysctls"] == {"net.ipv4.ip_forward": "1"} and ns_b["sysctls"] == {}
     assert ns_a["iptables"]["ipv4"]["filter"]["INPUT"]["rules"] == ["-p tcp -m tcp --dport 22 -j ACCEPT"]
     root_ids = {entry["id"] for entry in result["namespaces"]} | {result["host"]["id"]}
@@ -110,6 +119,7 @@ def comparable(result: Dict[str, Any]) -> Dict[str, Any]:
             # `ip route add` says proto boot (3), the engine proto static (4): both are the administrator's
             "routes": sorted(json.dumps(dict(r, protocol="admin" if r["protocol"] in (3, 4) else r["protocol"]), sort_keys=True)
                              for r in ns["routes"] if not r["dst"].startswith("fe80:")),
+            "rules": sorted(json.dumps(r, sort_keys=True) for r in ns["rules"] if not r.get("other")),
             "sysctls": ns["sysctls"], "nameservers": ns["nameservers"], "iptables": ns["iptables"],
         }
     return out
@@ -131,6 +141,9 @@ def test_round_trip_info_spec_apply(prefix: str, tmp_path: Any) -> None:
     again = run_module("netns_info", {"names": names, "spec_name": prefix + "cap"})
     assert comparable(again) == comparable(first)
     assert again["spec"] == spec
+    assert by_name(spec["namespaces"], prefix + "B")["rules"] == [
+        {"priority": 1000, "from": "10.233.2.0/24", "table": 100},
+        {"family": "inet6", "priority": 1001, "iif": "ba", "fwmark": "0x10", "fwmask": "0xf0", "table": 100}]
     run_module("topology", {"topology": spec, "state": "absent", "state_dir": str(tmp_path / "state")})
 
 

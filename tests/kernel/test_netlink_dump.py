@@ -5,7 +5,8 @@ The comparison runs in the interpreter modules run with (pyroute2 0.9, and 0.7.2
 second pass), over a namespace holding every kind of attribute the engine reads: veth ends in two
 namespaces (peer ifindex and nsid), a bridge with a port (master), MAC and MTU, IPv4 and
 IPv6 addresses (flags such as nodad), routes in the main and another table, with metric, source,
-gateway and onlink; and the ids namespaces have for each other (RTM_GETNSID).
+gateway and onlink; policy routing rules of both families with every selector the engine reads and
+some it only notes; and the ids namespaces have for each other (RTM_GETNSID).
 """
 
 from __future__ import annotations
@@ -24,19 +25,21 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.de
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import netns_mounts, thread_netns
 
 WANTED = {kind: [name for name, _decoder in spec.attributes.values()] for kind, spec in KINDS.items()}
+# a rule's selectors the engine only notes the presence of (kept as bytes): compared by presence
+PRESENT = {name for name, decoder in KINDS["rules"].attributes.values() if decoder.__name__ == "_raw"}
 
 def theirs(msg, kind):
     fields = {f: msg[f] for f in KINDS[kind].fields}
     attrs = {name: msg.get_attr(name) for name in WANTED[kind] if msg.get_attr(name) is not None}
     if "IFLA_LINKINFO" in attrs:
         attrs["IFLA_LINKINFO"] = attrs["IFLA_LINKINFO"].get_attr("IFLA_INFO_KIND")
-    return fields, attrs
+    return fields, {name: "present" if name in PRESENT else value for name, value in attrs.items()}
 
 def ours(msg):
     attrs = dict(msg.attrs)
     if "IFLA_LINKINFO" in attrs:
         attrs["IFLA_LINKINFO"] = attrs["IFLA_LINKINFO"].get_attr("IFLA_INFO_KIND")
-    return msg.fields, attrs
+    return msg.fields, {name: "present" if name in PRESENT else value for name, value in attrs.items()}
 
 result = {}
 for ns in json.loads(sys.argv[1]):
@@ -46,7 +49,8 @@ for ns in json.loads(sys.argv[1]):
     reads = {"links": (ipr.get_links(), "links", 0),
              "addresses": (ipr.get_addr(), "addresses", 0),
              "routes4": (ipr.get_routes(family=socket.AF_INET), "routes", socket.AF_INET),
-             "routes6": (ipr.get_routes(family=socket.AF_INET6), "routes", socket.AF_INET6)}
+             "routes6": (ipr.get_routes(family=socket.AF_INET6), "routes", socket.AF_INET6),
+             "rules": (ipr.get_rules(family=socket.AF_UNSPEC), "rules", 0)}
     for label, (messages, kind, family) in reads.items():
         result["%s %s" % (ns, label)] = {
             "pyroute2": [theirs(m, kind) for m in messages],
@@ -87,6 +91,12 @@ def test_decoder_agrees_with_pyroute2(prefix: str) -> None:
         ["ip", "-n", a, "route", "add", "default", "via", "10.77.0.2", "table", "4242"],
         ["ip", "-n", a, "route", "add", "10.80.0.0/16", "via", "10.81.0.1", "dev", "eth0", "onlink"],
         ["ip", "-n", a, "-6", "route", "add", "fd78::/64", "via", "fd77::2", "metric", "7"],
+        ["ip", "-n", a, "rule", "add", "priority", "1000", "from", "10.77.0.0/24", "table", "4242"],
+        ["ip", "-n", a, "rule", "add", "priority", "1001", "fwmark", "0x10/0xf0", "iif", "eth0", "oif", "br0", "table", "7"],
+        ["ip", "-n", a, "-6", "rule", "add", "priority", "1002", "to", "fd78::/64", "table", "8"],
+        ["ip", "-n", a, "rule", "add", "priority", "1003", "ipproto", "tcp", "dport", "22", "table", "9"],
+        ["ip", "-n", a, "rule", "add", "priority", "1004", "not", "from", "10.0.0.0/8", "suppress_prefixlength", "0",
+         "table", "main"],
     ]
     for argv in script:
         run(argv)
@@ -103,6 +113,9 @@ def test_decoder_agrees_with_pyroute2(prefix: str) -> None:
     tables = {attrs.get("RTA_TABLE") for _fields, attrs in compared["%s routes4" % a]["ours"]}
     assert 4242 in tables and 254 in tables
     assert any(attrs.get("IFA_ADDRESS") == "fd77::1" for _f, attrs in compared["%s addresses" % a]["ours"])
+    rules = {attrs.get("FRA_PRIORITY"): attrs for _fields, attrs in compared["%s rules" % a]["ours"]}
+    assert rules[1000]["FRA_TABLE"] == 4242 and rules[1001]["FRA_FWMASK"] == 0xF0 and rules[1002]["FRA_DST"] == "fd78::"
+    assert rules[1003]["FRA_IP_PROTO"] == "present" and rules[1004]["FRA_SUPPRESS_PREFIXLEN"] == 0
     # the veth between a and b gave each an id for the other
     assert compared["%s nsid of %s" % (a, b)]["ours"] is not None
     assert compared["%s nsid of %s" % (b, a)]["ours"] is not None

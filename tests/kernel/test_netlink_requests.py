@@ -48,6 +48,15 @@ FORMS: List[Tuple[str, str, Dict[str, Any]]] = [
                           "gateway": "10.0.0.3", "oif": 5}),
     ("route", "del", {"family": 2, "dst": "10.9.0.0", "dst_len": 16, "table": 4242, "priority": 50, "scope": 255}),
     ("route", "del", {"family": 10, "dst": "::", "dst_len": 0, "table": 254, "priority": None, "scope": 255}),
+    ("rule", "add", {"family": 2, "priority": 1000, "table": 100, "action": 1, "src": "10.1.0.0", "src_len": 24}),
+    ("rule", "add", {"family": 2, "priority": 1200, "table": 254, "action": 1, "fwmark": 1, "fwmask": 0xFFFFFFFF}),
+    ("rule", "add", {"family": 10, "priority": 1400, "table": 4242, "action": 1, "dst": "fd00::", "dst_len": 64,
+                     "iifname": "cs", "oifname": "e0"}),
+    ("rule", "add", {"family": 10, "priority": 5, "table": 7, "action": 1, "src": "fd01::", "src_len": 48,
+                     "fwmark": 16, "fwmask": 0xF0, "protocol": 4}),
+    ("rule", "del", {"family": 2, "priority": 1000, "table": 100, "action": 1, "src": "10.1.0.0", "src_len": 24}),
+    ("rule", "del", {"family": 10, "priority": 1400, "table": 4242, "action": 1, "dst": "fd00::", "dst_len": 64,
+                     "iifname": "cs", "oifname": "e0", "protocol": 4}),
 ]
 
 COMPILE = r"""
@@ -62,7 +71,7 @@ for kind, command, args in json.loads(sys.argv[1]):
 print(json.dumps(out))
 """
 
-FIXED_HEADER = {16: 16, 17: 16, 20: 8, 21: 8, 24: 12, 25: 12}  # by message type
+FIXED_HEADER = {16: 16, 17: 16, 20: 8, 21: 8, 24: 12, 25: 12, 32: 12, 33: 12}  # by message type
 
 
 def fields(message: bytes) -> Dict[str, Any]:
@@ -97,6 +106,14 @@ def test_encoder_agrees_with_pyroute2(index: int, compiled: List[bytes]) -> None
     ours = encode_request(kind, command, args)
     assert ours is not None, "the engine sends this form itself"
     assert fields(ours) == fields(compiled[index])
+
+
+@pytest.mark.parametrize("index", [i for i, form in enumerate(FORMS) if form[:2] == ("rule", "add")])
+def test_a_rule_appended_is_one_added_without_nlm_f_excl(index: int) -> None:
+    """pyroute2 has no "append" for rules: the engine's is its "add" with NLM_F_APPEND for NLM_F_EXCL."""
+    appended, added = fields(encode_request("rule", "append", FORMS[index][2])), fields(encode_request(*FORMS[index]))
+    assert added["flags"] & 0x200 and not appended["flags"] & 0x200 and appended["flags"] & 0x800
+    assert dict(appended, flags=None) == dict(added, flags=None)
 
 
 @pytest.mark.parametrize("kind,command,args", [

@@ -15,7 +15,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors impo
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.apply import execute
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.rollback import Journal
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_topology
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_teardown, plan_topology
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
 
@@ -26,6 +26,8 @@ def first_version(prefix: str) -> Dict[str, Any]:
         "namespaces": [{"name": a, "sysctls": {"net.ipv4.ip_forward": 0},
                         "addresses": [{"dev": "ab", "address": "10.236.1.1/24"}],
                         "routes": [{"dst": "10.236.9.0/24", "via": "10.236.1.2"}],
+                        "rules": [{"priority": 1000, "from": "10.236.1.0/25", "table": 100},
+                                  {"priority": 1001, "fwmark": "0x1", "table": 100}],
                         "iptables": [{"table": "filter", "chains": [{"name": "INPUT", "rules": ["-p tcp --dport 22 -j ACCEPT"]}]}]}],
         "links": [{"type": "veth", "name": "ab", "netns": a, "peer": "ba", "peer_netns": a},
                   {"type": "veth", "name": "p0", "netns": a, "peer": "q0", "peer_netns": a},
@@ -36,7 +38,8 @@ def first_version(prefix: str) -> Dict[str, Any]:
 
 def second_version(prefix: str) -> Dict[str, Any]:
     """Changes of every kind against the first version: sysctl, DNS, a new namespace, links, an MTU,
-    a bridge port, an address replaced and added, a route re-pointed, rules."""
+    a bridge port, an address replaced and added, a route re-pointed, a policy rule re-pointed and
+    added, iptables rules."""
     spec = first_version(prefix)
     a, b = prefix + "a", prefix + "b"
     ns = spec["namespaces"][0]
@@ -45,6 +48,8 @@ def second_version(prefix: str) -> Dict[str, Any]:
     ns["addresses"] = [{"dev": "ab", "address": "10.236.1.1/25"}, {"dev": "ba", "address": "10.236.1.2/25"}]
     ns["routes"] = [{"dst": "10.236.9.0/24", "via": "10.236.1.3"},  # same identity, another gateway
                     {"dst": "10.236.8.0/24", "via": "10.236.1.2"}]
+    ns["rules"] = [{"priority": 1000, "from": "10.236.1.0/25", "table": 200},  # same key, another table
+                   ns["rules"][1], {"priority": 1002, "family": "inet6", "to": "fd36:9::/64", "table": 100}]
     ns["iptables"][0]["chains"][0]["rules"].append("-p udp --dport 53 -j ACCEPT")
     spec["links"][0]["mtu"] = 1400
     spec["links"][2]["ports"] = ["p0", "ba"]
@@ -69,10 +74,20 @@ def test_journal_reverses_changes_of_every_kind(prefix: str, tmp_path: Any) -> N
         kinds = {(c.kind, c.action) for c in changes}
         assert {("sysctl", "update"), ("dns", "create"), ("netns", "create"), ("link", "create"), ("link", "update"),
                 ("address", "replace"), ("address", "create"), ("route", "update"), ("route", "create"),
-                ("iptables", "update")} <= kinds, kinds
+                ("rule", "update"), ("rule", "create"), ("iptables", "update")} <= kinds, kinds
         execute(kernel, changes, check_mode=False, journal=journal)
         kernel.cache.invalidate()
         assert not plan_topology(kernel, parse_topology(second_version(prefix)))  # it did land
+        undone, problems = journal.roll_back(kernel)
+    assert problems == [] and len(undone) == len(changes)
+    after = settled_snapshot(prefix)
+    assert after == before, difference(before, after)
+    # deletions too: without a record a teardown removes only the declared objects inside the namespace
+    journal = Journal()
+    with Kernel() as kernel:
+        changes = plan_teardown(kernel, parse_topology(first_version(prefix)))
+        assert {("rule", "delete"), ("route", "delete"), ("address", "delete")} <= {(c.kind, c.action) for c in changes}
+        execute(kernel, changes, check_mode=False, journal=journal)
         undone, problems = journal.roll_back(kernel)
     assert problems == [] and len(undone) == len(changes)
     after = settled_snapshot(prefix)

@@ -32,7 +32,7 @@ from .system import procfs, trusted_files
 
 STATE_DIR = "/var/lib/linuxnet-netns"
 RECORD_VERSION = 2
-RETIRED_KINDS = ("addresses", "routes", "iptables", "nftables")
+RETIRED_KINDS = ("addresses", "routes", "rules", "iptables", "nftables")
 LinkKey = Tuple[Optional[str], str]  # (namespace, name)
 Identity = Optional[List[Any]]  # None: claimed ahead of its creation
 
@@ -299,17 +299,19 @@ def retired_objects(record: Record, topology: Topology, gone_namespaces: Set[str
     """Addresses, routes and rules that ``record``'s spec (or an earlier one, its ``retired``)
     declared and ``topology`` does not, outside ``gone_namespaces`` (they go with those)."""
     old = record.topology()
-    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "iptables": [], "nftables": []}
+    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "rules": [], "iptables": [], "nftables": []}
     new_scopes = {netns: section for netns, section, _path in topology.scopes()}
     for netns, section, _path in old.scopes():
         if netns in gone_namespaces:
             continue
-        now = new_scopes.get(netns, {"addresses": [], "routes": [], "iptables": [], "nftables": []})
+        now = new_scopes.get(netns, {"addresses": [], "routes": [], "rules": [], "iptables": [], "nftables": []})
         now_addresses = {(a["dev"], a["address"]) for a in now["addresses"]}
         result["addresses"] += [(netns, a) for a in section["addresses"] if (a["dev"], a["address"]) not in now_addresses]
         now_routes = {_route_id(r) for r in now["routes"]}
         result["routes"] += [(netns, {k: v for k, v in r.items() if k != "path"})
                              for r in section["routes"] if _route_id(r) not in now_routes]
+        now_rules = [_rule_id(r) for r in now["rules"]]
+        result["rules"] += [(netns, r) for r in section["rules"] if _rule_id(r) not in now_rules]
         result["iptables"] += [(netns, t) for t in _removed_rules(section["iptables"], now["iptables"])]
         now_tables = _nft_keys(now.get("nftables", []))
         result["nftables"] += [(netns, {"family": t["family"], "table": t["table"]}) for t in section.get("nftables", [])
@@ -327,9 +329,11 @@ def _add_retired(result: Dict[str, List[Any]], retired: Dict[str, List[Any]], go
             return False
         if kind == "addresses":
             return any((a["dev"], a["address"]) == (item["dev"], item["address"]) for a in now["addresses"])
+        if kind == "rules":
+            return _rule_id(item) in [_rule_id(r) for r in now["rules"]]
         return _route_id(item) in {_route_id(r) for r in now["routes"]}
 
-    for kind in ("addresses", "routes"):
+    for kind in ("addresses", "routes", "rules"):
         for netns, item in retired.get(kind, []):
             entry = (netns, item)
             if netns not in gone_namespaces and not declared_again(kind, netns, item) and entry not in result[kind]:
@@ -354,6 +358,12 @@ def _nft_keys(tables: List[Dict[str, Any]]) -> Set[Tuple[Any, Any]]:
 
 def _route_id(route: Dict[str, Any]) -> Tuple[Any, ...]:
     return (route["dst"], route["table"], route["metric"])
+
+
+def _rule_id(rule: Dict[str, Any]) -> Dict[str, Any]:
+    """A policy rule's key, without its table: a rule declared again with another table is made
+    to match where it is, not retired."""
+    return {key: rule.get(key) for key in ("family", "priority", "from", "to", "iif", "oif", "fwmark", "fwmask")}
 
 
 def _removed_rules(old: List[Dict[str, Any]], new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

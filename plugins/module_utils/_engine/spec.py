@@ -19,6 +19,7 @@ from .kinds.iptables import IptablesSpec, iptables_spec
 from .kinds.namespace import LOOPBACK_STATES, NamespaceSpec, namespace_spec
 from .kinds.nftables import NftablesSpec, nftables_spec
 from .kinds.route import RouteSpec, route_spec
+from .kinds.rule import RuleSpec, normalised_rule, rule_spec
 from .kinds.veth import VethSpec, veth_spec
 from .kinds.virtual_link import VirtualLinkSpec, virtual_link_spec
 from .validation import (
@@ -56,8 +57,8 @@ SERVICE_NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]*")
 
 _KEYS = {
     "topology": {"name", "version", "namespaces", "links", "host", "services"},
-    "namespace": {"name", "sysctls", "nameservers", "loopback", "addresses", "routes", "iptables", "nftables"},
-    "host": {"addresses", "routes", "iptables", "nftables"},
+    "namespace": {"name", "sysctls", "nameservers", "loopback", "addresses", "routes", "rules", "iptables", "nftables"},
+    "host": {"addresses", "routes", "rules", "iptables", "nftables"},
     "service": {"unit", "netns", "dns", "restart_on_recreate"},
     "address": {"dev", "address", "nodad"},
     "route": {"dst", "via", "dev", "metric", "table", "scope", "onlink", "src"},
@@ -91,6 +92,7 @@ class Scope:
     routes: Optional[RouteSpec]
     iptables: Tuple[IptablesSpec, ...]
     nftables: Optional[NftablesSpec] = None
+    rules: Optional[RuleSpec] = None
 
 
 @dataclasses.dataclass
@@ -210,13 +212,15 @@ def _scope(netns: Optional[str], section: Dict[str, Any], path: str) -> Scope:
     for item in section.get("addresses", []):
         by_dev.setdefault((item["dev"], item.get("nodad", False)), []).append(item["address"])
     routes = [{k: v for k, v in r.items() if k != "path"} for r in section.get("routes", [])]
+    rules = section.get("rules", [])
     return Scope(
         netns, path,
         tuple(address_spec(netns, dev, addresses, nodad=nodad) for (dev, nodad), addresses in by_dev.items()),
         route_spec(netns, routes) if routes else None,
         tuple(iptables_spec(netns, t["ip_version"], t["table"], t["chains"], field=t.get("path", "iptables"))
               for t in section.get("iptables", [])),
-        nftables_spec(netns, section["nftables"], path + ".nftables") if section.get("nftables") else None)
+        nftables_spec(netns, section["nftables"], path + ".nftables") if section.get("nftables") else None,
+        rule_spec(netns, rules, field=path + ".rules") if rules else None)
 
 
 def _parse_namespace(value: Any, path: str) -> Dict[str, Any]:
@@ -258,6 +262,9 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
     routes = [_parse_route(raw, "%s.routes[%d]" % (path, i))
               for i, raw in enumerate(_list(section.get("routes"), path + ".routes"))]
     _no_duplicates([(r["dst"], r["table"], r["metric"]) for r in routes], path + ".routes", "route (dst, table, metric)")
+    rules = [normalised_rule(raw, "%s.rules[%d]" % (path, i))
+             for i, raw in enumerate(_list(section.get("rules"), path + ".rules"))]
+    rule_spec(netns, rules, field=path + ".rules")  # duplicates, named by their path
     iptables = []
     for i, raw in enumerate(_list(section.get("iptables"), path + ".iptables")):
         where = "%s.iptables[%d]" % (path, i)
@@ -272,7 +279,7 @@ def _parse_section(section: Dict[str, Any], path: str, netns: Optional[str]) -> 
     _no_duplicates([(t["ip_version"], t["table"]) for t in iptables], path + ".iptables", "table")
     nftables = _list(section.get("nftables"), path + ".nftables")
     parsed = nftables_spec(netns, nftables, path + ".nftables")
-    return {"addresses": addresses, "routes": routes, "iptables": iptables,
+    return {"addresses": addresses, "routes": routes, "rules": rules, "iptables": iptables,
             "nftables": [{"family": t.family, "table": t.table, "definition": t.definition} for t in parsed.tables]}
 
 

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A whole topology through the engine: namespaces -> links -> addresses -> routes -> rules.
+"""A whole topology through the engine: namespaces -> links -> addresses -> routes -> policy rules
+-> iptables rules.
 
 Everything is planned before anything is applied (later planners see what earlier changes will
 create through ``Pending``), so check mode predicts a whole topology on an empty host.
@@ -26,6 +27,7 @@ from .kinds.nftables import canonicalise as canonicalise_nftables
 from .kinds.nftables import nftables_spec, plan_nftables
 from .kinds.registry import kind_of_spec
 from .kinds.route import plan_routes, route_spec
+from .kinds.rule import plan_rules, rule_spec
 from .kinds.veth import VethDeletion, plan_stranded_end, plan_veth, veth_spec
 from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link
 from .model import Change, Pending
@@ -106,6 +108,9 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
     for scope in topology.scope_specs:
         if scope.routes is not None:
             changes += plan_routes(kernel, scope.routes, pending)
+    for scope in topology.scope_specs:
+        if scope.rules is not None:
+            changes += plan_rules(kernel, scope.rules, pending)
     rule_specs = [table for scope in topology.scope_specs for table in scope.iptables]
     if rule_specs:
         canonicalise(rule_specs, snapshot)
@@ -146,6 +151,8 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
             canonicalise(tables)
         for table in tables:
             changes += plan_iptables(kernel, table, Pending())
+        if scope.rules is not None:
+            changes += plan_rules(kernel, dataclasses.replace(scope.rules, state="absent"), Pending())
         if scope.routes is not None:
             changes += plan_routes(kernel, dataclasses.replace(scope.routes, state="absent"), Pending())
         for addresses in scope.addresses:
@@ -167,7 +174,8 @@ def _lives_only_in(item: Dict[str, Any], namespaces: set) -> bool:
 
 def _plan_subobject_removal(kernel: Kernel, leftovers: Dict[str, List[Any]],
                             snapshot: Optional[iptables_snapshot.Snapshot] = None) -> List[Change]:
-    """Remove addresses, routes and rules an earlier spec declared, rules first."""
+    """Remove addresses, routes, policy rules and iptables rules an earlier spec declared, iptables
+    rules first."""
     changes: List[Change] = []
     by_netns: Dict[Optional[str], List[Dict[str, Any]]] = {}
     for netns, table in leftovers.get("nftables", []):
@@ -178,6 +186,8 @@ def _plan_subobject_removal(kernel: Kernel, leftovers: Dict[str, List[Any]],
         spec = iptables_spec(netns, table["ip_version"], table["table"], table["chains"], state="absent")
         canonicalise([spec], snapshot)
         changes += plan_iptables(kernel, spec, Pending(), snapshot)
+    for netns, rule in leftovers.get("rules", []):
+        changes += plan_rules(kernel, rule_spec(netns, [rule], state="absent"), Pending())
     for netns, route in leftovers.get("routes", []):
         changes += plan_routes(kernel, route_spec(netns, [route], state="absent"), Pending())
     for netns, item in leftovers.get("addresses", []):

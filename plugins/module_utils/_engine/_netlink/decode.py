@@ -31,6 +31,26 @@ from .constants import (
     IFLA_LINKINFO,
     IFLA_MASTER,
     IFLA_MTU,
+    FIB_RULE_HDR,
+    FRA_DPORT_RANGE,
+    FRA_DST,
+    FRA_FLOW,
+    FRA_FWMARK,
+    FRA_FWMASK,
+    FRA_GOTO,
+    FRA_IIFNAME,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
+    FRA_OIFNAME,
+    FRA_PRIORITY,
+    FRA_PROTOCOL,
+    FRA_SPORT_RANGE,
+    FRA_SRC,
+    FRA_SUPPRESS_IFGROUP,
+    FRA_SUPPRESS_PREFIXLEN,
+    FRA_TABLE,
+    FRA_TUN_ID,
+    FRA_UID_RANGE,
     NETNSA_NSID,
     NFGENMSG,
     NFTA_GEN_ID,
@@ -67,6 +87,10 @@ def _ip(data: bytes) -> Optional[str]:
     return None
 
 
+def _u8(data: bytes) -> int:
+    return data[0]
+
+
 def _u32(data: bytes) -> int:
     return U32.unpack_from(data)[0]
 
@@ -77,6 +101,10 @@ def _be32(data: bytes) -> int:
 
 def _s32(data: bytes) -> int:
     return S32.unpack_from(data)[0]
+
+
+def _raw(data: bytes) -> bytes:
+    return bytes(data)
 
 
 def _link_info(data: bytes) -> "Message":
@@ -104,6 +132,17 @@ KINDS: Dict[str, Kind] = {
                    {RTA_DST: ("RTA_DST", _ip), RTA_OIF: ("RTA_OIF", _u32), RTA_GATEWAY: ("RTA_GATEWAY", _ip),
                     RTA_PRIORITY: ("RTA_PRIORITY", _u32), RTA_PREFSRC: ("RTA_PREFSRC", _ip),
                     RTA_TABLE: ("RTA_TABLE", _u32)}),
+    # Policy routing rules: the selectors the engine declares, decoded; the others it only needs to
+    # know are there (a rule using one of them is never taken for a declared one), kept as bytes.
+    "rules": Kind(FIB_RULE_HDR, ("family", "dst_len", "src_len", "tos", "table", "res1", "res2", "action", "flags"),
+                  {FRA_DST: ("FRA_DST", _ip), FRA_SRC: ("FRA_SRC", _ip), FRA_IIFNAME: ("FRA_IIFNAME", _string),
+                   FRA_OIFNAME: ("FRA_OIFNAME", _string), FRA_PRIORITY: ("FRA_PRIORITY", _u32),
+                   FRA_FWMARK: ("FRA_FWMARK", _u32), FRA_FWMASK: ("FRA_FWMASK", _u32), FRA_TABLE: ("FRA_TABLE", _u32),
+                   FRA_PROTOCOL: ("FRA_PROTOCOL", _u8), FRA_SUPPRESS_PREFIXLEN: ("FRA_SUPPRESS_PREFIXLEN", _u32),
+                   FRA_GOTO: ("FRA_GOTO", _raw), FRA_FLOW: ("FRA_FLOW", _raw), FRA_TUN_ID: ("FRA_TUN_ID", _raw),
+                   FRA_SUPPRESS_IFGROUP: ("FRA_SUPPRESS_IFGROUP", _raw), FRA_L3MDEV: ("FRA_L3MDEV", _raw),
+                   FRA_UID_RANGE: ("FRA_UID_RANGE", _raw), FRA_IP_PROTO: ("FRA_IP_PROTO", _raw),
+                   FRA_SPORT_RANGE: ("FRA_SPORT_RANGE", _raw), FRA_DPORT_RANGE: ("FRA_DPORT_RANGE", _raw)}),
 }
 
 

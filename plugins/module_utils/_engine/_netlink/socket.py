@@ -48,7 +48,7 @@ def open_socket(protocol: int = NETLINK_ROUTE) -> socket.socket:
 
 
 def dump(sock: socket.socket, kind: str, family: int = socket.AF_UNSPEC) -> List[Message]:
-    """Every object of ``kind`` ('links', 'addresses', 'routes'); a kernel error is raised as
+    """Every object of ``kind`` ('links', 'addresses', 'routes', 'rules'); a kernel error is raised as
     OSError with its errno."""
     for _attempt in range(ATTEMPTS):
         messages, interrupted = _dump_once(sock, kind, family)

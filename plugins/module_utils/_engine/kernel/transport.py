@@ -56,7 +56,7 @@ class NetlinkTransport:
             return netlink_socket.dump(sock, kind, family)
 
     def requests(self, ns: Optional[str]) -> "Requests":
-        """pyroute2's request API (``link``, ``addr``, ``route``) for changes inside ``ns``."""
+        """pyroute2's request API (``link``, ``addr``, ``route``, ``rule``) for changes inside ``ns``."""
         if ns not in self._sockets:
             with refusal("open a netlink socket", ns_label(ns)):
                 self._sockets[ns] = self.socket(ns)
@@ -114,6 +114,9 @@ class Requests:
 
     def route(self, command: str, **args: Any) -> None:
         self._send("route", command, args)
+
+    def rule(self, command: str, **args: Any) -> None:
+        self._send("rule", command, args)
 
     def _send(self, kind: str, command: str, args: Dict[str, Any]) -> None:
         message = encode_request(kind, command, args)

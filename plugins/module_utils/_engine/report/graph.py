@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A topology spec as a picture: Mermaid (renders in Markdown on most forges) or Graphviz DOT.
 
-Namespaces (and the root namespace) are boxes listing their sysctls, bridges and routes; links are
+Namespaces (and the root namespace) are boxes listing their sysctls, bridges, routes and policy
+routing rules (one line each); links are
 edges labelled with each end's name and addresses. A live state is drawn the same way after
 ``info.spec_from_info``.
 """
@@ -44,13 +45,15 @@ class Drawing:
                     "bridge %s: %s" % (self._end(link.get("netns"), link["name"]).replace("\n", " "),
                                        ", ".join(link.get("ports", []))))
         if _touches_root(spec):
-            self.boxes.append((self.node(None), [ROOT_LABEL] + bridges.get(None, [])))
+            self.boxes.append((self.node(None), [ROOT_LABEL] + bridges.get(None, [])
+                               + [_rule_line(r) for r in (spec.get("host") or {}).get("rules", [])]))
         for ns in spec.get("namespaces", []):
             lines = ["netns " + ns["name"]]
             lines += ["%s=%s" % (key[len("net."):], value) for key, value in sorted((ns.get("sysctls") or {}).items())]
             lines += bridges.get(ns["name"], [])
             lines += ["%s via %s" % (r["dst"], r["via"]) if r.get("via") else "%s dev %s" % (r["dst"], r.get("dev"))
                       for r in ns.get("routes", [])]
+            lines += [_rule_line(r) for r in ns.get("rules", [])]
             rules = sum(len(chain.get("rules", [])) for table in ns.get("iptables", []) for chain in table.get("chains", []))
             if rules:
                 lines.append("%d iptables rule%s" % (rules, "" if rules == 1 else "s"))
@@ -65,6 +68,13 @@ class Drawing:
                 kind = "vlan %s" % link.get("id") if link["type"] == "vlan" else "macvlan"
                 self.edges.append((self.node(link.get("parent_netns")), self.node(netns), link["parent"],
                                    self._end(netns, link["name"]), kind))
+
+
+def _rule_line(rule: Dict[str, Any]) -> str:
+    """A policy routing rule as `ip rule` words: its priority, what it selects, its table."""
+    words = ["rule %s" % rule.get("priority")]
+    words += ["%s %s" % (key, rule[key]) for key in ("from", "to", "iif", "oif", "fwmark") if rule.get(key) is not None]
+    return " ".join(words + ["table %s" % rule.get("table", "main")])
 
 
 def _touches_root(spec: Dict[str, Any]) -> bool:

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the kernel holds, in one place: every named namespace (or those asked for), the root
 namespace and the anonymous namespaces processes hold, with links (veth peers resolved across
-namespaces), addresses, routes of all tables, non-default sysctls and iptables rules.
+namespaces), addresses, routes of all tables, policy routing rules, non-default sysctls and iptables
+rules.
 
 Reads only: a namespace is never created (``Kernel`` opens existing ones with flags=0).
 ``spec_from_info`` turns the result into a topology spec (format version 1) that applies back.
@@ -26,6 +27,7 @@ from ..kinds.link import Link, links
 from ..kinds.namespace import read_nameservers, read_sysctls
 from ..kinds.nftables import read_nftables
 from ..kinds.route import DEFAULT_METRIC, routes
+from ..kinds.rule import PRIORITY_MAX, PRIORITY_MIN, rules
 from ..kinds.veth import linked, peer_of
 from ..system import netns_mounts, procfs, thread_netns
 
@@ -106,7 +108,8 @@ def _nftables(kernel: Kernel, ns: Optional[str], detail: str) -> Optional[List[D
 
 def namespace_info(kernel: Kernel, ns: Optional[str], defaults: Dict[str, Optional[str]],
                    with_iptables: bool = True, nftables: str = "tables") -> Dict[str, Any]:
-    """Links, addresses, routes (all tables), non-default sysctls and rules of one namespace."""
+    """Links, addresses, routes (all tables), policy routing rules, non-default sysctls, iptables
+    rules and nftables tables of one namespace."""
     current = links(kernel, ns)
     by_index = {link.index: name for name, link in current.items()}
     values = read_sysctls(kernel, ns, SYSCTL_KEYS)
@@ -114,6 +117,7 @@ def namespace_info(kernel: Kernel, ns: Optional[str], defaults: Dict[str, Option
         "links": [_link_info(kernel, ns, link, by_index) for link in sorted(current.values(), key=lambda l: l.index)],
         "addresses": [{"dev": a.dev, "address": str(a.interface)} for a in addresses(kernel, ns)],
         "routes": [dict(r.as_dict(), protocol=r.proto) for r in routes(kernel, ns)],
+        "rules": [r.as_dict() for r in rules(kernel, ns)],
         "sysctls": {key: value for key, value in values.items() if value is not None and value != defaults.get(key)},
     }
     if with_iptables:
@@ -205,6 +209,21 @@ def _spec_routes(entry: Dict[str, Any], devs: Set[str]) -> List[Dict[str, Any]]:
     return result
 
 
+def _spec_rules(entry: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The rules a topology can declare: not the kernel's default ones, none with other selectors."""
+    result = []
+    for rule in entry.get("rules", []):
+        if rule.get("other") or not PRIORITY_MIN <= rule["priority"] <= PRIORITY_MAX:
+            continue
+        item = dict(rule)
+        if item.get("from") or item.get("to"):
+            del item["family"]  # the addresses say it
+        if item.get("fwmask") == "0xffffffff":
+            del item["fwmask"]
+        result.append(item)
+    return result
+
+
 def _spec_iptables(entry: Dict[str, Any]) -> List[Dict[str, Any]]:
     result = []
     for version, tables in sorted(entry.get("iptables", {}).items()):
@@ -230,7 +249,8 @@ def _end(netns: Optional[str], name: str) -> Tuple[str, str]:
 def spec_from_info(info: Dict[str, Any], name: str = "captured") -> Dict[str, Any]:
     """A topology spec (format version 1) that re-creates the namespaces in ``info``: their
     sysctls, DNS, links (veth pairs with an end in them, bridges, vlans and macvlans), addresses,
-    routes and rules; in the root namespace only the addresses and routes of those links."""
+    routes, policy routing rules and iptables rules; in the root namespace only the addresses and
+    routes of those links."""
     declared = {ns["name"] for ns in info["namespaces"]}
     scopes: List[Tuple[Optional[str], Dict[str, Any]]] = [(ns["name"], ns) for ns in info["namespaces"]]
     scopes.append((None, info["host"]))
@@ -269,7 +289,7 @@ def spec_from_info(info: Dict[str, Any], name: str = "captured") -> Dict[str, An
         addresses_ = [a for a in _spec_addresses(ns, ns_devs)
                       if not (a["dev"] == "lo" and a["address"] in ("127.0.0.1/8", "::1/128"))]
         for key, value in (("addresses", addresses_), ("routes", _spec_routes(ns, ns_devs)),
-                           ("iptables", _spec_iptables(ns))):
+                           ("rules", _spec_rules(ns)), ("iptables", _spec_iptables(ns))):
             if value:
                 item[key] = value
         namespaces.append(item)

@@ -150,3 +150,32 @@ def test_a_recorded_spec_that_validation_now_refuses_is_still_understood() -> No
         parse_topology(old)
     result = retired_objects(Record(old), parse_topology(spec([{"name": "a"}])), set())
     assert [item["address"] for _ns, item in result["addresses"]] == ["224.0.0.5/24"]
+
+
+POLICY = [{"priority": 1000, "from": "10.1.0.0/24", "table": 100}, {"priority": 1001, "fwmark": "0x1", "table": 100}]
+
+
+@pytest.mark.parametrize("title,old,new,gone,expected", [
+    ("policy rules kept", spec([dict(A_BARE, rules=POLICY)], [VETH]), spec([dict(A_BARE, rules=POLICY)], [VETH]),
+     set(), []),
+    ("one dropped", spec([dict(A_BARE, rules=POLICY)], [VETH]), spec([dict(A_BARE, rules=POLICY[:1])], [VETH]),
+     set(), [("a", 1001)]),
+    ("another table is the same rule, not retired", spec([dict(A_BARE, rules=POLICY)], [VETH]),
+     spec([dict(A_BARE, rules=[dict(POLICY[0], table=7), POLICY[1]])], [VETH]), set(), []),
+    ("the host's", spec([], host={"rules": POLICY}), spec([]), set(), [(None, 1000), (None, 1001)]),
+    ("with a namespace that goes", spec([dict(A_BARE, rules=POLICY)], [VETH]), spec([]), {"a"}, []),
+])
+def test_retired_policy_rules(title: str, old: Dict[str, Any], new: Dict[str, Any], gone: set, expected: list) -> None:
+    result = retired_objects(Record(old), parse_topology(new), gone)
+    assert [(netns, item["priority"]) for netns, item in result["rules"]] == expected
+
+
+def test_retired_policy_rules_survive_the_record_and_go_when_declared_again(tmp_path: Any) -> None:
+    old = spec([dict(A_BARE, rules=POLICY)], [VETH])
+    record = Record(old, "b", retired=ownership._as_json_lists(retired_objects(
+        Record(old), parse_topology(spec([A_BARE], [VETH])), set())))
+    loaded = ownership._from_json(json.loads(record.as_json()))
+    assert [entry[1]["priority"] for entry in loaded.retired["rules"]] == [1000, 1001]
+    again = Record(spec([A_BARE], [VETH]), "b", retired=loaded.retired)
+    result = retired_objects(again, parse_topology(spec([dict(A_BARE, rules=POLICY[1:])], [VETH])), set())
+    assert [(netns, item["priority"]) for netns, item in result["rules"]] == [("a", 1000)]

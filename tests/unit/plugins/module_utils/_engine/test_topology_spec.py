@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, Dict
 
 import pytest
+import yaml
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
@@ -139,3 +141,24 @@ ORDER = [
 def test_links_are_applied_after_the_links_they_need(links: Any, expected: Any) -> None:
     spec = {"name": "order", "namespaces": [{"name": "a"}, {"name": "b"}], "links": links}
     assert [link["name"] for link in parse_topology(spec).links] == expected
+
+
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 5, "docs", "topology-format.md")
+
+
+def doc_example(section: str) -> Dict[str, Any]:
+    """The first YAML block after the heading ``section`` of docs/topology-format.md."""
+    if not os.path.exists(DOCS):
+        pytest.skip("docs/topology-format.md is not part of this copy of the collection")
+    with open(DOCS, encoding="utf-8") as handle:
+        text = handle.read()
+    after = text.split("\n## %s\n" % section, 1)[1]
+    return yaml.safe_load(after.split("```yaml\n", 1)[1].split("\n```", 1)[0])
+
+
+def test_the_policy_routing_rules_example_validates() -> None:
+    topology = parse_topology(doc_example("Policy routing rules"))
+    edge = topology.scope_specs[1].rules
+    assert edge is not None and [rule.priority for rule in edge.rules] == [1000, 1010, 1020, 1030, 1040]
+    assert [rule.family for rule in edge.rules] == [4, 4, 6, 6, 4]
+    assert topology.scope_specs[0].rules is not None and topology.scope_specs[0].rules.netns is None

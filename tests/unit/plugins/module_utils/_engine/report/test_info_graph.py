@@ -33,6 +33,11 @@ INFO = {
                   routes=[{"dst": "192.168.50.0/24", "table": 254, "dev": "veth1", "protocol": 2},
                           {"dst": "default", "table": 254, "via": "192.168.50.3", "dev": "veth1", "protocol": 4}],
                   sysctls={"net.ipv4.ip_forward": "1"},
+                  rules=[{"family": "inet", "priority": 0, "table": 255},
+                         {"family": "inet", "priority": 1000, "from": "192.168.50.0/24", "table": 100},
+                         {"family": "inet6", "priority": 1001, "fwmark": "0x1", "fwmask": "0xffffffff", "table": 100},
+                         {"family": "inet", "priority": 1002, "table": 100, "other": True},
+                         {"family": "inet", "priority": 32766, "table": 254}],
                   iptables={"ipv4": {"filter": {"INPUT": {"policy": "ACCEPT", "rules": ["-p tcp -m tcp --dport 22 -j ACCEPT"]},
                                                 "FORWARD": {"policy": "DROP", "rules": []},
                                                 "OUTPUT": {"policy": "ACCEPT", "rules": []}}}, "ipv6": {}}),
@@ -52,6 +57,9 @@ SPEC = spec_from_info(INFO, "cap")
     (("namespaces", 0, "sysctls"), {"net.ipv4.ip_forward": "1"}),
     (("namespaces", 0, "addresses"), [{"dev": "veth1", "address": "192.168.50.2/24"}]),  # no link-local, no lo
     (("namespaces", 0, "routes"), [{"dst": "default", "via": "192.168.50.3", "dev": "veth1"}]),  # no kernel routes
+    # not the kernel's default rules, nor one with a selector a topology cannot declare
+    (("namespaces", 0, "rules"), [{"priority": 1000, "from": "192.168.50.0/24", "table": 100},
+                                  {"family": "inet6", "priority": 1001, "fwmark": "0x1", "table": 100}]),
     (("namespaces", 0, "iptables", 0, "chains"), [{"name": "INPUT", "rules": ["-p tcp -m tcp --dport 22 -j ACCEPT"]},
                                                   {"name": "FORWARD", "policy": "DROP"}]),
     (("links", 0), {"type": "veth", "name": "veth1", "netns": "msb", "peer": "veth0", "peer_netns": None, "peer_up": False}),
@@ -72,7 +80,8 @@ def test_captured_spec_is_valid() -> None:
 
 @pytest.mark.parametrize("render,expected", [
     (to_mermaid, ['flowchart LR', 'ns0["root namespace"]', 'netns msb<br/>ipv4.ip_forward=1<br/>default via 192.168.50.3',
-                  '|"veth: veth1 192.168.50.2/24 — veth0 192.168.50.3/24"|', 'bridge br0: p1', '1 iptables rule']),
+                  '|"veth: veth1 192.168.50.2/24 — veth0 192.168.50.3/24"|', 'bridge br0: p1', '1 iptables rule',
+                  '<br/>rule 1000 from 192.168.50.0/24 table 100<br/>rule 1001 fwmark 0x1 table 100']),
     (to_dot, ['graph "cap" {', 'label="root namespace"', '[label="veth1 192.168.50.2/24\\nveth0 192.168.50.3/24"]',
               'bridge br0: p1']),
 ])
