@@ -17,8 +17,8 @@ import yaml
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.apply import execute
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import nftables as nft
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.session import Kernel
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.nftables import (canonical, canonicalise, read_nftables,
-                                                                                        restore_json)
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.nftables import (
+    canonical, canonicalise, read_nftables, restore_json)
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.rollback import Journal
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.topology import plan_topology
