@@ -14,9 +14,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from typing import Any, Dict, List, Optional
 
+WEB_PATIENCE = 30.0  # seconds a web server has to answer
 SYSCTLS = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.all.disable_ipv6"]
 
 
@@ -194,13 +196,24 @@ def verify_services(verifier: Verifier, spec: Dict[str, Any], web: List[Dict[str
                         "systemd-analyze verify %s: exit %d: %s" % (" ".join(units), analyzed.returncode, analyzed.stderr.strip()))
     for entry in web:
         url = "http://%s:%d/" % (entry["address"], entry["port"])
-        try:
-            # no proxy from the environment: the address is the namespace's, reached through the veth
-            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=5) as response:
-                body = response.read().decode()
-        except OSError as error:
-            body = "no answer: %s" % error
+        body = fetch(url, time.monotonic() + WEB_PATIENCE)
         verifier.expect(body == entry["body"], "%s answered %r, not %r" % (url, body, entry["body"]))
+
+
+def fetch(url: str, deadline: float) -> str:
+    """The page, asked again until ``deadline``: a service just restarted into a re-created namespace
+    binds its port a moment after systemd started it, and the root namespace's neighbour entry of
+    the address may still name the old namespace's MAC until the kernel probes it again."""
+    # no proxy from the environment: the address is the namespace's, reached through the veth
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while True:
+        try:
+            with opener.open(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError as error:
+            if time.monotonic() >= deadline:
+                return "no answer: %s" % error
+        time.sleep(0.5)
 
 
 def main(argv: List[str]) -> int:
