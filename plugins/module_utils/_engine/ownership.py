@@ -299,12 +299,12 @@ def retired_objects(record: Record, topology: Topology, gone_namespaces: Set[str
     """Addresses, routes and rules that ``record``'s spec (or an earlier one, its ``retired``)
     declared and ``topology`` does not, outside ``gone_namespaces`` (they go with those)."""
     old = record.topology()
-    result: Dict[str, List[Any]] = {"addresses": [], "routes": [], "rules": [], "iptables": [], "nftables": []}
+    result: Dict[str, List[Any]] = {kind: [] for kind in RETIRED_KINDS}
     new_scopes = {netns: section for netns, section, _path in topology.scopes()}
     for netns, section, _path in old.scopes():
         if netns in gone_namespaces:
             continue
-        now = new_scopes.get(netns, {"addresses": [], "routes": [], "rules": [], "iptables": [], "nftables": []})
+        now = new_scopes.get(netns, {kind: [] for kind in RETIRED_KINDS})
         now_addresses = {(a["dev"], a["address"]) for a in now["addresses"]}
         result["addresses"] += [(netns, a) for a in section["addresses"] if (a["dev"], a["address"]) not in now_addresses]
         now_routes = {_route_id(r) for r in now["routes"]}

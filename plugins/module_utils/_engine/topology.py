@@ -45,7 +45,7 @@ def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownersh
     if owned is None:
         return []
     declared_ns = {ns["name"] for ns in topology.namespaces}
-    declared = {frozenset((end.netns, end.name) for end in link_ends(item)) for item in topology.links}
+    declared = _declared_pairs(topology)
     namespaces = [name for name in ownership.owned_namespaces(kernel, owned) if name not in declared_ns]
     # A veth is still declared only as the same pair: an end declared with another peer is a new pair.
     claims = {key: claim for key, claim in ownership.owned_links(kernel, owned).items()
@@ -63,15 +63,22 @@ def plan_stranded_pairs(kernel: Kernel, topology: Topology, owned: Optional[owne
     the plan that follows, in the namespace it re-creates. A stage of its own, before that plan."""
     if owned is None:
         return []
-    declared = {frozenset((end.netns, end.name) for end in link_ends(item)) for item in topology.links}
+    declared = _declared_pairs(topology)
     changes: List[Change] = []
-    for key, claim in ownership.owned_links(kernel, owned).items():
+    for key, claim in sorted(owned.links.items(), key=str):
         if claim.type != "veth" or claim.peer is None or frozenset([key, claim.peer]) not in declared:
             continue
         stranded = plan_stranded_end(kernel, key, claim.peer, claim.identity[1] if claim.identity else None)
-        pending.doomed_links |= {key} if stranded else set()
-        changes += stranded
+        # identity last: the usual pair, its peer where declared, costs a lookup and no identity read
+        if stranded and ownership.owns_link(kernel, owned, key):
+            pending.doomed_links.add(key)
+            changes += stranded
     return changes
+
+
+def _declared_pairs(topology: Topology) -> Set[frozenset]:
+    """Each declared link as the set of its ends (a veth is declared only as the same pair)."""
+    return {frozenset((end.netns, end.name) for end in link_ends(item)) for item in topology.links}
 
 
 def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
