@@ -205,7 +205,7 @@ bench: venv $(VENV)/.bench-installed $(BENCH_ANSIBLE)/.installed collection
 # images, each release with a local apt repository (cached under /var/cache/linuxnet-netns), reached over SSH;
 # measured 8.8 minutes on 2 cores with the images cached; ~10 with gates and the image builds in a clean clone.
 MOLECULE_VENV ?= $(CURDIR)/.venv-molecule
-MOLECULE_APT := systemd-container debootstrap openssh-client dpkg-dev
+MOLECULE_APT := systemd-container debootstrap openssh-client dpkg-dev wireguard-tools
 $(MOLECULE_VENV)/.installed: molecule/requirements.txt
 	python3 -m venv $(MOLECULE_VENV)
 	$(MOLECULE_VENV)/bin/pip install -q --upgrade pip

@@ -13,7 +13,10 @@ bare image lacks, indexed with dpkg-scanpackages), bind-mounted read-only into e
 its only apt source, so no instance needs a network beyond this machine.
 
 Each instance reaches the controller over its own veth pair, made by ``--network-veth``
-(``ve-NAME`` here, ``host0`` inside) with a static /30: 10.249.INDEX.1 here, .2 inside. A
+(``ve-NAME`` here, ``host0`` inside) with a static /30: 10.249.INDEX.1 here, .2 inside. Two more
+pairs (``--network-veth-extra``) join every instance to one bridge here: ``ul0`` (10.248.0.INDEX/24),
+the hosts' own network that vxlan and WireGuard run over, and ``nic0``, unconfigured, the NIC a
+topology moves into a namespace. /dev/net/tun is bound in for wireguard-go. A
 supervisor process per instance starts nspawn again when it exits with 133 (``systemctl reboot``
 inside), so a reboot is a real shutdown and a real boot on the same rootfs. The host's PID 1 is not
 systemd, hence ``--register=no --keep-unit``.
@@ -46,13 +49,23 @@ BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", 
                  "ca-certificates", "iptables"]
 # What the role installs (topology_packages) and what Ansible's apt module installs for itself
 # (python3-apt) on a bare image; a full image has them already.
-REPO_PACKAGES = ["python3-pyroute2", "iptables", "python3-apt"]
-FULL_PACKAGES = ["python3-pyroute2"]
+# nftables and wireguard: what the role installs when a topology declares tables or a WireGuard link.
+REPO_PACKAGES = ["python3-pyroute2", "iptables", "python3-apt", "nftables", "python3-nftables", "wireguard-go",
+                 "wireguard-tools"]
+# A full image also has nft (check mode, before the role has installed anything, canonicalises a
+# topology's nftables tables with it, as it does iptables rules with iptables) and WireGuard.
+FULL_PACKAGES = ["python3-pyroute2", "nftables", "python3-nftables", "wireguard-go", "wireguard-tools"]
 # Inside every instance, the suite's repository (read-only bind mount of the cached one).
 REPO_MOUNT = "/srv/linuxnet-netns-repo"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 REBOOT_STATUS = 133
 MANAGEMENT_NET = "10.249"
+# Every instance's second and third links: ul0 (the underlay the hosts' vxlan and WireGuard run
+# over, 10.248.0.INDEX/24) and nic0 (a NIC for a topology to move into a namespace, unconfigured).
+# Their ends here (vu-NAME, vn-NAME) are ports of one bridge, so the hosts share one Ethernet
+# segment that nothing else is on; the bridge has no address and forwards nothing to this machine.
+UNDERLAY_BRIDGE = "lnm-underlay"
+UNDERLAY_NET = "10.248.0"
 
 
 def address(index: int, inside: bool = True) -> str:
@@ -64,7 +77,9 @@ def rootfs_dir(suite: str, image: str) -> str:
 
 
 def repo_dir(suite: str) -> str:
-    return os.path.join(CACHE, "debian-%s-repo" % suite)
+    """Named after what it holds: a cached repository of an older package list is not taken for it."""
+    content = hashlib.sha256(" ".join(sorted(REPO_PACKAGES)).encode()).hexdigest()[:8]
+    return os.path.join(CACHE, "debian-%s-repo-%s" % (suite, content))
 
 
 def _host_codename() -> str:
@@ -286,6 +301,11 @@ def prepare_instance(name: str, index: int, public_key: str, suite: str, image: 
         handle.write(name + "\n")
     with open(os.path.join(root, "etc/systemd/network/10-host0.network"), "w") as handle:
         handle.write("[Match]\nName=host0\n\n[Network]\nAddress=%s/30\nLinkLocalAddressing=no\n" % address(index))
+    with open(os.path.join(root, "etc/systemd/network/10-ul0.network"), "w") as handle:
+        handle.write("[Match]\nName=ul0\n\n[Network]\nAddress=%s.%d/24\nLinkLocalAddressing=no\n" % (UNDERLAY_NET, index))
+    # nic0 is left to the topology (networkd must not configure or hold it)
+    with open(os.path.join(root, "etc/systemd/network/10-nic0.network"), "w") as handle:
+        handle.write("[Match]\nName=nic0\n\n[Link]\nUnmanaged=yes\n")
     ssh = os.path.join(root, "root/.ssh")
     os.makedirs(ssh, mode=0o700, exist_ok=True)
     shutil.copy(public_key, os.path.join(ssh, "authorized_keys"))
@@ -339,14 +359,18 @@ for cgroup in $CGROUPS; do echo $$ >"$cgroup/cgroup.procs"; done
 while true; do
   # shellcheck disable=SC2086  # INIT_ARGS: words for the container's systemd, or none
   systemd-nspawn -b -q -D "$ROOT" --machine="$NAME" --register=no --keep-unit --network-veth \
+      --network-veth-extra="vu-$NAME:ul0" --network-veth-extra="vn-$NAME:nic0" --bind=/dev/net/tun \
       --bind-ro="$REPO:$REPO_MOUNT" -- $INIT_ARGS >>"$LOG" 2>&1 &
   child=$!
   echo $child >"$DIR/nspawn.pid"
   for _ in $(seq 1 200); do
-    ip link show "ve-$NAME" >/dev/null 2>&1 && break
+    ip link show "vn-$NAME" >/dev/null 2>&1 && break
     sleep 0.05
   done
   ip addr replace "$HOSTADDR/30" dev "ve-$NAME" && ip link set "ve-$NAME" up
+  for port in "vu-$NAME" "vn-$NAME"; do
+    ip link set "$port" master "$BRIDGE" && ip link set "$port" up
+  done
   wait $child
   status=$?
   echo "nspawn exited with $status" >>"$LOG"
@@ -366,14 +390,31 @@ def init_args() -> List[str]:
     return ["SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"]
 
 
+def ensure_underlay() -> None:
+    """The hosts' shared segment: a bridge with no address (no IPv6 link-local either), so this
+    machine is not on it."""
+    if os.path.exists(os.path.join("/sys/class/net", UNDERLAY_BRIDGE)):
+        return
+    subprocess.run(["ip", "link", "add", UNDERLAY_BRIDGE, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "set", UNDERLAY_BRIDGE, "addrgenmode", "none"], check=True)
+    subprocess.run(["ip", "link", "set", UNDERLAY_BRIDGE, "up"], check=True)
+
+
+def remove_underlay_if_unused() -> None:
+    ports = os.path.join("/sys/class/net", UNDERLAY_BRIDGE, "brif")
+    if os.path.isdir(ports) and not os.listdir(ports):
+        subprocess.run(["ip", "link", "delete", UNDERLAY_BRIDGE], check=False)
+
+
 def boot(name: str, index: int, root: str, suite: str) -> None:
+    ensure_underlay()
     directory = _instance_dir(name)
     cgroups = instance_cgroups(name)
     with open(os.path.join(directory, "cgroups"), "w") as handle:
         handle.write("\n".join(cgroups) + "\n")
     env = dict(os.environ, ROOT=root, NAME=name, DIR=directory, LOG=os.path.join(directory, "console.log"),
                HOSTADDR=address(index, inside=False), CGROUPS=" ".join(cgroups),
-               REPO=repo_dir(suite), REPO_MOUNT=REPO_MOUNT, INIT_ARGS=" ".join(init_args()))
+               REPO=repo_dir(suite), REPO_MOUNT=REPO_MOUNT, INIT_ARGS=" ".join(init_args()), BRIDGE=UNDERLAY_BRIDGE)
     supervisor = subprocess.Popen(["bash", "-c", SUPERVISOR], env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     with open(os.path.join(directory, "supervisor.pid"), "w") as handle:
@@ -430,7 +471,9 @@ def down(name: str, timeout: float = 60.0) -> None:
             os.killpg(supervisor, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    subprocess.run(["ip", "link", "delete", "ve-" + name], stderr=subprocess.DEVNULL, check=False)
+    for link in ("ve-", "vu-", "vn-"):
+        subprocess.run(["ip", "link", "delete", link + name], stderr=subprocess.DEVNULL, check=False)
+    remove_underlay_if_unused()
     try:
         with open(os.path.join(directory, "cgroups")) as handle:
             remove_cgroups(handle.read().split())

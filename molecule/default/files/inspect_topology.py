@@ -19,6 +19,9 @@ import urllib.request
 from typing import Any, Dict, List, Optional
 
 WEB_PATIENCE = 30.0  # seconds a web server has to answer
+# A ping to another host (over its vxlan or WireGuard tunnel) may need that host to have finished
+# booting, or a WireGuard handshake first: as many tries, two seconds each.
+PING_TRIES = 15
 SYSCTLS = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.all.disable_ipv6"]
 
 
@@ -79,6 +82,9 @@ def dump() -> Dict[str, Any]:
             "routes": sorted(routes, key=str),
             "sysctls": {key: sysctl(ns, key) for key in SYSCTLS},
             "iptables": iptables_lines(ns),
+            "rules": [ip_json([family, "rule", "show"], ns) for family in ("-4", "-6")],
+            # stateless: without the counters; empty where nft is not installed
+            "nftables": run(["nft", "-s", "list", "ruleset"], ns).stdout if os.path.exists("/usr/sbin/nft") else "",
         }
     return state
 
@@ -131,17 +137,36 @@ class Verifier:
                         checked = run([tool, "-t", table["table"], "-C", chain["name"]] + rule.split(), ns)
                         self.expect(checked.returncode == 0, "%s rule '%s' missing in %s %s of %s"
                                     % (tool, rule, table["table"], chain["name"], where))
+            self.verify_rules(ns, scope.get("rules", []))
+            for table in scope.get("nftables", []):
+                listed = run(["nft", "-j", "list", "table", table.get("family", "inet"), table["table"]], ns)
+                self.expect(listed.returncode == 0, "nftables table %s %s missing in %s"
+                            % (table.get("family", "inet"), table["table"], where))
         for ping in pings:
-            sent = run(["ping", "-c", "1", "-W", "2", ping["to"]], ping.get("from"))
-            self.expect(sent.returncode == 0, "no reply from %s to %s" % (ping["to"], ping.get("from") or "the root namespace"))
+            self.expect(answered(ping), "no reply from %s to %s" % (ping["to"], ping.get("from") or "the root namespace"))
+
+    def verify_rules(self, ns: Optional[str], rules: List[Dict[str, Any]]) -> None:
+        for rule in rules:
+            family = "-6" if ":" in (rule.get("from") or "") + (rule.get("to") or "") else "-4"
+            found = [r for r in ip_json([family, "rule", "show"], ns) if r.get("priority") == rule["priority"]]
+            self.expect(bool(found) and str(found[0].get("table")) == str(rule["table"]),
+                        "rule %s missing in %s (or not to table %s)" % (rule["priority"], ns or "the root namespace", rule["table"]))
 
     def verify_link(self, decl: Dict[str, Any]) -> None:
         ns = decl.get("netns")
         link = self.link(ns, decl["name"])
         if link is None:
             return
-        kind = (ip_json(["link", "show", "dev", decl["name"]], ns)[0].get("linkinfo") or {}).get("info_kind")
-        self.expect(kind == decl["type"], "%s is a %s, not a %s" % (decl["name"], kind, decl["type"]))
+        info = ip_json(["link", "show", "dev", decl["name"]], ns)[0].get("linkinfo") or {}
+        kind = info.get("info_kind")
+        # a moved host device keeps its own kind (here nspawn's veth); wireguard-go's link is a TUN
+        expected = {"device": kind, "wireguard": kind if kind in ("wireguard", "tun") else "wireguard"}.get(decl["type"], decl["type"])
+        self.expect(kind == expected, "%s is a %s, not a %s" % (decl["name"], kind, decl["type"]))
+        if decl["type"] == "device" and (decl.get("match") or {}).get("mac"):
+            self.expect(link.get("address") == decl["match"]["mac"].lower(), "%s has MAC %s, not %s"
+                        % (decl["name"], link.get("address"), decl["match"]["mac"]))
+        if decl["type"] == "vxlan":
+            self.expect((info.get("info_data") or {}).get("id") == decl["id"], "%s has not the vxlan id %s" % (decl["name"], decl["id"]))
         self.expect(("UP" in link["flags"]) == decl.get("up", True), "%s is not %s" % (decl["name"], "up" if decl.get("up", True) else "down"))
         if decl.get("mtu"):
             self.expect(link["mtu"] == decl["mtu"], "%s has MTU %s, not %s" % (decl["name"], link["mtu"], decl["mtu"]))
@@ -157,6 +182,13 @@ class Verifier:
             for port in decl.get("ports", []):
                 found = self.link(ns, port)
                 self.expect(bool(found) and found.get("master") == decl["name"], "%s is not a port of %s" % (port, decl["name"]))
+
+
+def answered(ping: Dict[str, Any]) -> bool:
+    for _ in range(PING_TRIES):
+        if run(["ping", "-c", "1", "-W", "2", ping["to"]], ping.get("from")).returncode == 0:
+            return True
+    return False
 
 
 def service_pid(unit: str) -> int:
