@@ -56,7 +56,7 @@ def parse_wireguard(item: Dict[str, Any], where: str) -> Dict[str, Any]:
     port = item.get("listen_port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
         raise _fail(where + ".listen_port", "must be an integer from 1 to 65535, not %r" % (port,))
-    raw_peers = item.get("peers") or []
+    raw_peers = [] if item.get("peers") is None else item["peers"]
     if not isinstance(raw_peers, list):
         raise _fail(where + ".peers", "must be a list, not %s" % type(raw_peers).__name__)
     peers = [_parse_peer(raw, "%s.peers[%d]" % (where, i)) for i, raw in enumerate(raw_peers)]
@@ -77,7 +77,7 @@ def _parse_peer(raw: Any, where: str) -> Dict[str, Any]:
     public_key = raw.get("public_key")
     if not isinstance(public_key, str) or wg.decode_key(public_key) is None:
         raise _fail(where + ".public_key", "must be a WireGuard public key (base64 of 32 bytes, as `wg pubkey` writes it)")
-    allowed = raw.get("allowed_ips") or []
+    allowed = [] if raw.get("allowed_ips") is None else raw["allowed_ips"]
     if not isinstance(allowed, list):
         raise _fail(where + ".allowed_ips", "must be a list of networks, not %s" % type(allowed).__name__)
     keepalive = raw.get("persistent_keepalive", 0)
