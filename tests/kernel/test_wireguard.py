@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -96,8 +97,7 @@ def _assert_no_secret(result: Dict[str, Any], keys: Dict[str, Tuple[str, str, st
 
 def _assert_gone(prefix: str) -> None:
     assert leftovers(prefix) == []
-    assert _daemons(prefix) == []
-    assert _sockets(prefix) == []
+    _wait_for(lambda: not _daemons(prefix) and not _sockets(prefix))
 
 
 @pytest.fixture(autouse=True)
@@ -169,6 +169,41 @@ def _set_by_uapi(ns: str, request: str) -> None:
     sock.close()
 
 
+def test_purge_and_teardown_take_only_ours(prefix: str, tmp_path: Any, keys: Dict[str, Tuple[str, str, str]]) -> None:
+    """VA exists before (it stays) and holds a foreign TUN; purge deletes the wg0 the spec dropped (its
+    daemon ends), teardown deletes ours in VA and leaves the TUN and VA alone."""
+    va = prefix + "va"
+    run(["ip", "netns", "add", va])
+    run(["ip", "tuntap", "add", "mode", "tun", "name", "keep0"], ns=va)
+    spec = _spec(prefix, keys)
+    args = {"topology": spec, "state_dir": str(tmp_path / "state")}
+    assert not run_module("topology", args).get("failed")
+    assert len(_daemons(prefix)) == 2
+    dropped = _spec(prefix, keys)
+    del dropped["links"][2]
+    dropped["namespaces"][3]["addresses"] = []
+    purged = run_module("topology", dict(args, topology=dropped, purge=True))
+    assert not purged.get("failed"), purged
+    assert [(c["kind"], c["action"], c["object"]) for c in purged["changes"]] == [
+        ("address", "delete", "10.234.9.2/24 on wg0 in netns %svb" % prefix), ("link", "delete", "wg0 in netns %svb" % prefix)]
+    assert "wg0" not in run(["ip", "-br", "link"], ns=prefix + "vb")
+    _wait_for(lambda: len(_daemons(prefix)) == 1)
+    removed = run_module("topology", dict(args, topology=dropped, state="absent"))
+    assert not removed.get("failed"), removed
+    assert [line.split()[0] for line in run(["ip", "-br", "link"], ns=va).splitlines()] == ["lo", "keep0"]
+    _wait_for(lambda: not _daemons(prefix) and not _sockets(prefix))
+    run(["ip", "netns", "delete", va])
+    _assert_gone(prefix)
+
+
+def _wait_for(condition: Any, timeout: float = 5.0) -> None:
+    """wireguard-go ends a moment after its TUN is deleted."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within %s s" % timeout
+        time.sleep(0.05)
+
+
 def test_group_readable_key_file_is_refused(prefix: str, tmp_path: Any, keys: Dict[str, Tuple[str, str, str]]) -> None:
     os.chmod(keys["b"][0], 0o640)
     before = snapshot(prefix)
@@ -188,6 +223,10 @@ def test_restore_program_info_and_graph(prefix: str, tmp_path: Any, keys: Dict[s
     env = {wg.BACKEND_ENV: "userspace"}
     made = restore_program("apply", path, "--state-dir", state_dir, extra_env=env)
     assert made.returncode == 0, made.stderr
+    run(["ip", "netns", "delete", prefix + "va"])  # its daemon ends, holding the underlay's port a moment longer
+    remade = restore_program("apply", path, "--state-dir", state_dir, extra_env=env)
+    assert remade.returncode == 0, remade.stderr
+    assert _pings(prefix + "va", "10.234.9.2")
     for ns in ("a", "b", "va", "vb"):
         run(["ip", "netns", "delete", prefix + ns])
     restored = restore_program("apply", path, "--state-dir", state_dir, extra_env=env)

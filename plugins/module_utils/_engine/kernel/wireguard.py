@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ..errors import NetnsError
@@ -32,6 +33,7 @@ UAPI_DIRECTORY = "/var/run/wireguard"
 WIREGUARD_GO = "wireguard-go"
 _START_TIMEOUT = 30
 _UAPI_TIMEOUT = 10
+_PREDECESSOR_TIMEOUT = 5
 _UAPI_LIMIT = 1 << 20
 
 
@@ -127,6 +129,7 @@ def start_wireguard_go(kernel: Kernel, underlay: Optional[str], handle: str, obj
     program = wireguard_go()
     if program is None:
         raise NetnsError("wireguard-go is not installed (apt-get install wireguard-go)", obj=obj)
+    _wait_for_its_predecessor(os.path.join(UAPI_DIRECTORY, handle + ".sock"), obj)
     # Without LOG_LEVEL the daemon writes to /dev/null, so our pipes close when the starter exits.
     env = {key: value for key, value in os.environ.items()
            if key not in ("LOG_LEVEL", "WG_PROCESS_FOREGROUND", "WG_TUN_FD", "WG_UAPI_FD")}
@@ -142,6 +145,24 @@ def start_wireguard_go(kernel: Kernel, underlay: Optional[str], handle: str, obj
     # The starter made the TUN and the socket; its daemon looks the TUN up by name once, then answers
     # on the socket. Until it answers, the TUN must keep its first name where it is.
     read_uapi(os.path.join(UAPI_DIRECTORY, handle + ".sock"), obj)
+
+
+def _wait_for_its_predecessor(path: str, obj: str) -> None:
+    """A daemon whose TUN went with its namespace ends a moment later (and frees its port then): wait
+    for it, bounded, rather than have the new one refuse to start."""
+    deadline = time.monotonic() + _PREDECESSOR_TIMEOUT
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(path)
+        except OSError:
+            return  # no socket, or nobody listening on it: wireguard-go replaces a stale one
+        finally:
+            sock.close()
+        if time.monotonic() > deadline:
+            raise NetnsError("a wireguard-go of this link still runs (%s answers) though its device is gone"
+                             % path, obj=obj)
+        time.sleep(0.05)
 
 
 def _uapi(path: str, request: str, obj: str) -> List[str]:
