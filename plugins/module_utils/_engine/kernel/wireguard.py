@@ -142,8 +142,12 @@ def start_wireguard_go(kernel: Kernel, underlay: Optional[str], handle: str, obj
     if done.returncode != 0:
         last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no message"]
         raise NetnsError("wireguard-go exited with %d: %s" % (done.returncode, last[0]), obj=obj)
-    # The starter made the TUN and the socket; its daemon looks the TUN up by name once, then answers
-    # on the socket. Until it answers, the TUN must keep its first name where it is.
+
+
+
+def wait_until_served(handle: str, obj: str) -> None:
+    """The starter made the TUN and the socket; its daemon looks the TUN up by name once, then answers
+    on the socket (checked to be root's). Until it answers, the TUN must keep its first name where it is."""
     read_uapi(os.path.join(UAPI_DIRECTORY, handle + ".sock"), obj)
 
 

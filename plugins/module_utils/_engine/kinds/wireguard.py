@@ -8,6 +8,7 @@ again when applying; results, diffs and errors say only whether it changes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import ipaddress
@@ -334,18 +335,18 @@ def _create_userspace(kernel: Kernel, obj: str, params: WireguardCreate) -> None
         raise NetnsError("the %s has a link %s already (a wireguard-go of this link's left over?)"
                          % (ns_label(params.underlay), handle), obj=obj)
     wg.start_wireguard_go(kernel, params.underlay, handle, obj)
-    trusted_files.check_trusted_socket(wg.uapi_socket(params.ns, params.name))
-    index = index_of(kernel, params.underlay, handle)
-    attrs: Dict[str, Any] = {"index": index, "ifname": params.name}
-    if params.underlay != params.ns:
-        attrs["net_ns_fd"] = kernel.fd(params.ns)
-    if params.mtu:
-        attrs["mtu"] = params.mtu
     try:
+        wg.wait_until_served(handle, obj)
+        attrs: Dict[str, Any] = {"index": index_of(kernel, params.underlay, handle), "ifname": params.name}
+        if params.underlay != params.ns:
+            attrs["net_ns_fd"] = kernel.fd(params.ns)
+        if params.mtu:
+            attrs["mtu"] = params.mtu
         with refusal("move wireguard-go's device", obj):
             kernel.netlink.requests(params.underlay).link("set", **attrs)
     except NetnsError:
-        delete_link(kernel, params.underlay, handle, index, "delete", obj)  # its daemon exits with it
+        with contextlib.suppress(NetnsError):  # its daemon ends with it; the first error is the one to tell
+            delete_link(kernel, params.underlay, handle, None, "delete", obj)
         raise
     finally:
         forget_indexes(kernel)
