@@ -144,7 +144,6 @@ def start_wireguard_go(kernel: Kernel, underlay: Optional[str], handle: str, obj
         raise NetnsError("wireguard-go exited with %d: %s" % (done.returncode, last[0]), obj=obj)
 
 
-
 def wait_until_served(handle: str, obj: str) -> None:
     """The starter made the TUN and the socket; its daemon looks the TUN up by name once, then answers
     on the socket (checked to be root's). Until it answers, the TUN must keep its first name where it is."""
