@@ -198,3 +198,65 @@ def test_forced_backend(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_spec_item_keeps_no_key(key_file: str) -> None:
     topology = parse_topology(_topology(key_file))
     assert base64.b64encode(PRIVATE).decode() not in json.dumps(copy.deepcopy(topology.links))
+
+
+class _Message(dict):
+    """A decoded netlink message as pyroute2 hands it over: attributes by get_attr."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(attrs)
+
+    def get_attr(self, name: str) -> Any:
+        return self.get(name)
+
+
+def test_genetlink_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel backend's read, from messages shaped as pyroute2 decodes them (untested on this kernel)."""
+    peer = _Message(WGPEER_A_PUBLIC_KEY=PEER.encode(), WGPEER_A_ENDPOINT={"addr": "2001:db8::1", "port": 51820},
+                    WGPEER_A_ALLOWEDIPS=[{"addr": "10.0.0.0/24"}, {"addr": "::/0"}], WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL=25)
+    silent = _Message(WGPEER_A_PUBLIC_KEY=PEER2.encode(), WGPEER_A_ENDPOINT={"addr": "0.0.0.0", "port": 0})
+    device = _Message(WGDEVICE_A_PRIVATE_KEY=base64.b64encode(PRIVATE), WGDEVICE_A_LISTEN_PORT=51820,
+                      WGDEVICE_A_PEERS=[peer, silent])
+
+    class FakeWireGuard:
+        def info(self, name: str) -> List[Any]:
+            assert name == "wg0"
+            return [device]
+
+        def close(self) -> None:
+            pass
+
+    class FakeKernel:
+        import contextlib
+
+        @contextlib.contextmanager
+        def entered(self, ns: Any) -> Any:
+            yield
+
+    monkeypatch.setattr(wg, "pyroute2_class", lambda name: FakeWireGuard)
+    read = wg.read_genetlink(FakeKernel(), "vpn", "wg0", "link wg0")  # type: ignore[arg-type]
+    assert read.private_key == PRIVATE and read.listen_port == 51820
+    assert read.peers == {PEER: wg.Peer(PEER, "[2001:db8::1]:51820", frozenset({"10.0.0.0/24", "::/0"}), 25),
+                          PEER2: wg.Peer(PEER2)}
+    assert PRIVATE.hex() not in repr(read) and base64.b64encode(PRIVATE).decode() not in repr(read)
+
+
+def test_an_existing_link_of_another_kind_is_refused() -> None:
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.link import Link
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.wireguard import backend_of
+    veth = Link(5, "wg0", "veth", 1500, None, True, None, None, None)
+    with pytest.raises(NetnsError, match="exists as a veth link, not a wireguard device"):
+        backend_of(veth, "vpn", "wg0")
+    assert backend_of(Link(5, "wg0", "wireguard", 1420, None, True, None, None, None), "vpn", "wg0") == "kernel"
+    with pytest.raises(NetnsError, match="exists as a tun link"):  # a TUN without its wireguard-go socket
+        backend_of(Link(5, "wg0", "tun", 1420, None, True, None, None, None), "nowhere-at-all", "wg0")
+
+
+def test_graph_draws_the_underlay_edge_without_keys() -> None:
+    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.graph import to_dot
+    data = _topology()
+    data["namespaces"].append({"name": "under"})
+    data["links"][0]["underlay_netns"] = "under"
+    topology = parse_topology(data, for_apply=False)
+    dot = to_dot({"name": "t", "namespaces": topology.namespaces, "links": topology.links, "host": topology.host})
+    assert "udp 51820" in dot and "wireguard, 1 peer" in dot
