@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from typing import Any, Dict, List, Tuple
@@ -161,7 +162,6 @@ def test_drift_is_put_back(prefix: str, tmp_path: Any, keys: Dict[str, Tuple[str
 
 
 def _set_by_uapi(ns: str, request: str) -> None:
-    import socket  # pylint: disable=import-outside-toplevel
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(wg.uapi_socket(ns, "wg0"))
     sock.sendall(request.encode())

@@ -5,6 +5,7 @@ kernel backend's peer structure, and that no key is ever in a change."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -14,13 +15,16 @@ import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import wireguard as wg
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.link import Link
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.wireguard import (
     WireguardSettings,
+    backend_of,
     parse_endpoint,
     plan_settings,
     read_private_key,
     wireguard_spec,
 )
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.graph import to_dot
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
 PRIVATE = bytes(range(32))
@@ -227,8 +231,6 @@ def test_genetlink_read(monkeypatch: pytest.MonkeyPatch) -> None:
             pass
 
     class FakeKernel:
-        import contextlib
-
         @contextlib.contextmanager
         def entered(self, ns: Any) -> Any:
             yield
@@ -242,8 +244,6 @@ def test_genetlink_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_an_existing_link_of_another_kind_is_refused() -> None:
-    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.link import Link
-    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.wireguard import backend_of
     veth = Link(5, "wg0", "veth", 1500, None, True, None, None, None)
     with pytest.raises(NetnsError, match="exists as a veth link, not a wireguard device"):
         backend_of(veth, "vpn", "wg0")
@@ -253,7 +253,6 @@ def test_an_existing_link_of_another_kind_is_refused() -> None:
 
 
 def test_graph_draws_the_underlay_edge_without_keys() -> None:
-    from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.graph import to_dot
     data = _topology()
     data["namespaces"].append({"name": "under"})
     data["links"][0]["underlay_netns"] = "under"
