@@ -18,7 +18,6 @@ import hashlib
 import os
 import shutil
 import socket
-import subprocess
 import time
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
@@ -34,6 +33,8 @@ WIREGUARD_GO = "wireguard-go"
 _START_TIMEOUT = 30
 _UAPI_TIMEOUT = 10
 _PREDECESSOR_TIMEOUT = 5
+# What would keep wireguard-go in the foreground, or have its daemon write into our pipes.
+_DAEMON_VARIABLES = ("LOG_LEVEL", "WG_PROCESS_FOREGROUND", "WG_TUN_FD", "WG_UAPI_FD")
 _UAPI_LIMIT = 1 << 20
 
 
@@ -131,17 +132,10 @@ def start_wireguard_go(kernel: Kernel, underlay: Optional[str], handle: str, obj
         raise NetnsError("wireguard-go is not installed (apt-get install wireguard-go)", obj=obj)
     _wait_for_its_predecessor(os.path.join(UAPI_DIRECTORY, handle + ".sock"), obj)
     # Without LOG_LEVEL the daemon writes to /dev/null, so our pipes close when the starter exits.
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("LOG_LEVEL", "WG_PROCESS_FOREGROUND", "WG_TUN_FD", "WG_UAPI_FD")}
-    with kernel.entered(underlay):
-        try:
-            done = subprocess.run([program, handle], env=env, capture_output=True, text=True,
-                                  timeout=_START_TIMEOUT, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise NetnsError("cannot run wireguard-go: %s" % exc, obj=obj) from None
-    if done.returncode != 0:
-        last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no message"]
-        raise NetnsError("wireguard-go exited with %d: %s" % (done.returncode, last[0]), obj=obj)
+    try:
+        kernel.programs.start_daemon(underlay, [program, handle], _DAEMON_VARIABLES, _START_TIMEOUT)
+    except NetnsError as exc:
+        raise NetnsError("%s (in the %s)" % (exc.message, exc.obj), obj=obj) from None
 
 
 def wait_until_served(handle: str, obj: str) -> None:
