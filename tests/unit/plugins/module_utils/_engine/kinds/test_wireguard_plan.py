@@ -259,3 +259,35 @@ def test_graph_draws_the_underlay_edge_without_keys() -> None:
     topology = parse_topology(data, for_apply=False)
     dot = to_dot({"name": "t", "namespaces": topology.namespaces, "links": topology.links, "host": topology.host})
     assert "udp 51820" in dot and "wireguard, 1 peer" in dot
+
+
+def test_genetlink_configure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel backend's requests: key and port at once, each removal, then each peer whole."""
+    calls: List[Any] = []
+
+    class FakeWireGuard:
+        def set(self, name: str, **kwargs: Any) -> None:
+            calls.append((name, kwargs))
+
+        def close(self) -> None:
+            calls.append("closed")
+
+    class FakeKernel:
+        @contextlib.contextmanager
+        def entered(self, ns: Any) -> Any:
+            calls.append(("entered", ns))
+            yield
+
+    monkeypatch.setattr(wg, "pyroute2_class", lambda name: FakeWireGuard)
+    peer = wg.Peer(PEER, "192.0.2.1:51820", frozenset({"10.0.0.0/24"}), 25)
+    wg.configure_genetlink(FakeKernel(), "vpn", "wg0", wg.Settings(PRIVATE, 51820, (peer,), (PEER2,)),  # type: ignore[arg-type]
+                           "link wg0")
+    assert calls == [
+        ("entered", "vpn"),
+        ("wg0", {"listen_port": 51820, "private_key": base64.b64encode(PRIVATE).decode()}),
+        ("wg0", {"peer": {"public_key": PEER2, "remove": True}}),
+        ("wg0", {"peer": wg.genetlink_peer(peer)}),
+        "closed"]
+    calls.clear()
+    wg.configure_genetlink(FakeKernel(), None, "wg0", wg.Settings(None, None, (peer,)), "link wg0")  # type: ignore[arg-type]
+    assert calls == [("entered", None), ("wg0", {"peer": wg.genetlink_peer(peer)}), "closed"]
