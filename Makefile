@@ -7,7 +7,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(VENV)/bin:$(PATH)
-APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz nftables python3-nftables
+APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz nftables python3-nftables wireguard-go wireguard-tools
 # The real-kernel tests run in a network and mount namespace of their own (a busy host's namespaces
 # are not in what they compare; theirs are not bound on the host).
 ISOLATED = $(PY) $(CURDIR)/tests/isolated.py

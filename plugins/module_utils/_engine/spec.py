@@ -22,6 +22,8 @@ from .kinds.route import RouteSpec, route_spec
 from .kinds.rule import RuleSpec, normalised_rule, rule_spec
 from .kinds.veth import VethSpec, veth_spec
 from .kinds.virtual_link import VirtualLinkSpec, virtual_link_spec
+from .kinds.wireguard import KEYS as WIREGUARD_KEYS
+from .kinds.wireguard import WireguardSpec, parse_wireguard, wireguard_spec
 from .validation import (
     IPV6_MIN_MTU,
     LOOPBACK,
@@ -46,7 +48,7 @@ from .validation import (
 
 FORMAT_VERSION = 1
 TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-LINK_TYPES = ("veth", "bridge", "vlan", "macvlan")
+LINK_TYPES = ("veth", "bridge", "vlan", "macvlan", "wireguard")
 # A systemd service unit, an instance of a template included (foo@bar.service), as systemd names
 # them (unit_name_is_valid: 255 bytes at most); no leading '-' (it would read as an option).
 SERVICE_UNIT = re.compile(r"[A-Za-z0-9_:\\][A-Za-z0-9_:.\\-]*(@[A-Za-z0-9_:.\\-]+)?\.service")
@@ -68,6 +70,7 @@ _KEYS = {
     "bridge": {"type", "name", "netns", "ports", "mtu", "mac", "up"},
     "vlan": {"type", "name", "netns", "parent", "parent_netns", "id", "mtu", "mac", "up"},
     "macvlan": {"type", "name", "netns", "parent", "parent_netns", "mode", "mtu", "mac", "up"},
+    "wireguard": WIREGUARD_KEYS,
 }
 
 
@@ -79,7 +82,7 @@ class Endpoint:
     name: str
 
 
-LinkSpec = Union[VethSpec, VirtualLinkSpec]
+LinkSpec = Union[VethSpec, VirtualLinkSpec, WireguardSpec]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +207,8 @@ def _link_spec(item: Dict[str, Any]) -> LinkSpec:
                          mtu=item.get("mtu"), peer_mtu=item.get("peer_mtu"), mac=item.get("mac"),
                          peer_mac=item.get("peer_mac"), up=item.get("up", True),
                          peer_up=item.get("peer_up", True), field=item.get("path", "links"))
+    if item["type"] == "wireguard":
+        return wireguard_spec(item)
     return virtual_link_spec(item)
 
 
@@ -335,7 +340,7 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
     if kind not in LINK_TYPES:
         raise _fail(where + ".type", "must be one of %s, not %r" % (", ".join(LINK_TYPES), kind))
     item = dict(_mapping(raw, where, kind))
-    for field in ("netns", "peer_netns", "parent_netns"):
+    for field in ("netns", "peer_netns", "parent_netns", "underlay_netns"):
         value = item.get(field)
         if value is not None and value != "":
             check_netns_name(value, "%s.%s" % (where, field))
@@ -354,6 +359,8 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
         item["peer_up"] = _bool(item.get("peer_up"), where + ".peer_up", True)
         if item["peer"] == item["name"] and item["peer_netns"] == item["netns"]:
             raise _fail(where + ".peer", "both ends are %r in the same namespace" % item["name"])
+    elif kind == "wireguard":
+        item.update(parse_wireguard(item, where))
     elif kind == "bridge":
         item["ports"] = [check_ifname(p, "%s.ports[%d]" % (where, i))
                          for i, p in enumerate(_list(item.get("ports"), where + ".ports"))]

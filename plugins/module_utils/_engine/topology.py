@@ -30,6 +30,7 @@ from .kinds.route import plan_routes, route_spec
 from .kinds.rule import plan_rules, rule_spec
 from .kinds.veth import VethDeletion, plan_stranded_end, plan_veth, veth_spec
 from .kinds.virtual_link import VirtualLinkParams, VirtualLinkSpec, plan_virtual_link
+from .kinds.wireguard import plan_wireguard_absent
 from .model import Change, Pending
 from .spec import Endpoint, Topology, link_ends, parse_topology
 from .system import trusted_files
@@ -236,6 +237,8 @@ def _plan_link_removal(kernel: Kernel, claims: Dict[ownership.LinkKey, ownership
             if claim.type == "veth" and claim.peer is not None:
                 spec: Any = veth_spec(key[1], claim.peer[1], netns=key[0], peer_netns=claim.peer[0], state="absent")
                 planned = plan_veth(kernel, spec, Pending())
+            elif claim.type == "wireguard":
+                planned = plan_wireguard_absent(kernel, key[0], key[1])
             else:
                 planned = plan_virtual_link(kernel, VirtualLinkSpec(claim.type, key[0], key[1], state="absent"),
                                             Pending())

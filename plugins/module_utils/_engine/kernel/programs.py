@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Programs (iptables-save/-restore, their probes) run inside a namespace: from argument lists, never a shell.
+"""Programs (iptables-save/-restore, their probes, wireguard-go) run inside a namespace: from argument lists, never a shell.
 
 The one place the engine starts processes. It runs without Ansible too (the boot program), so not through
 AnsibleModule.run_command, and it runs several iptables-restore at once, one per namespace."""
@@ -40,6 +40,23 @@ class Programs:
                                             stderr=subprocess.PIPE, encoding="utf-8", errors="surrogateescape")
             except OSError as exc:
                 raise NetnsError("cannot run %s" % argv[0], obj=ns_label(ns), errno=exc.errno) from None
+
+    def start_daemon(self, ns: Optional[str], argv: Sequence[str], unset: Sequence[str], timeout: float) -> str:
+        """Run a program that daemonises (wireguard-go) inside ``ns``, without the variables ``unset`` in
+        its environment, to the exit of its starter; standard output back, NetnsError on a failure or
+        a starter still running after ``timeout`` seconds. Its daemon must not keep our pipes open."""
+        env = {key: value for key, value in os.environ.items() if key not in unset}
+        with self._session.entered(ns):
+            try:
+                done = subprocess.run(list(argv), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      errors="replace", timeout=timeout, check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise NetnsError("cannot run %s: %s" % (argv[0], exc), obj=ns_label(ns)) from None
+        if done.returncode != 0:
+            last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no message"]
+            raise NetnsError("%s exited with %d: %s" % (os.path.basename(argv[0]), done.returncode, last[0]),
+                             obj=ns_label(ns))
+        return done.stdout
 
     @staticmethod
     def finish(ns: Optional[str], argv: Sequence[str], proc: "subprocess.Popen[str]") -> str:

@@ -68,6 +68,12 @@ class Drawing:
                 kind = "vlan %s" % link.get("id") if link["type"] == "vlan" else "macvlan"
                 self.edges.append((self.node(link.get("parent_netns")), self.node(netns), link["parent"],
                                    self._end(netns, link["name"]), kind))
+            elif link["type"] == "wireguard":  # its UDP socket in the underlay; never a key
+                port = link.get("listen_port")
+                self.edges.append((self.node(link.get("underlay_netns")), self.node(netns),
+                                   "udp %s" % (port or "any"), self._end(netns, link["name"]),
+                                   "wireguard, %d peer%s" % (len(link.get("peers") or []),
+                                                             "" if len(link.get("peers") or []) == 1 else "s")))
 
 
 def _rule_line(rule: Dict[str, Any]) -> str:
@@ -85,6 +91,8 @@ def _touches_root(spec: Dict[str, Any]) -> bool:
             ends.append(link.get("peer_netns"))
         elif link["type"] in ("vlan", "macvlan"):
             ends.append(link.get("parent_netns"))
+        elif link["type"] == "wireguard":
+            ends.append(link.get("underlay_netns"))
         if None in ends:
             return True
     return bool((spec.get("host") or {}).get("addresses"))

@@ -46,6 +46,27 @@ def read_trusted_bytes(path: str, limit: int = TRUSTED_FILE_LIMIT) -> Optional[b
     return _read(path, trusted=True, limit=limit)
 
 
+def read_secret(path: str, limit: int = TEXT_FILE_LIMIT) -> Optional[bytes]:
+    """``read_trusted_bytes`` of a file that holds a secret: nobody but its owner (root) may read it
+    either. The error names the file, never its content."""
+    return _read(path, trusted=True, limit=limit, private=True)
+
+
+def check_trusted_socket(path: str) -> None:
+    """NetnsError naming ``path`` unless it is a unix socket root owns, that no one else can write,
+    in a trusted directory (a daemon's control socket: whoever made it would hear our secrets)."""
+    check_directory(os.path.dirname(os.path.abspath(path)))
+    try:
+        found = os.lstat(path)
+    except OSError as exc:
+        raise NetnsError("cannot look at", obj=path, errno=exc.errno) from None
+    if not stat.S_ISSOCK(found.st_mode):
+        raise NetnsError("is %s, not a socket" % _kind(found.st_mode), obj=path)
+    reason = _distrust(found)
+    if reason is not None:
+        raise _untrusted(path, reason, "socket")
+
+
 def read_regular_file(path: str, limit: int = TEXT_FILE_LIMIT) -> Optional[str]:
     """The text of a file anyone may own (/etc/netns/NAME/resolv.conf), None when it does not exist;
     NetnsError naming it when it, or its directory, is a symlink, or it is not a regular file."""
@@ -236,7 +257,7 @@ def _not_a_directory(parent: int, part: str, here: str, exc: OSError) -> NetnsEr
     return NetnsError("cannot open the directory", obj=here, errno=exc.errno)
 
 
-def _read(path: str, trusted: bool, limit: int) -> Optional[bytes]:
+def _read(path: str, trusted: bool, limit: int, private: bool = False) -> Optional[bytes]:
     directory, name = os.path.split(os.path.abspath(path))
     dir_fd = _open_directory(directory, create_mode=None) if trusted else _open_plain_directory(directory)
     if dir_fd is None:
@@ -250,6 +271,9 @@ def _read(path: str, trusted: bool, limit: int) -> Optional[bytes]:
             reason = _distrust(found) if trusted else None
             if reason is not None:
                 raise _untrusted(path, reason, "file")
+            if private and found.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+                raise NetnsError("not trusted: readable by %s (a secret's file must be root's alone, e.g. mode 0600)"
+                                 % ("group" if found.st_mode & stat.S_IRGRP else "others"), obj=path)
             return _read_all(fd, path, limit)
         finally:
             os.close(fd)
