@@ -80,7 +80,8 @@ class Record:
     def as_json(self) -> str:
         devices = {"devices": [dict(placement.as_json(), netns=ns, name=name)
                                for (ns, name), placement in sorted(self.devices.items(), key=str)]} if self.devices else {}
-        return json.dumps({**devices,
+        return json.dumps({
+            **devices,
             "version": RECORD_VERSION, "boot_id": self.boot_id, "spec": self.spec, "retired": self.retired,
             "namespaces": self.namespaces,
             "links": [{"netns": ns, "name": name, "type": claim.type, "identity": claim.identity,
