@@ -84,8 +84,8 @@ def test_two_entries_for_one_device_and_a_declared_root_link_are_refused() -> No
         parse_topology(topology({"match": {"mac": MAC.upper()}}, {"name": "ext1", "match": {"mac": MAC}}))
     assert caught.value.obj == "links[1].match.mac" and "same device as links[0].match.mac" in caught.value.message
     with pytest.raises(NetnsError) as caught:
-        parse_topology(topology({"match": {"name": "v0"}}, links=[{"type": "veth", "name": "v0", "peer": "v1",
-                                                                    "peer_netns": "b"}]))
+        veth = {"type": "veth", "name": "v0", "peer": "v1", "peer_netns": "b"}
+        parse_topology(topology({"match": {"name": "v0"}}, links=[veth]))
     assert caught.value.obj == "links[0].match.name" and "declared by this topology" in caught.value.message
 
 
