@@ -68,6 +68,10 @@ class Drawing:
                 kind = "vlan %s" % link.get("id") if link["type"] == "vlan" else "macvlan"
                 self.edges.append((self.node(link.get("parent_netns")), self.node(netns), link["parent"],
                                    self._end(netns, link["name"]), kind))
+            elif link["type"] == "device":  # a host device, moved from the root namespace
+                match = link.get("match") or {}
+                self.edges.append((self.node(None), self.node(netns), match.get("name") or match.get("mac", ""),
+                                   self._end(netns, link["name"]), "device"))
 
 
 def _rule_line(rule: Dict[str, Any]) -> str:
@@ -85,7 +89,7 @@ def _touches_root(spec: Dict[str, Any]) -> bool:
             ends.append(link.get("peer_netns"))
         elif link["type"] in ("vlan", "macvlan"):
             ends.append(link.get("parent_netns"))
-        if None in ends:
+        if None in ends or link["type"] == "device":
             return True
     return bool((spec.get("host") or {}).get("addresses"))
 

@@ -21,6 +21,8 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.devic
 )
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.link import Link
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.model import Pending
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.graph import to_dot, to_mermaid
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.info import spec_from_info
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
 MAC = "02:00:00:00:00:0a"
@@ -184,3 +186,19 @@ def test_the_record_round_trips_placements() -> None:
     again = ownership._from_json(json.loads(record.as_json()))
     assert again.devices == record.devices and again.devices[("edge", "ext0")].identity == [["cookie", 7], 5]
     assert "devices" not in json.loads(ownership.Record({"name": "x"}, "boot").as_json())
+
+
+def test_netns_info_captures_a_nic_in_a_namespace_as_a_device_by_mac_and_the_graph_draws_it() -> None:
+    nic = {"name": "ext0", "kind": None, "mtu": 1400, "mac": MAC, "state": "up", "index": 5, "master": None,
+           "peer": None, "parent": None}
+    lo = dict(nic, name="lo", mac="00:00:00:00:00:00", mtu=65536, index=1)
+    edge = {"name": "edge", "links": [lo, nic], "addresses": [{"dev": "ext0", "address": "10.0.0.2/24"}], "routes": [],
+            "sysctls": {}, "nameservers": None, "iptables": {"ipv4": {}, "ipv6": {}}}
+    host = dict(edge, name="", links=[lo], addresses=[])
+    captured = spec_from_info({"namespaces": [edge], "host": host, "anonymous": []}, "cap")
+    assert captured["links"] == [{"type": "device", "name": "ext0", "netns": "edge", "match": {"mac": MAC}, "mtu": 1400}]
+    assert captured["namespaces"][0]["addresses"] == [{"dev": "ext0", "address": "10.0.0.2/24"}]
+    assert parse_topology(captured).links[0]["match"] == {"mac": MAC}
+    spec = topology({"match": {"name": "eth0"}})
+    assert 'ns0 -- ns1 [label="device\\neth0\\next0"]' in to_dot(spec)
+    assert '|"device: eth0 — ext0"|' in to_mermaid(spec)
