@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-from typing import Any, Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from ..errors import NetnsError
 from ..kernel.session import Kernel
@@ -27,6 +27,7 @@ from .link import Link, forget_indexes, index_of, link_key, links, plan_link_att
 from .veth import peer_of
 
 LinkKey = Tuple[Optional[str], str]
+UPPER_KINDS = ("bridge", "bond", "team", "vlan", "macvlan", "macvtap", "ipvlan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _placed(kernel: Kernel, spec: DeviceSpec) -> Optional[Link]:
         if found:
             return found[0]
     if spec.match_mac is not None:
-        found = [link for link in present if _matches(spec, link)]
+        found = _by_mac(spec, present)
         if len(found) > 1:
             raise NetnsError("MAC %s matches several links in namespace %s (%s); refusing to choose"
                              % (spec.match_mac, spec.netns, ", ".join(sorted(link.name for link in found))),
@@ -104,8 +105,18 @@ def _placed(kernel: Kernel, spec: DeviceSpec) -> Optional[Link]:
     return None
 
 
+def _by_mac(spec: DeviceSpec, present: Iterable[Link]) -> List[Link]:
+    """The links ``spec`` matches; by MAC without the bridges, vlans and macvlans that carry the
+    device's MAC as its upper devices (a bridge takes its first port's, a vlan its parent's)."""
+    found = [link for link in present if _matches(spec, link)]
+    if spec.match_mac is None or len(found) < 2:
+        return found
+    lower = [link for link in found if link.kind not in UPPER_KINDS]
+    return lower if len(lower) == 1 else found
+
+
 def _in_root(kernel: Kernel, spec: DeviceSpec) -> Optional[Link]:
-    found = [link for link in links(kernel, None).values() if _matches(spec, link)]
+    found = _by_mac(spec, links(kernel, None).values())
     if len(found) > 1:
         raise NetnsError("MAC %s matches several links in the root namespace (%s); refusing to choose"
                          % (spec.match_mac, ", ".join(sorted(link.name for link in found))), obj=spec.field + ".match.mac")
@@ -119,6 +130,10 @@ def _check_movable(kernel: Kernel, spec: DeviceSpec, link: Link) -> None:
     if (None, link.name) in spec.declared:
         raise NetnsError("link %s in the root namespace is declared by this topology itself; a device is a link "
                          "made outside it" % link.name, obj=obj)
+    if link.master is not None:
+        master = next((other.name for other in links(kernel, None).values() if other.index == link.master), link.master)
+        raise NetnsError("%s is a port of %s in the root namespace; refusing to take it out" % (link.name, master),
+                         obj=obj)
     if link.kind == "veth":
         found = peer_of(kernel, None, link, sorted({ns for ns, _name in spec.declared if ns is not None}))
         if found is not None and (found[0], found[1].name) in spec.declared:

@@ -31,8 +31,8 @@ MAC = "02:00:00:00:00:0a"
 
 
 def link(index: int, name: str, mac: Optional[str] = MAC, kind: Optional[str] = None, up: bool = True,
-         peer: Optional[int] = None) -> Link:
-    return Link(index, name, kind, 1500, mac, up, peer, None, None)
+         peer: Optional[int] = None, master: Optional[int] = None) -> Link:
+    return Link(index, name, kind, 1500, mac, up, peer, None, master)
 
 
 class FakeKernel:
@@ -139,6 +139,7 @@ def test_renamed_inside_it_is_named_again_keeping_its_original_name() -> None:
     ([link(5, "eth0", kind="veth", peer=6), link(6, "v1", kind="veth", peer=5)], "veth", "links[0].match",
      "veth whose peer v1 in root namespace"),
     ([link(5, "eth0"), link(6, "ext0")], {"netns": "b"}, "links[0].name", "has a link ext0 already"),
+    ([link(5, "eth0", master=6), link(6, "br0", kind="bridge")], {}, "links[0].match", "port of br0"),
 ])
 def test_refusals(root: List[Link], entry: Any, where: str, words: str) -> None:
     extra = None
@@ -215,3 +216,11 @@ def test_the_docs_example_validates() -> None:
     parsed = parse_topology(yaml.safe_load(section.split("```yaml\n", 1)[1].split("\n```", 1)[0]))
     assert [(item["type"], item["name"]) for item in parsed.links] == [("device", "wan0"), ("macvlan", "mv0")]
     assert parsed.link_specs[0].match_mac == "02:00:5e:10:00:01" and parsed.link_specs[0].netns == "edge"
+
+
+def test_a_bridge_or_vlan_carrying_the_mac_is_not_the_device() -> None:
+    kernel = FakeKernel({None: [link(5, "eth0"), link(7, "br9", kind="bridge")],
+                         "edge": [link(6, "ext0"), link(8, "ext0.5", kind="vlan", peer=6)]})
+    assert plan_device(kernel, device({"match": {"mac": MAC}}), Pending()) == []  # in place, not "several"
+    moving = FakeKernel({None: [link(5, "eth0"), link(7, "br9", kind="bridge")], "edge": []})
+    assert plan_device(moving, device({"match": {"mac": MAC}}), Pending())[0].params.index == 5
