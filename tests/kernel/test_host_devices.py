@@ -56,13 +56,18 @@ def assert_back(prefix: str, original: Dict[str, Any], name: Optional[str] = Non
 
 def test_device_by_name_cycle_rename_inside_and_teardown_moves_it_back(prefix: str, tmp_path: Any) -> None:
     original = make_nic(prefix)
+    run(["ip", "link", "add", prefix + "fgn", "type", "veth", "peer", "name", prefix + "fgp"])  # foreign
+    foreign = root_link(prefix + "fgn")
     state_dir = str(tmp_path / "state")
     spec = device_topology(prefix, {"name": prefix + "nic"})
+    spec["links"].append({"type": "macvlan", "name": "mv0", "netns": prefix + "edge", "parent": "ext0",
+                          "parent_netns": prefix + "edge"})
     applied = converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
     moves = [c for c in applied["changes"] if c["action"] == "move"]
     assert [(c["object"], c["before"], c["after"]) for c in moves] == [
         ("ext0 in netns %s" % (prefix + "edge"), {"netns": None, "name": prefix + "nic", "type": "device"},
          {"netns": prefix + "edge", "name": "ext0", "type": "device"})]
+    assert links_in(prefix + "edge")["mv0"]["link"] == "ext0"
     inside = links_in(prefix + "edge")["ext0"]
     assert (inside["address"], inside["mtu"]) == (MAC, 1400) and "UP" in inside["flags"]
     assert prefix + "nic" not in links_in(None)
@@ -72,7 +77,8 @@ def test_device_by_name_cycle_rename_inside_and_teardown_moves_it_back(prefix: s
     assert not removed.get("failed"), removed
     assert prefix + "edge" not in netns_list()
     assert_back(prefix, original)
-    assert sorted(leftovers(prefix)) == sorted([prefix + "nic", prefix + "far"])
+    assert root_link(prefix + "fgn")["ifindex"] == foreign["ifindex"]
+    assert sorted(leftovers(prefix)) == sorted([prefix + "nic", prefix + "far", prefix + "fgn", prefix + "fgp"])
 
 
 def test_device_by_mac_after_udev_renamed_it_and_purge_moves_it_back(prefix: str, tmp_path: Any) -> None:
