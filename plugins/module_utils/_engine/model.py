@@ -27,7 +27,7 @@ class Change:
     """
 
     kind: str
-    action: str  # create | delete | update | replace | move
+    action: str  # create | delete | update | replace | move | rename
     key: str
     before: Optional[Dict[str, Any]] = None
     after: Optional[Dict[str, Any]] = None
