@@ -107,15 +107,19 @@ def test_renamed_inside_by_hand_is_found_by_its_identity_and_named_again(prefix:
     original = make_nic(prefix)
     state_dir = str(tmp_path / "state")
     spec = device_topology(prefix, {"name": prefix + "nic"})
-    spec["namespaces"] = [{"name": prefix + "edge"}]  # the address planner knows addresses by link name
     assert not topology(spec, state_dir).get("failed")
     edge = prefix + "edge"
     run(["ip", "-n", edge, "link", "set", "ext0", "down"])
     run(["ip", "-n", edge, "link", "set", "ext0", "name", "other0"])
+    checked = topology(spec, state_dir, check=True)
+    assert [c["action"] for c in checked["changes"] if c["kind"] == "link"] == ["rename", "update"]
     again = topology(spec, state_dir)
     assert not again.get("failed"), again["msg"]
-    assert [c["action"] for c in again["changes"] if c["kind"] == "link"][:1] == ["rename"]
-    assert "ext0" in links_in(edge) and "other0" not in links_in(edge)
+    assert [c["before"]["name"] for c in again["changes"] if c["action"] == "rename"] == ["other0"]
+    assert "ext0" in links_in(edge) and "other0" not in links_in(edge) and "UP" in links_in(edge)["ext0"]["flags"]
+    addresses = json.loads(run(["ip", "-n", edge, "-j", "addr", "show", "dev", "ext0"]))  # kept through the rename
+    assert [a["local"] for a in addresses[0]["addr_info"] if a["family"] == "inet"] == ["10.241.0.2"]
+    assert topology(spec, state_dir)["changed"] is False
     assert not topology(spec, state_dir, state="absent").get("failed")
     assert_back(prefix, original)
 

@@ -21,7 +21,7 @@ from .errors import NetnsError
 from .kernel.session import Kernel
 from .kinds import iptables_snapshot
 from .kinds.address import address_spec, plan_addresses
-from .kinds.device import plan_returns, with_placements
+from .kinds.device import plan_renames, plan_returns, with_placements
 from .kinds.iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kinds.namespace import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
 from .kinds.nftables import canonicalise as canonicalise_nftables
@@ -335,7 +335,8 @@ class _Run:
         return plan_purge_stage(kernel, self.topology, self.record, pending, self.snapshot)
 
     def stranded_stage(self, kernel: Kernel, pending: Pending) -> List[Change]:
-        return plan_stranded_pairs(kernel, self.topology, self.record, pending)
+        return plan_stranded_pairs(kernel, self.topology, self.record, pending) + plan_renames(
+            kernel, self.topology.link_specs, ownership.owned_placements(kernel, self.record), pending)
 
     def plan_ahead(self, kernel: Kernel, pending: Pending) -> List[Change]:
         # the verification pass finds the devices this run moved by the placements claimed ahead

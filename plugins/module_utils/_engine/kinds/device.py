@@ -174,7 +174,7 @@ def _check_name_free(kernel: Kernel, spec: DeviceSpec, pending: Pending) -> None
 def _claim(spec: DeviceSpec, ns: Optional[str], index: int, pending: Pending) -> None:
     """Two entries must not take one device (one by name, one by MAC, say)."""
     other = pending.devices.get((ns, index))
-    if other is not None:
+    if other is not None and other != spec.field:
         raise NetnsError("matches the same device as %s" % other, obj=spec.field + ".match")
     pending.devices[(ns, index)] = spec.field
 
@@ -187,14 +187,13 @@ def plan_device(kernel: Kernel, spec: DeviceSpec, pending: Pending) -> List[Chan
     pending.note_link(spec.netns, spec.name, spec.mtu, spec.up)
     current = _placed(kernel, spec)
     if current is not None:
+        renamed_before = pending.devices.get((spec.netns, current.index)) == spec.field  # check mode: by plan_renames
         _claim(spec, spec.netns, current.index, pending)
         changes = []
         if current.name != spec.name:
-            _check_name_free(kernel, spec, pending)
-            recorded = spec.recorded or Placement(current.name, None, current.up)
-            changes.append(_placement(spec.netns, current, spec.netns, spec.name, recorded.original, recorded.up,
-                                      "rename"))
-            current = dataclasses.replace(current, up=False)  # renamed while down
+            if not renamed_before:
+                changes.append(_rename(kernel, spec, current, pending))
+            current = dataclasses.replace(current, name=spec.name, up=False)  # renamed while down
         pending.links.add((spec.netns, spec.name))
         return changes + plan_link_attributes(spec.netns, spec.name, current, spec.mtu, None, spec.up)
     found = _in_root(kernel, spec)
@@ -207,6 +206,27 @@ def plan_device(kernel: Kernel, spec: DeviceSpec, pending: Pending) -> List[Chan
     moved = dataclasses.replace(found, up=False)  # a link moved to another namespace goes down
     return [_placement(None, found, spec.netns, spec.name, found.name, found.up, "move")] + \
         plan_link_attributes(spec.netns, spec.name, moved, spec.mtu, None, spec.up)
+
+
+def _rename(kernel: Kernel, spec: DeviceSpec, current: Link, pending: Pending) -> Change:
+    _check_name_free(kernel, spec, pending)
+    recorded = spec.recorded or Placement(current.name, None, current.up)
+    return _placement(spec.netns, current, spec.netns, spec.name, recorded.original, recorded.up, "rename")
+
+
+def plan_renames(kernel: Kernel, specs: List[Any], placements: Dict[LinkKey, Placement], pending: Pending) -> List[Change]:
+    """A stage before the topology's plan: each device the topology placed and someone renamed
+    inside its namespace is named back first, so that the planners after it (addresses, routes)
+    find it, with what it carries, under its declared name."""
+    changes: List[Change] = []
+    for spec in with_placements(specs, placements):
+        if not isinstance(spec, DeviceSpec) or spec.recorded is None:
+            continue
+        current = _placed(kernel, spec)
+        if current is not None and current.name != spec.name:
+            changes.append(_rename(kernel, spec, current, pending))
+            _claim(spec, spec.netns, current.index, pending)
+    return changes
 
 
 def _placement(from_ns: Optional[str], link: Link, to_ns: Optional[str], name: str, original: str, up: bool,

@@ -18,6 +18,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.devic
     DeviceMove,
     Placement,
     plan_device,
+    plan_renames,
     plan_return,
     with_placements,
 )
@@ -164,8 +165,8 @@ def test_a_device_in_another_namespace_and_a_missing_one() -> None:
 def test_two_entries_resolving_to_one_device() -> None:
     kernel = FakeKernel({None: [link(5, "eth0")], "edge": []})
     pending = Pending()
-    plan_device(kernel, device({}), pending)
-    second = parse_topology(topology({"name": "ext1", "match": {"mac": MAC}})).link_specs[0]
+    first, second = parse_topology(topology({"match": {"name": "eth0"}}, {"name": "ext1", "match": {"mac": MAC}})).link_specs
+    plan_device(kernel, first, pending)
     with pytest.raises(NetnsError) as caught:
         plan_device(kernel, second, pending)
     assert "same device as links[0]" in caught.value.message
@@ -224,3 +225,14 @@ def test_a_bridge_or_vlan_carrying_the_mac_is_not_the_device() -> None:
     assert plan_device(kernel, device({"match": {"mac": MAC}}), Pending()) == []  # in place, not "several"
     moving = FakeKernel({None: [link(5, "eth0"), link(7, "br9", kind="bridge")], "edge": []})
     assert plan_device(moving, device({"match": {"mac": MAC}}), Pending())[0].params.index == 5
+
+
+def test_the_rename_is_a_stage_of_its_own_and_the_plan_after_it_in_check_mode_does_not_repeat_it() -> None:
+    placed = {("edge", "ext0"): Placement("eth0", [["cookie", 7], 5], True)}
+    kernel = FakeKernel({None: [link(1, "lo", None)], "edge": [link(5, "other0", up=False)]})
+    pending = Pending()
+    specs = parse_topology(topology({"match": {"name": "eth0"}})).link_specs
+    (rename,) = plan_renames(kernel, specs, placed, pending)
+    assert (rename.action, rename.before["name"], rename.params.original) == ("rename", "other0", "eth0")
+    later = plan_device(kernel, with_placements(specs, placed)[0], pending)
+    assert [(c.action, c.after) for c in later] == [("update", {"state": "up"})]
