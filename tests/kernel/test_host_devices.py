@@ -8,6 +8,7 @@ changed), and the restore program waiting for a missing device and restoring eve
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -167,12 +168,24 @@ def test_veth_whose_peer_the_topology_declares_is_refused(prefix: str, tmp_path:
 
 
 def test_check_mode_and_diff_change_nothing(prefix: str, tmp_path: Any) -> None:
-    make_nic(prefix)
+    original = make_nic(prefix)
     spec = device_topology(prefix, {"mac": MAC})
+    state_dir = str(tmp_path / "state")
     before = snapshot(prefix)
-    checked = topology(spec, str(tmp_path / "state"), check=True)
+    checked = topology(spec, state_dir, check=True)
     assert checked["changed"] is True and snapshot(prefix) == before
-    assert "link ext0 in netns %s" % (prefix + "edge") in checked["diff"]["after"]
+    key = "link ext0 in netns %s" % (prefix + "edge")
+    assert checked["diff"]["before"][key]["name"] == prefix + "nic" and checked["diff"]["after"][key]["name"] == "ext0"
+    assert not topology(spec, state_dir).get("failed")
+    with open(os.path.join(state_dir, prefix + "dev.owned.json"), encoding="utf-8") as handle:
+        devices = json.load(handle)["devices"]
+    assert [(d["netns"], d["name"], d["original"], d["up"]) for d in devices] == [(prefix + "edge", "ext0", prefix + "nic", True)]
+    placed = snapshot(prefix)
+    checked = topology(spec, state_dir, check=True, state="absent")  # a teardown in check mode moves nothing back
+    assert checked["changed"] is True and snapshot(prefix) == placed
+    assert [c["action"] for c in checked["changes"] if c["kind"] == "link"] == ["move"]
+    assert not topology(spec, state_dir, state="absent").get("failed")
+    assert_back(prefix, original)
 
 
 def test_restore_program_waits_for_a_missing_device_and_restores_everything_else(prefix: str, tmp_path: Any) -> None:
