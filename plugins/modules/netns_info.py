@@ -57,6 +57,8 @@ notes:
     C(net.ipv6.conf.all.forwarding), C(net.ipv6.conf.all.disable_ipv6), C(net.ipv6.conf.default.disable_ipv6).
   - In C(spec), the root namespace contributes only the addresses and routes of links that have an end in
     a returned namespace; the host's own interfaces, rules and other addresses are never part of it.
+    A physical NIC (a link without a kind) in a returned namespace is a host device (C(type=device))
+    matched by its MAC.
 """
 
 EXAMPLES = r"""

@@ -49,7 +49,10 @@ options:
         bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)), macvlans
         (C(type=macvlan), C(parent), C(mode)) and WireGuard devices (C(type=wireguard), C(underlay_netns),
         C(private_key_file), C(listen_port), C(peers); see docs/topology-format.md); C(netns) null means the
-        root namespace.
+        root namespace. Host devices
+        (C(type=device), C(name), C(netns), C(match) with exactly one of C(name) or C(mac)) are existing
+        links (a NIC) moved from the root namespace into C(netns) and renamed C(name) there; teardown
+        and purge move them back under their original name before a namespace is deleted.
       - C(services) is a list of C(unit) (a systemd service such as C(web.service)), C(netns) (a declared
         namespace), C(dns) and C(restart_on_recreate). This module validates it and keeps it with the
         topology but does not act on it; the C(linuxnet.netns.topology) role writes the systemd drop-ins.

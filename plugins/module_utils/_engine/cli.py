@@ -85,26 +85,52 @@ def _nesting(value: Any) -> int:
 
 def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> List[str]:
     """Wait (bounded) for the root-namespace parent devices of vlans/macvlans, e.g. a NIC that udev
-    is still bringing up at boot; returns those that did not appear."""
+    is still bringing up at boot, and for the host devices (``type: device``) the topology moves;
+    returns those that did not appear (a host device as ``device NAME in NETNS``)."""
     parents = sorted({item["parent"] for item in data.get("links") or []
                       if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns")})
+    devices = [item for item in data.get("links") or [] if _is_device(item)]
     deadline = time.monotonic() + timeout
     while True:
-        kernel.cache.invalidate(None, "links")
+        kernel.cache.invalidate()
         missing = [name for name in parents if name not in links(kernel, None)]
+        missing += [_device_label(item) for item in devices if not _device_present(kernel, item)]
         if not missing or time.monotonic() >= deadline:
             return missing
         time.sleep(0.2)
 
 
+def _is_device(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "device" and isinstance(item.get("match"), dict)
+
+
+def _device_label(item: Dict[str, Any]) -> str:
+    return "device %s in %s" % (item.get("name"), item.get("netns"))
+
+
+def _device_present(kernel: Kernel, item: Dict[str, Any]) -> bool:
+    """In the root namespace as matched, or in its namespace already (by MAC, or under its name there)."""
+    match, netns = item["match"], item.get("netns")
+    inside = list(links(kernel, netns).values()) if isinstance(netns, str) and kernel.exists(netns) else []
+    if "mac" in match:
+        mac = str(match["mac"]).lower()
+        return any((link.mac or "").lower() == mac for link in list(links(kernel, None).values()) + inside)
+    return match.get("name") in links(kernel, None) or any(link.name == item.get("name") for link in inside)
+
+
 def without_parents(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str, Any], List[str]]:
-    """``data`` without the links on the ``missing`` root devices and what sits on those links
-    (bridge membership, addresses, routes on them or through gateways on their subnets), so that
-    everything independent of the missing devices can still be restored. Returns the names skipped."""
+    """``data`` without the links on the ``missing`` root devices (and the missing host devices), and
+    what sits on those links (bridge membership, addresses, routes on them or through gateways on
+    their subnets), so that everything independent of the missing devices can still be restored.
+    Returns the names skipped."""
     reduced = copy.deepcopy(data)
     dropped = [item for item in reduced.get("links") or []
-               if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns") and item["parent"] in missing]
+               if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns") and item["parent"] in missing
+               or _is_device(item) and _device_label(item) in missing]
     gone = {(item.get("netns"), item["name"]) for item in dropped}
+    dropped += [item for item in reduced.get("links") or [] if item.get("type") in ("vlan", "macvlan")
+                and (item.get("parent_netns"), item.get("parent")) in gone]  # a macvlan on a missing host device
+    gone |= {(item.get("netns"), item["name"]) for item in dropped}
     reduced["links"] = [item for item in reduced.get("links") or [] if item not in dropped]
     for item in reduced["links"]:
         if item.get("type") == "bridge":
@@ -246,8 +272,9 @@ def _run(argv: Optional[List[str]]) -> int:
             state_dir=args.state_dir, rollback=args.rollback)
     _report(args, changes)
     if parents:
-        _error("parent device(s) %s did not appear within %gs; applied everything else, skipped: %s"
-               % (", ".join(parents), args.wait_parents, ", ".join(without_parents(declared, parents)[1])))
+        what = "host or parent" if any(name.startswith("device ") for name in parents) else "parent"
+        _error("%s device(s) %s did not appear within %gs; applied everything else, skipped: %s"
+               % (what, ", ".join(parents), args.wait_parents, ", ".join(without_parents(declared, parents)[1])))
     if tools:
         _error("%s not found; %s everything else, skipped the iptables rules of: %s"
                % (", ".join(tools), "applied" if args.command == "apply" else "checked", ", ".join(skipped_tables)))

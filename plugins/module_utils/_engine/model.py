@@ -27,7 +27,7 @@ class Change:
     """
 
     kind: str
-    action: str  # create | delete | update | replace | move
+    action: str  # create | delete | update | replace | move | rename
     key: str
     before: Optional[Dict[str, Any]] = None
     after: Optional[Dict[str, Any]] = None
@@ -70,6 +70,8 @@ class Pending:
     # The MTU and up/down that earlier changes give links (what the link planners were told).
     link_mtus: Dict[Tuple[Optional[str], str], int] = dataclasses.field(default_factory=dict)
     links_up: Dict[Tuple[Optional[str], str], bool] = dataclasses.field(default_factory=dict)
+    # Host devices the plan moves or keeps in place: (netns, ifindex) -> the entry that took it.
+    devices: Dict[Tuple[Optional[str], int], str] = dataclasses.field(default_factory=dict)
     # Check mode of a single-object module inside a play: an earlier task that only reported
     # "would create" leaves the namespace or link missing; assume it instead of failing, and say so.
     assume_missing: bool = False

@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .errors import NetnsError
 from .kernel.session import Kernel
+from .kinds.device import DeviceMove, Placement
 from .kinds.link import links
 from .kinds.namespace import NamespaceParams
 from .kinds.veth import VethPair
@@ -52,6 +53,8 @@ class Record:
     links: Dict[LinkKey, LinkClaim] = dataclasses.field(default_factory=dict)
     # Addresses, routes and rules an earlier spec declared and the current one no longer does, kept until a purge.
     retired: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
+    # Host devices it moved into a namespace (not created: owned is their placement), by where they are.
+    devices: Dict[LinkKey, Placement] = dataclasses.field(default_factory=dict)
     _parsed: Optional[Topology] = dataclasses.field(default=None, compare=False, repr=False)
     source: str = dataclasses.field(default="ownership record", compare=False, repr=False)  # its file
 
@@ -71,10 +74,14 @@ class Record:
 
     def has_claims_to_settle(self) -> bool:
         return self.boot_id != procfs.boot_id() or None in self.namespaces.values() \
-            or any(claim.identity is None for claim in self.links.values())
+            or any(claim.identity is None for claim in self.links.values()) \
+            or any(placement.identity is None for placement in self.devices.values())
 
     def as_json(self) -> str:
+        devices = {"devices": [dict(placement.as_json(), netns=ns, name=name)
+                               for (ns, name), placement in sorted(self.devices.items(), key=str)]} if self.devices else {}
         return json.dumps({
+            **devices,
             "version": RECORD_VERSION, "boot_id": self.boot_id, "spec": self.spec, "retired": self.retired,
             "namespaces": self.namespaces,
             "links": [{"netns": ns, "name": name, "type": claim.type, "identity": claim.identity,
@@ -136,7 +143,21 @@ def _from_json(data: Any) -> Record:
                 raise ValueError("%s.peer must be [netns, name]" % where)
             peer = (_optional_str(peer[0], where + ".peer[0]"), peer[1])
         claims[key] = LinkClaim(_typed(item.get("type"), str, where + ".type"), item["identity"], peer)
-    return Record(data["spec"], boot_id, dict(namespaces), claims, _check_retired(retired))
+    return Record(data["spec"], boot_id, dict(namespaces), claims, _check_retired(retired),
+                  _placements(data.get("devices", [])))
+
+
+def _placements(items: Any) -> Dict[LinkKey, Placement]:
+    result: Dict[LinkKey, Placement] = {}
+    for i, item in enumerate(_typed(items, list, "devices")):
+        where = "devices[%d]" % i
+        _typed(item, dict, where)
+        _check_identity(item.get("identity"), where + ".identity", 2)
+        if not isinstance(item.get("up"), bool):
+            raise ValueError("%s.up must be true or false" % where)
+        key = (_typed(item.get("netns"), str, where + ".netns"), _typed(item.get("name"), str, where + ".name"))
+        result[key] = Placement(_typed(item.get("original"), str, where + ".original"), item["identity"], item["up"])
+    return result
 
 
 def _from_version_1(data: Dict[str, Any]) -> Record:
@@ -231,6 +252,30 @@ def owned_links(kernel: Kernel, record: Optional[Record]) -> Dict[LinkKey, LinkC
             if owns_link(kernel, record, key)} if record else {}
 
 
+def owned_placements(kernel: Kernel, record: Optional[Record]) -> Dict[LinkKey, Placement]:
+    """The devices this topology moved (in this boot), where they still are."""
+    if record is None or record.boot_id != procfs.boot_id():
+        return {}
+    return {key: placement for key, placement in record.devices.items() if _placed_here(kernel, key, placement)}
+
+
+def _placed_here(kernel: Kernel, key: LinkKey, placement: Placement) -> bool:
+    ns, name = key
+    if not kernel.exists(ns):
+        return False
+    if placement.identity is None:
+        return name in links(kernel, ns)
+    return placement.identity[0] == kernel.identity(ns) and any(
+        link.index == placement.identity[1] for link in links(kernel, ns).values())
+
+
+def moved_by(changes: Iterable[Change]) -> Dict[LinkKey, Placement]:
+    """The placements ``changes`` make (a move into a namespace, a rename there), unconfirmed."""
+    return {(params.to_ns, params.name): Placement(params.original, None, params.up)
+            for params in (change.params for change in changes)
+            if isinstance(params, DeviceMove) and params.to_ns is not None}
+
+
 def _other(ends: List[LinkKey], end: LinkKey) -> Optional[LinkKey]:
     others = [other for other in ends if other != end]
     return others[0] if others else None
@@ -258,9 +303,11 @@ def created_by(changes: Iterable[Change]) -> Tuple[Set[str], Dict[LinkKey, LinkC
 def claimed(record: Record, changes: List[Change]) -> Record:
     """The record written ahead of ``changes``: what they create is claimed before it exists."""
     namespaces, claims = created_by(changes)
-    ahead = dataclasses.replace(record, namespaces=dict(record.namespaces), links=dict(record.links))
+    ahead = dataclasses.replace(record, namespaces=dict(record.namespaces), links=dict(record.links),
+                                devices=dict(record.devices))
     if ahead.boot_id != procfs.boot_id():
-        ahead.boot_id, ahead.namespaces, ahead.links = procfs.boot_id(), {}, {}
+        ahead.boot_id, ahead.namespaces, ahead.links, ahead.devices = procfs.boot_id(), {}, {}, {}
+    ahead.devices.update(moved_by(changes))
     ahead.namespaces.update({name: None for name in namespaces if name not in ahead.namespaces})
     for key, claim in claims.items():
         ahead.links.setdefault(key, claim)
@@ -282,10 +329,25 @@ def settled(record: Record, spec: Dict[str, Any], topology: Topology, kernel: Ke
         if link is not None and (key in new_links or owns_link(kernel, record, key)):
             claim = new_links.get(key) or record.links[key]
             result.links[key] = LinkClaim(claim.type, [kernel.identity(ns), link.index], claim.peer)
+    result.devices = _settled_placements(record, kernel, standing)
     if not purged:
         declared = {ns["name"] for ns in topology.namespaces}
         gone = {name for name in result.namespaces if name not in declared}  # a purge takes them whole
         result.retired = _as_json_lists(retired_objects(record, topology, gone))
+    return result
+
+
+def _settled_placements(record: Record, kernel: Kernel, standing: List[Change]) -> Dict[LinkKey, Placement]:
+    moved = moved_by(standing)
+    returned = {(params.from_ns, params.from_name) for params in (change.params for change in standing)
+                if isinstance(params, DeviceMove)}
+    kept = {key: placement for key, placement in owned_placements(kernel, record).items() if key not in returned}
+    result: Dict[LinkKey, Placement] = {}
+    for key, placement in sorted({**kept, **moved}.items(), key=str):
+        ns, name = key
+        link = links(kernel, ns).get(name) if kernel.exists(ns) else None
+        if link is not None:
+            result[key] = dataclasses.replace(placement, identity=[kernel.identity(ns), link.index])
     return result
 
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 from ._netlink.constants import MACVLAN_MODES, RT_TABLE_MAIN
 from .errors import NetnsError
 from .kinds.address import AddressSpec, address_spec
+from .kinds.device import DeviceSpec, device_spec
 from .kinds.iptables import IptablesSpec, iptables_spec
 from .kinds.namespace import LOOPBACK_STATES, NamespaceSpec, namespace_spec
 from .kinds.nftables import NftablesSpec, nftables_spec
@@ -48,7 +49,7 @@ from .validation import (
 
 FORMAT_VERSION = 1
 TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-LINK_TYPES = ("veth", "bridge", "vlan", "macvlan", "wireguard")
+LINK_TYPES = ("veth", "bridge", "vlan", "macvlan", "device", "wireguard")
 # A systemd service unit, an instance of a template included (foo@bar.service), as systemd names
 # them (unit_name_is_valid: 255 bytes at most); no leading '-' (it would read as an option).
 SERVICE_UNIT = re.compile(r"[A-Za-z0-9_:\\][A-Za-z0-9_:.\\-]*(@[A-Za-z0-9_:.\\-]+)?\.service")
@@ -71,6 +72,8 @@ _KEYS = {
     "vlan": {"type", "name", "netns", "parent", "parent_netns", "id", "mtu", "mac", "up"},
     "macvlan": {"type", "name", "netns", "parent", "parent_netns", "mode", "mtu", "mac", "up"},
     "wireguard": WIREGUARD_KEYS,
+    "device": {"type", "name", "netns", "match", "mtu", "up"},
+    "device_match": {"name", "mac"},
 }
 
 
@@ -82,7 +85,7 @@ class Endpoint:
     name: str
 
 
-LinkSpec = Union[VethSpec, VirtualLinkSpec, WireguardSpec]
+LinkSpec = Union[VethSpec, VirtualLinkSpec, DeviceSpec, WireguardSpec]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +182,7 @@ def parse_topology(data: Any, for_apply: bool = True) -> Topology:
              for i, link in enumerate(_list(spec.get("links"), "links"))]
     endpoints = _endpoints(links)
     _check_bridge_ports(links, endpoints)
+    _check_devices(links, endpoints)
     host = _parse_section(_mapping(spec.get("host") or {}, "host", "host"), "host", None)
     services = parse_services(spec.get("services"), declared)
     topology = Topology(name, namespaces, dependency_order(links), host, endpoints, services)
@@ -197,7 +201,9 @@ def _add_kind_specs(topology: Topology) -> None:
         namespace_spec(ns["name"], "present", ns.get("sysctls"), ns.get("nameservers"),
                        LOOPBACK_STATES[ns.get("loopback", "up")], path="namespaces[%d]" % i)
         for i, ns in enumerate(topology.namespaces)]
-    topology.link_specs = [_link_spec(item) for item in topology.links]
+    declared = frozenset((end.netns, end.name) for end in topology.endpoints)
+    topology.link_specs = [device_spec(item, declared) if item["type"] == "device" else _link_spec(item)
+                           for item in topology.links]
     topology.scope_specs = [_scope(netns, section, path) for netns, section, path in topology.scopes()]
 
 
@@ -361,6 +367,8 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
             raise _fail(where + ".peer", "both ends are %r in the same namespace" % item["name"])
     elif kind == "wireguard":
         item.update(parse_wireguard(item, where))
+    elif kind == "device":
+        _parse_device(item, where)
     elif kind == "bridge":
         item["ports"] = [check_ifname(p, "%s.ports[%d]" % (where, i))
                          for i, p in enumerate(_list(item.get("ports"), where + ".ports"))]
@@ -376,6 +384,39 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
                 raise _fail(where + ".mode", "must be one of %s" % ", ".join(MACVLAN_MODES))
     item["path"] = where
     return item
+
+
+def _parse_device(item: Dict[str, Any], where: str) -> None:
+    """A host device: moved into ``netns`` (required), found by exactly one of match.name, match.mac."""
+    if item["netns"] is None:
+        raise _fail(where + ".netns", "a device is moved into a namespace: name one declared under namespaces")
+    match = _mapping(item.get("match"), where + ".match", "device_match")
+    if len(match) != 1:
+        raise _fail(where + ".match", "needs exactly one of name or mac, not %s"
+                    % (" and ".join(sorted(match)) if match else "none"))
+    if "name" in match:
+        check_ifname(match["name"], where + ".match.name")
+        if match["name"] == LOOPBACK:
+            raise _fail(where + ".match.name", "the loopback device cannot be moved to another namespace")
+        item["match"] = {"name": match["name"]}
+    else:
+        item["match"] = {"mac": check_link_mac(match["mac"], where + ".match.mac")}
+
+
+def _check_devices(links: List[Dict[str, Any]], endpoints: Set[Endpoint]) -> None:
+    """No two entries match one device, and a device is none of the links the topology declares."""
+    seen: Dict[Tuple[str, str], str] = {}
+    for link in links:
+        if link["type"] != "device":
+            continue
+        (field, value), = link["match"].items()
+        where = "%s.match.%s" % (link["path"], field)
+        if (field, value) in seen:
+            raise _fail(where, "%s matches the same device as %s" % (value, seen[(field, value)]))
+        seen[(field, value)] = where
+        if field == "name" and Endpoint(None, value) in endpoints:
+            raise _fail(where, "link %s in the root namespace is declared by this topology; a device is a link "
+                        "made outside it" % value)
 
 
 def link_ends(link: Dict[str, Any]) -> List[Endpoint]:

@@ -21,6 +21,7 @@ from .errors import NetnsError
 from .kernel.session import Kernel
 from .kinds import iptables_snapshot
 from .kinds.address import address_spec, plan_addresses
+from .kinds.device import plan_renames, plan_returns, with_placements
 from .kinds.iptables import canonicalise, iptables_spec, plan_iptables, prefetch_tables
 from .kinds.namespace import namespace_spec, plan_namespace, plan_sysctls, split_sysctls, try_sysctls
 from .kinds.nftables import canonicalise as canonicalise_nftables
@@ -53,7 +54,11 @@ def plan_purge_stage(kernel: Kernel, topology: Topology, owned: Optional[ownersh
               if frozenset([key] + ([claim.peer] if claim.peer is not None else [])) not in declared}
     pending.doomed_links |= set(claims)
     leftovers = ownership.retired_objects(owned, topology, set(namespaces))
-    return (_plan_subobject_removal(kernel, leftovers, snapshot) + _plan_namespace_removal(kernel, namespaces)
+    placed = {(item["netns"], item["name"]) for item in topology.links if item["type"] == "device"}
+    undeclared = {key: placement for key, placement in ownership.owned_placements(kernel, owned).items()
+                  if key not in placed}
+    return (_plan_subobject_removal(kernel, leftovers, snapshot) + plan_returns(kernel, undeclared)
+            + _plan_namespace_removal(kernel, namespaces)
             + _plan_link_removal(kernel, claims, set(namespaces), _link_order(topology, owned)))
 
 
@@ -104,7 +109,7 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
             pending.namespaces.add(namespace.name)
         changes += planned
         per_link_sysctls.append((after_links, own_links))
-    for link in topology.link_specs:
+    for link in with_placements(topology.link_specs, ownership.owned_placements(kernel, owned)):
         changes += kind_of_spec(link).plan(kernel, link, pending)
     # The keys of a declared link exist once it does: set after the links, before its addresses.
     for later, own_links in per_link_sysctls:
@@ -168,6 +173,8 @@ def plan_teardown(kernel: Kernel, topology: Topology, owned: Optional[ownership.
                 changes += plan_addresses(kernel, dataclasses.replace(addresses, state="absent"), Pending())
     if owned is not None:
         changes += _plan_subobject_removal(kernel, ownership.retired_objects(owned, topology, doomed))
+    # before any namespace goes: deleting it would destroy a veth inside, and a NIC may not come back
+    changes += plan_returns(kernel, ownership.owned_placements(kernel, owned))
     changes += _plan_namespace_removal(kernel, doomed_list)
     for ns in reversed(topology.namespaces):  # gone already (deleted by hand): our resolv.conf of it goes
         if not kernel.exists(ns["name"]):
@@ -316,6 +323,7 @@ class _Run:
         self.snapshot: Optional[iptables_snapshot.Snapshot] = None  # of a run that applies: its tables file
         self.purge_planned = False
         self.ahead_saved = False
+        self.ahead: Optional[ownership.Record] = None
 
     @staticmethod
     def nothing(_kernel: Kernel, _pending: Pending) -> List[Change]:
@@ -330,10 +338,12 @@ class _Run:
         return plan_purge_stage(kernel, self.topology, self.record, pending, self.snapshot)
 
     def stranded_stage(self, kernel: Kernel, pending: Pending) -> List[Change]:
-        return plan_stranded_pairs(kernel, self.topology, self.record, pending)
+        return plan_stranded_pairs(kernel, self.topology, self.record, pending) + plan_renames(
+            kernel, self.topology.link_specs, ownership.owned_placements(kernel, self.record), pending)
 
     def plan_ahead(self, kernel: Kernel, pending: Pending) -> List[Change]:
-        changes = plan_topology(kernel, self.topology, False, self.record, pending, self.snapshot)
+        # the verification pass finds the devices this run moved by the placements claimed ahead
+        changes = plan_topology(kernel, self.topology, False, self.ahead or self.record, pending, self.snapshot)
         if not self.check_mode and not self.ahead_saved:
             # Write-ahead: what this run creates is claimed before it exists, so that a run killed
             # part-way leaves its creations recorded as its own for the next run to finish.
@@ -341,6 +351,7 @@ class _Run:
             if ahead != self.record:
                 ownership.save(self.topology.name, ahead, self.state_dir)
             self.ahead_saved = True
+            self.ahead = ahead
         return changes
 
     def record_after(self, changes: List[Change], torn_down: bool, purged: bool) -> None:

@@ -11,6 +11,7 @@ from typing import Dict, Tuple
 from ..errors import NetnsError
 from ..model import Change, Kind
 from .address import ADDRESS
+from .device import DEVICE
 from .iptables import IPTABLES
 from .link import LINK_ATTRIBUTES
 from .namespace import NAMESPACE, RESOLV_CONF, SYSCTL
@@ -21,7 +22,7 @@ from .veth import VETH
 from .virtual_link import BRIDGE_PORT, VIRTUAL_LINK
 from .wireguard import WIREGUARD
 
-KINDS: Tuple[Kind, ...] = (NAMESPACE, SYSCTL, RESOLV_CONF, VETH, VIRTUAL_LINK, BRIDGE_PORT, LINK_ATTRIBUTES,
+KINDS: Tuple[Kind, ...] = (NAMESPACE, SYSCTL, RESOLV_CONF, VETH, VIRTUAL_LINK, BRIDGE_PORT, DEVICE, LINK_ATTRIBUTES,
                            ADDRESS, ROUTE, RULE, IPTABLES, NFTABLES, WIREGUARD)
 
 _BY_PARAMS: Dict[type, Kind] = {params: kind for kind in KINDS for params in kind.params}

@@ -74,6 +74,10 @@ class Drawing:
                                    "udp %s" % (port or "any"), self._end(netns, link["name"]),
                                    "wireguard, %d peer%s" % (len(link.get("peers") or []),
                                                              "" if len(link.get("peers") or []) == 1 else "s")))
+            elif link["type"] == "device":  # a host device, moved from the root namespace
+                match = link.get("match") or {}
+                self.edges.append((self.node(None), self.node(netns), match.get("name") or match.get("mac", ""),
+                                   self._end(netns, link["name"]), "device"))
 
 
 def _rule_line(rule: Dict[str, Any]) -> str:
@@ -93,7 +97,7 @@ def _touches_root(spec: Dict[str, Any]) -> bool:
             ends.append(link.get("parent_netns"))
         elif link["type"] == "wireguard":
             ends.append(link.get("underlay_netns"))
-        if None in ends:
+        if None in ends or link["type"] == "device":
             return True
     return bool((spec.get("host") or {}).get("addresses"))
 

@@ -251,9 +251,9 @@ def _end(netns: Optional[str], name: str) -> Tuple[str, str]:
 
 def spec_from_info(info: Dict[str, Any], name: str = "captured") -> Dict[str, Any]:
     """A topology spec (format version 1) that re-creates the namespaces in ``info``: their
-    sysctls, DNS, links (veth pairs with an end in them, bridges, vlans and macvlans), addresses,
-    routes, policy routing rules and iptables rules; in the root namespace only the addresses and
-    routes of those links."""
+    sysctls, DNS, links (veth pairs with an end in them, bridges, vlans, macvlans and host devices
+    by MAC), addresses, routes, policy routing rules and iptables rules; in the root namespace only
+    the addresses and routes of those links."""
     declared = {ns["name"] for ns in info["namespaces"]}
     scopes: List[Tuple[Optional[str], Dict[str, Any]]] = [(ns["name"], ns) for ns in info["namespaces"]]
     scopes.append((None, info["host"]))
@@ -342,4 +342,8 @@ def _spec_link(ns: Optional[str], link: Dict[str, Any], declared: Set[str],
         else:
             item["mode"] = link["mode"]
         return dict(item, **extra)
+    if link["kind"] is None and link["name"] != "lo" and link.get("mac"):
+        # a physical NIC (or a link without a kind) in a namespace: a host device, found again by its MAC
+        return dict({"type": "device", "name": link["name"], "netns": ns, "match": {"mac": link["mac"]}},
+                    **{k: v for k, v in extra.items() if k in ("mtu", "up")})
     return None
