@@ -83,11 +83,19 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
+def root_parent(item: Dict[str, Any]) -> Optional[str]:
+    """The root-namespace device a link is made on: a vlan's or macvlan's parent, a vxlan's dev."""
+    if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns"):
+        return item["parent"]
+    if item.get("type") == "vxlan" and not item.get("underlay_netns"):
+        return item.get("dev")
+    return None
+
+
 def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> List[str]:
-    """Wait (bounded) for the root-namespace parent devices of vlans/macvlans, e.g. a NIC that udev
+    """Wait (bounded) for the root-namespace parent devices of vlans/macvlans (and vxlans), e.g. a NIC that udev
     is still bringing up at boot; returns those that did not appear."""
-    parents = sorted({item["parent"] for item in data.get("links") or []
-                      if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns")})
+    parents = sorted({root_parent(item) for item in data.get("links") or [] if root_parent(item)})
     deadline = time.monotonic() + timeout
     while True:
         kernel.cache.invalidate(None, "links")
@@ -102,8 +110,7 @@ def without_parents(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str,
     (bridge membership, addresses, routes on them or through gateways on their subnets), so that
     everything independent of the missing devices can still be restored. Returns the names skipped."""
     reduced = copy.deepcopy(data)
-    dropped = [item for item in reduced.get("links") or []
-               if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns") and item["parent"] in missing]
+    dropped = [item for item in reduced.get("links") or [] if root_parent(item) in missing]
     gone = {(item.get("netns"), item["name"]) for item in dropped}
     reduced["links"] = [item for item in reduced.get("links") or [] if item not in dropped]
     for item in reduced["links"]:

@@ -19,8 +19,9 @@ from .route import ROUTE
 from .rule import RULE
 from .veth import VETH
 from .virtual_link import BRIDGE_PORT, VIRTUAL_LINK
+from .vxlan import VXLAN
 
-KINDS: Tuple[Kind, ...] = (NAMESPACE, SYSCTL, RESOLV_CONF, VETH, VIRTUAL_LINK, BRIDGE_PORT, LINK_ATTRIBUTES,
+KINDS: Tuple[Kind, ...] = (NAMESPACE, SYSCTL, RESOLV_CONF, VETH, VIRTUAL_LINK, VXLAN, BRIDGE_PORT, LINK_ATTRIBUTES,
                            ADDRESS, ROUTE, RULE, IPTABLES, NFTABLES)
 
 _BY_PARAMS: Dict[type, Kind] = {params: kind for kind in KINDS for params in kind.params}

@@ -164,11 +164,7 @@ class VirtualLinkKind(Kind):
 
 
 def _create(kernel: Kernel, key: str, params: VirtualLinkParams) -> None:
-    attrs: Dict[str, Any] = {"ifname": params.name, "kind": params.link_type}
-    if params.mtu:
-        attrs["mtu"] = params.mtu
-    if params.mac:
-        attrs["address"] = params.mac
+    attrs: Dict[str, Any] = {}
     socket_ns = params.ns
     if params.link_type in ("vlan", "macvlan"):
         if params.parent is None:
@@ -179,8 +175,21 @@ def _create(kernel: Kernel, key: str, params: VirtualLinkParams) -> None:
             attrs["vlan_id"] = params.vlan_id
         else:
             attrs["macvlan_mode"] = params.mode
-        if socket_ns != params.ns:
-            attrs["net_ns_fd"] = kernel.fd(params.ns)
+    create_link(kernel, key, params, socket_ns, attrs)
+
+
+def create_link(kernel: Kernel, key: str, params: VirtualLinkParams, socket_ns: Optional[str],
+                attrs: Dict[str, Any]) -> None:
+    """Create ``params``' link with its type's ``attrs`` on ``socket_ns``'s socket: with
+    IFLA_NET_NS_FD it appears directly in its own namespace, and keeps ``socket_ns`` as its link
+    namespace (where a vlan's parent is, or a vxlan's UDP socket)."""
+    attrs = dict(attrs, ifname=params.name, kind=params.link_type)
+    if params.mtu:
+        attrs["mtu"] = params.mtu
+    if params.mac:
+        attrs["address"] = params.mac
+    if socket_ns != params.ns:
+        attrs["net_ns_fd"] = kernel.fd(params.ns)
     with refusal("create %s" % params.link_type, "link " + key):
         kernel.netlink.requests(socket_ns).link("add", **attrs)
     kernel.cache.invalidate(params.ns, "links")

@@ -68,6 +68,9 @@ class Drawing:
                 kind = "vlan %s" % link.get("id") if link["type"] == "vlan" else "macvlan"
                 self.edges.append((self.node(link.get("parent_netns")), self.node(netns), link["parent"],
                                    self._end(netns, link["name"]), kind))
+            elif link["type"] == "vxlan":
+                self.edges.append((self.node(link.get("underlay_netns")), self.node(netns), link.get("dev") or "udp",
+                                   self._end(netns, link["name"]), "vxlan %s" % link.get("id")))
 
 
 def _rule_line(rule: Dict[str, Any]) -> str:
@@ -85,6 +88,8 @@ def _touches_root(spec: Dict[str, Any]) -> bool:
             ends.append(link.get("peer_netns"))
         elif link["type"] in ("vlan", "macvlan"):
             ends.append(link.get("parent_netns"))
+        elif link["type"] == "vxlan":
+            ends.append(link.get("underlay_netns"))
         if None in ends:
             return True
     return bool((spec.get("host") or {}).get("addresses"))

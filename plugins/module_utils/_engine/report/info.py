@@ -29,6 +29,7 @@ from ..kinds.nftables import read_nftables
 from ..kinds.route import DEFAULT_METRIC, routes
 from ..kinds.rule import PRIORITY_MAX, PRIORITY_MIN, rules
 from ..kinds.veth import linked, peer_of
+from ..kinds.vxlan import underlay_of
 from ..system import netns_mounts, procfs, thread_netns
 
 # The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
@@ -63,6 +64,8 @@ def _link_info(kernel: Kernel, ns: Optional[str], link: Link, by_index: Dict[int
     elif link.kind in ("vlan", "macvlan") and link.peer_index is not None:
         info["parent"] = _parent(kernel, ns, link)
         info.update(_kind_data(kernel, ns, link))
+    elif link.kind == "vxlan":
+        info["vxlan"] = underlay_of(kernel, ns, link)
     return info
 
 
@@ -339,4 +342,7 @@ def _spec_link(ns: Optional[str], link: Dict[str, Any], declared: Set[str],
         else:
             item["mode"] = link["mode"]
         return dict(item, **extra)
+    vxlan = link.get("vxlan") if link["kind"] == "vxlan" else None
+    if vxlan and vxlan["underlay_netns"] in declared | {None} and not isinstance(vxlan.get("dev", ""), int):
+        return dict({"type": "vxlan", "name": link["name"], "netns": ns}, **vxlan, **extra)
     return None
