@@ -67,8 +67,8 @@ def pings(ns: str, address: str) -> bool:
                           capture_output=True, check=False).returncode == 0
 
 
-def test_vxlan_overlay_between_tenants_id_change_replaces_and_teardown_leaves_nothing(prefix: str,
-                                                                                       tmp_path: Any) -> None:
+def test_vxlan_overlay_between_tenants_id_change_replaces_and_teardown_leaves_nothing(
+        prefix: str, tmp_path: Any) -> None:
     state_dir = str(tmp_path / "state")
     spec = vxlan_topology(prefix)
     u1, t1, t2 = prefix + "u1", prefix + "t1", prefix + "t2"
@@ -90,9 +90,8 @@ def test_vxlan_overlay_between_tenants_id_change_replaces_and_teardown_leaves_no
 
     info = run_module("netns_info", {"names": [t1, u1]})
     assert not info.get("failed"), info
-    reported = next(l for l in info["namespaces"][0]["links"] if l["name"] == "vx0") \
-        if info["namespaces"][0]["name"] == t1 else \
-        next(l for ns in info["namespaces"] if ns["name"] == t1 for l in ns["links"] if l["name"] == "vx0")
+    reported = next(link for ns in info["namespaces"] if ns["name"] == t1 for link in ns["links"]
+                    if link["name"] == "vx0")
     assert reported["vxlan"] == {"id": 42, "remote": "198.51.100.2", "local": "198.51.100.1", "dev": "und0",
                                  "port": 4789, "underlay_netns": u1}, reported
 
@@ -178,7 +177,7 @@ def test_a_vxlan_on_the_root_namespace_underlay(prefix: str, tmp_path: Any) -> N
     purged = run_module("topology", {"topology": smaller, "purge": True, "state_dir": state_dir})
     assert not purged.get("failed"), purged
     assert ("delete", "vx0 in netns %s" % t3) in [(c["action"], c["object"]) for c in purged["changes"]], purged["changes"]
-    assert "vx0" not in [l["ifname"] for l in json.loads(run(["ip", "-j", "link", "show"], ns=t3))]
+    assert "vx0" not in [link["ifname"] for link in json.loads(run(["ip", "-j", "link", "show"], ns=t3))]
     removed = run_module("topology", {"topology": smaller, "state": "absent", "state_dir": state_dir})
     assert not removed.get("failed"), removed
     after = snapshot(prefix)

@@ -55,8 +55,8 @@ def parse_vxlan(item: Dict[str, Any], where: str) -> None:
     if item.get("local") is not None:
         local = parse_address(item["local"], where + ".local")
         if local.version != peer.version:
-            raise NetnsError("local %s is IPv%d but the %s %s is IPv%d" % (local, local.version, field, peer,
-                                                                            peer.version), obj=where + ".local")
+            raise NetnsError("local %s is IPv%d but the %s %s is IPv%d"
+                             % (local, local.version, field, peer, peer.version), obj=where + ".local")
         if local.is_multicast or local.is_unspecified:
             raise NetnsError("%s is not a unicast address" % local, obj=where + ".local")
         item["local"] = str(local)
