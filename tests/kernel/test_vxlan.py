@@ -30,7 +30,8 @@ def vxlan_topology(prefix: str, vni: int = 42) -> Dict[str, Any]:
             {"name": u2, "addresses": [{"dev": "und0", "address": "198.51.100.2/24"},
                                        {"dev": "und0", "address": "fd51:100::2/64", "nodad": True}]},
             {"name": t1, "addresses": [{"dev": "vx0", "address": "10.242.0.1/24"},
-                                       {"dev": "vx6", "address": "10.243.0.1/24"}]},
+                                       {"dev": "vx6", "address": "10.243.0.1/24"}],
+             "routes": [{"dst": "10.250.0.0/24", "via": "10.242.0.2"}]},
             {"name": t2, "addresses": [{"dev": "vx0", "address": "10.242.0.2/24"},
                                        {"dev": "vx6", "address": "10.243.0.2/24"}]},
         ],
@@ -102,7 +103,8 @@ def test_vxlan_overlay_between_tenants_id_change_replaces_and_teardown_leaves_no
     assert replaced == [("delete", "vx0 in netns %s" % t1), ("create", "vx0 in netns %s" % t1),
                         ("delete", "vx0 in netns %s" % t2), ("create", "vx0 in netns %s" % t2),
                         ("create", "10.242.0.1/24 on vx0 in netns %s" % t1),
-                        ("create", "10.242.0.2/24 on vx0 in netns %s" % t2)], checked["changes"]
+                        ("create", "10.242.0.2/24 on vx0 in netns %s" % t2),
+                        ("create", "10.250.0.0/24 table 254 metric 0 in netns %s" % t1)], checked["changes"]
     assert checked["diff"]["before"]["link vx0 in netns %s" % t1]["id"] == 42
     assert checked["diff"]["after"]["link vx0 in netns %s" % t1]["id"] == 43
     assert details(t1, "vx0")["linkinfo"]["info_data"]["id"] == 42  # check mode changed nothing
@@ -111,6 +113,20 @@ def test_vxlan_overlay_between_tenants_id_change_replaces_and_teardown_leaves_no
     assert details(t1, "vx0")["linkinfo"]["info_data"]["id"] == 43
     assert run_module("topology", {"topology": changed, "state_dir": state_dir})["changed"] is False
     assert pings(t1, "10.242.0.2")  # its addresses were given to the new one
+    assert "10.250.0.0/24" in run(["ip", "route", "show"], ns=t1)  # and its route
+
+    # the kernel refuses the next id on U1 (a vxlan of U1's own has it): the run fails, names the
+    # replaced vxlan it could not bring back, and the next run with the id in use makes it anew
+    run(["ip", "-n", u1, "link", "add", "vxf", "type", "vxlan", "id", "44", "remote", "198.51.100.9", "dstport", "4789"])
+    failed = run_module("topology", {"topology": vxlan_topology(prefix, vni=44), "state_dir": state_dir})
+    assert failed.get("failed") and "delete link vx0 in netns %s (cannot be undone)" % t1 in failed["msg"], failed
+    assert "vx0" not in [link["ifname"] for link in json.loads(run(["ip", "-j", "link", "show"], ns=t1))]
+    assert details(t2, "vx0")["linkinfo"]["info_data"]["id"] == 43  # planned after the failure: untouched
+    redone = run_module("topology", {"topology": changed, "state_dir": state_dir})
+    assert redone["changed"] and not redone.get("failed"), redone
+    assert run_module("topology", {"topology": changed, "state_dir": state_dir})["changed"] is False
+    assert pings(t1, "10.242.0.2")
+    run(["ip", "-n", u1, "link", "del", "vxf"])
 
     removed = run_module("topology", {"topology": changed, "state": "absent", "state_dir": state_dir})
     assert not removed.get("failed"), removed

@@ -189,23 +189,16 @@ def _plan_replacement(kernel: Kernel, spec: VxlanSpec, current: Link, pending: P
     if not pending.owns_link((spec.netns, spec.name)):
         raise NetnsError("exists with %s, which cannot be changed in place; it is not this topology's vxlan: "
                          "refusing to replace it" % what, obj="link " + key)
-    old = _params(spec, before, current) if before.get("underlay_netns") != "?" else None
-    deletion = VxlanParams("vxlan", spec.netns, spec.name, index=current.index, undo_as=old)
+    deletion = VxlanParams("vxlan", spec.netns, spec.name, index=current.index)
     pending.doomed_links.add((spec.netns, spec.name))  # its addresses go with it: planned anew
     pending.links.add((spec.netns, spec.name))
     return [Change("link", "delete", key, dict(before, type="vxlan", replaced=what), None, params=deletion),
             Change("link", "create", key, None, dict(wanted, type="vxlan"), params=_params(spec))]
 
 
-def _params(spec: VxlanSpec, config: Optional[Dict[str, Any]] = None, link: Optional[Link] = None) -> "VxlanParams":
-    """The creation of ``spec``'s vxlan, or of one as ``config`` (read from ``link``) describes."""
-    values = spec.config() if config is None else config
-    extra: Dict[str, Any] = {} if link is None else {"mtu": link.mtu, "mac": link.mac}
-    dev = values.get("dev")
-    return VxlanParams("vxlan", spec.netns, spec.name, parent=dev if isinstance(dev, str) else None,
-                       parent_ns=spec.underlay_netns, vni=values["id"],
-                       remote=values.get("remote") or values.get("group"), local=values.get("local"),
-                       port=values.get("port"), **extra)
+def _params(spec: VxlanSpec) -> "VxlanParams":
+    return VxlanParams("vxlan", spec.netns, spec.name, parent=spec.dev, parent_ns=spec.underlay_netns, vni=spec.vni,
+                       remote=spec.remote or spec.group, local=spec.local, port=spec.port)
 
 
 # -- applying and undoing -----------------------------------------------------------------------
@@ -217,7 +210,6 @@ class VxlanParams(VirtualLinkParams):
     remote: Optional[str] = None  # the remote or the group
     local: Optional[str] = None
     port: Optional[int] = None
-    undo_as: Optional["VxlanParams"] = None  # a deletion: how to create what it deletes again
 
 
 class VxlanKind(Kind):
@@ -238,9 +230,9 @@ class VxlanKind(Kind):
         params = params_of(change, VxlanParams)
         if change.action == "create":
             return self.replay(Change("link", "delete", change.key, params=VxlanParams("vxlan", params.ns, params.name)))
-        if params.undo_as is None:
-            return None  # made on an underlay the topology does not declare: cannot be made again here
-        return self.replay(Change("link", "create", change.key, params=params.undo_as))
+        # A replaced vxlan made again would be a new link, which the ownership record (restored as
+        # before a failed run) would not know as the topology's: a later run would refuse it.
+        return None
 
 
 def _attributes(kernel: Kernel, params: VxlanParams) -> Dict[str, Any]:
