@@ -12,7 +12,7 @@ import json
 import subprocess
 from typing import Any, Dict, List, Optional
 
-from helpers import converge, difference, leftovers, run, run_module, snapshot
+from helpers import converge, difference, leftovers, restore_program, run, run_module, save_spec, snapshot
 
 VXLAN_PORT_HEX = "12B5"  # 4789, as /proc/net/udp{,6} lists local ports
 
@@ -196,6 +196,26 @@ def test_a_vxlan_on_the_root_namespace_underlay(prefix: str, tmp_path: Any) -> N
     assert "vx0" not in [link["ifname"] for link in json.loads(run(["ip", "-j", "link", "show"], ns=t3))]
     removed = run_module("topology", {"topology": smaller, "state": "absent", "state_dir": state_dir})
     assert not removed.get("failed"), removed
+    after = snapshot(prefix)
+    assert after == before, difference(before, after)
+    assert leftovers(prefix) == []
+
+
+def test_the_restore_program_builds_checks_and_tears_down_vxlans(prefix: str, tmp_path: Any) -> None:
+    """The boot path: the same engine from the saved file, a vxlan's drift (deleted by hand) reported."""
+    path, state = save_spec(tmp_path, vxlan_topology(prefix))
+    t1, t2 = prefix + "t1", prefix + "t2"
+    before = snapshot(prefix)
+    applied = restore_program("apply", path, "--state-dir", state)
+    assert applied.returncode == 0, (applied.stdout, applied.stderr)
+    assert restore_program("check", path, "--state-dir", state).returncode == 0
+    assert pings(t1, "10.242.0.2")
+    run(["ip", "-n", t2, "link", "del", "vx6"])
+    checked = restore_program("check", path, "--state-dir", state)
+    assert checked.returncode == 1 and "vx6 in netns %s" % t2 in checked.stdout, (checked.stdout, checked.stderr)
+    assert restore_program("apply", path, "--state-dir", state).returncode == 0
+    assert pings(t1, "10.243.0.2")
+    assert restore_program("teardown", path, "--state-dir", state).returncode == 0
     after = snapshot(prefix)
     assert after == before, difference(before, after)
     assert leftovers(prefix) == []
