@@ -5,8 +5,8 @@ The comparison runs in the interpreter modules run with (pyroute2 0.9, and 0.7.2
 second pass), over a namespace holding every kind of attribute the engine reads: veth ends in two
 namespaces (peer ifindex and nsid), a bridge with a port (master), MAC and MTU, vxlans (their
 IFLA_INFO_DATA, one moved out of its link namespace), IPv4 and IPv6 addresses (flags such as
-nodad), routes in the main and another table, with metric, source, gateway and onlink; policy routing rules of both families with every selector the engine reads and
-some it only notes; and the ids namespaces have for each other (RTM_GETNSID).
+nodad), routes in the main and another table, with metric, source, gateway and onlink; policy
+routing rules of both families with every selector the engine reads and some it only notes; and the ids namespaces have for each other (RTM_GETNSID).
 """
 
 from __future__ import annotations
@@ -125,9 +125,9 @@ def test_decoder_agrees_with_pyroute2(prefix: str) -> None:
     links_a = {attrs["IFLA_IFNAME"]: (fields, attrs) for fields, attrs in compared["%s links" % a]["ours"]}
     assert links_a["eth0"][1]["IFLA_LINKINFO"] == "veth" and "IFLA_LINK_NETNSID" in links_a["eth0"][1]
     assert links_a["p0"][1]["IFLA_MASTER"] == links_a["br0"][0]["index"]
-    assert links_a["vx6"][1]["IFLA_LINKINFO"] == ["vxlan", {"IFLA_VXLAN_ID": 7, "IFLA_VXLAN_GROUP6": "ff05::7",
-                                                           "IFLA_VXLAN_LINK": links_a["eth0"][0]["index"],
-                                                           "IFLA_VXLAN_PORT": 4790}]
+    assert links_a["vx6"][1]["IFLA_LINKINFO"] == ["vxlan", {
+        "IFLA_VXLAN_ID": 7, "IFLA_VXLAN_GROUP6": "ff05::7", "IFLA_VXLAN_LINK": links_a["eth0"][0]["index"],
+        "IFLA_VXLAN_PORT": 4790}]
     links_b = {attrs["IFLA_IFNAME"]: attrs for _fields, attrs in compared["%s links" % b]["ours"]}
     assert links_b["vxd"]["IFLA_LINKINFO"][1]["IFLA_VXLAN_LOCAL"] == "10.77.0.1" and "IFLA_LINK_NETNSID" in links_b["vxd"]
     tables = {attrs.get("RTA_TABLE") for _fields, attrs in compared["%s routes4" % a]["ours"]}

@@ -67,15 +67,21 @@ def plan_virtual_link(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -
         if problem:
             raise NetnsError(problem + "; refusing to change it", obj="link " + key)
     else:
-        if not kernel.exists(spec.netns) and spec.name in thread_netns.links_of_a_new_namespace():
-            raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
-                             % spec.name, obj=spec.field + ".name")
+        refuse_a_new_namespaces_own_name(kernel, spec.netns, spec.name, spec.field)
         changes.append(_plan_create(kernel, spec, pending))
         pending.links.add((spec.netns, spec.name))
     changes += plan_link_attributes(spec.netns, spec.name, current, spec.mtu, spec.mac, spec.up)
     if spec.link_type == "bridge":
         changes += _plan_ports(kernel, spec, current)
     return changes
+
+
+def refuse_a_new_namespaces_own_name(kernel: Kernel, netns: Optional[str], name: str, field: str) -> None:
+    """A link to create in a namespace the plan creates cannot have a name the kernel gives a link of
+    every new namespace (a tunnel module's fallback device)."""
+    if not kernel.exists(netns) and name in thread_netns.links_of_a_new_namespace():
+        raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
+                         % name, obj=field + ".name")
 
 
 def _plan_create(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -> Change:

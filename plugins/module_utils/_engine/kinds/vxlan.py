@@ -21,13 +21,15 @@ from ..kernel.transport import ns_label
 from ..model import Change, Kind, Pending, Undo, params_of
 from ..validation import check_ifname, check_int, parse_address
 from .link import Link, delete_link, index_of, link_key, links, plan_link_attributes
-from .virtual_link import VirtualLinkParams, VirtualLinkSpec, create_link, plan_virtual_link_absent
+from .virtual_link import (VirtualLinkParams, VirtualLinkSpec, create_link, plan_virtual_link_absent,
+                           refuse_a_new_namespaces_own_name)
 
 VNI_MAX = 2 ** 24 - 1
 DEFAULT_PORT = 4789  # IANA's; the kernel's own default is 8472 (Linux's before IANA assigned one)
 KEYS = {"type", "name", "netns", "underlay_netns", "id", "remote", "group", "local", "dev", "port", "mtu", "mac", "up"}
 # what cannot change in place, as the spec and a diff name it
 FIXED = ("id", "remote", "group", "local", "dev", "port", "underlay_netns")
+ELSEWHERE = "(another namespace)"  # the underlay of a vxlan whose link namespace is not the one looked for
 
 
 # -- the spec ------------------------------------------------------------------------------
@@ -106,7 +108,7 @@ def on_underlay(kernel: Kernel, ns: Optional[str], link: Link, underlay: Optiona
 
 def current_config(kernel: Kernel, ns: Optional[str], link: Link, underlay: Optional[str]) -> Dict[str, Any]:
     """``link``'s vxlan attributes as a spec names them, read with ``underlay`` taken for its link
-    namespace when it is (else underlay_netns reads '?', and dev as its ifindex)."""
+    namespace when it is (else underlay_netns reads ELSEWHERE, and dev as its ifindex)."""
     data = link.vxlan
     if data is None:
         return {}
@@ -115,7 +117,7 @@ def current_config(kernel: Kernel, ns: Optional[str], link: Link, underlay: Opti
     peer = "group" if data.group and _is_multicast(data.group) else "remote"
     values = {"id": data.vni, peer: data.group, "local": data.local, "port": data.port,
               "dev": None if data.dev is None else by_index.get(data.dev, data.dev),
-              "underlay_netns": underlay if known else "?"}
+              "underlay_netns": underlay if known else ELSEWHERE}
     return {key: value for key, value in values.items() if value is not None}
 
 
@@ -157,6 +159,7 @@ def plan_vxlan(kernel: Kernel, spec: VxlanSpec, pending: Pending) -> List[Change
         if changes:
             current = None  # the new one gets every declared attribute
     else:
+        refuse_a_new_namespaces_own_name(kernel, spec.netns, spec.name, spec.field)
         changes.append(Change("link", "create", key, None, dict(spec.config(), type="vxlan"),
                               params=_params(spec)))
         pending.links.add((spec.netns, spec.name))
@@ -192,7 +195,7 @@ def _plan_replacement(kernel: Kernel, spec: VxlanSpec, current: Link, pending: P
     deletion = VxlanParams("vxlan", spec.netns, spec.name, index=current.index)
     pending.doomed_links.add((spec.netns, spec.name))  # its addresses go with it: planned anew
     pending.links.add((spec.netns, spec.name))
-    return [Change("link", "delete", key, dict(before, type="vxlan", replaced=what), None, params=deletion),
+    return [Change("link", "delete", key, dict(before, type="vxlan"), None, params=deletion),
             Change("link", "create", key, None, dict(wanted, type="vxlan"), params=_params(spec))]
 
 

@@ -29,7 +29,7 @@ from ..kinds.nftables import read_nftables
 from ..kinds.route import DEFAULT_METRIC, routes
 from ..kinds.rule import PRIORITY_MAX, PRIORITY_MIN, rules
 from ..kinds.veth import linked, peer_of
-from ..kinds.vxlan import underlay_of
+from ..kinds.vxlan import ELSEWHERE, underlay_of
 from ..system import netns_mounts, procfs, thread_netns
 
 # The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
@@ -343,6 +343,7 @@ def _spec_link(ns: Optional[str], link: Dict[str, Any], declared: Set[str],
             item["mode"] = link["mode"]
         return dict(item, **extra)
     vxlan = link.get("vxlan") if link["kind"] == "vxlan" else None
-    if vxlan and vxlan["underlay_netns"] in declared | {None} and not isinstance(vxlan.get("dev", ""), int):
+    if vxlan and vxlan["underlay_netns"] != ELSEWHERE and vxlan["underlay_netns"] in declared | {None} \
+            and not isinstance(vxlan.get("dev", ""), int):
         return dict({"type": "vxlan", "name": link["name"], "netns": ns}, **vxlan, **extra)
     return None

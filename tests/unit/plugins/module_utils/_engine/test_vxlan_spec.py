@@ -134,7 +134,7 @@ def test_netns_info_captures_a_vxlan_into_a_spec_that_validates() -> None:
     captured = [item for item in spec["links"] if item["type"] == "vxlan"]
     assert captured == [dict({"type": "vxlan", "name": "vx0", "netns": "tenant", "mtu": 1450}, **vxlan)]
     parse_topology(spec)
-    info["namespaces"][2]["links"][0]["vxlan"] = dict(vxlan, underlay_netns="?")  # not found: not captured
+    info["namespaces"][2]["links"][0]["vxlan"] = dict(vxlan, underlay_netns="(another namespace)")  # not found: not captured
     assert [item for item in spec_from_info(info)["links"] if item["type"] == "vxlan"] == []
 
 
