@@ -114,7 +114,8 @@ namespaces:
       description:
         - Links with C(name), C(index), C(kind) (null for loopback and physical), C(state) (up/down), C(mtu),
           C(mac), C(master) (a bridge's name), C(peer) (veth; netns and name of the other end, resolved across
-          namespaces), C(parent) (vlan/macvlan; netns and name), C(vlan_id) or C(mode).
+          namespaces), C(parent) (vlan/macvlan; netns and name), C(vlan_id) or C(mode), C(vxlan) (id,
+          remote or group, local, dev, port, underlay_netns).
       type: list
       elements: dict
     addresses:

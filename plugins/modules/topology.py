@@ -46,8 +46,10 @@ options:
         it). A rule is known by its family, priority and selector; one of that key looking up another table
         is made to match, and the kernel's default rules are never touched.
       - C(links) is a list of veth pairs (C(type=veth), C(name), C(netns), C(peer), C(peer_netns), ...),
-        bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)) and macvlans
-        (C(type=macvlan), C(parent), C(mode)); C(netns) null means the root namespace.
+        bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)), macvlans
+        (C(type=macvlan), C(parent), C(mode)) and vxlans (C(type=vxlan), C(id), C(remote) or C(group),
+        C(local), C(dev), C(port), C(underlay_netns), created there and moved into C(netns) so that the UDP
+        socket stays on the underlay); C(netns) null means the root namespace.
       - C(services) is a list of C(unit) (a systemd service such as C(web.service)), C(netns) (a declared
         namespace), C(dns) and C(restart_on_recreate). This module validates it and keeps it with the
         topology but does not act on it; the C(linuxnet.netns.topology) role writes the systemd drop-ins.
