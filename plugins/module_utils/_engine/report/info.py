@@ -251,7 +251,7 @@ def _end(netns: Optional[str], name: str) -> Tuple[str, str]:
 
 def spec_from_info(info: Dict[str, Any], name: str = "captured") -> Dict[str, Any]:
     """A topology spec (format version 1) that re-creates the namespaces in ``info``: their
-    sysctls, DNS, links (veth pairs with an end in them, bridges, vlans and macvlans), addresses,
+    sysctls, DNS, links (veth pairs with an end in them, bridges, vlans, macvlans, vxlans), addresses,
     routes, policy routing rules and iptables rules; in the root namespace only the addresses and
     routes of those links."""
     declared = {ns["name"] for ns in info["namespaces"]}
