@@ -19,7 +19,7 @@ from ..errors import NetnsError
 from ..kernel.session import Kernel
 from ..kernel.transport import ns_label
 from ..model import Change, Kind, Pending, Undo, params_of
-from ..validation import check_ifname, check_int, parse_address
+from ..validation import IPAddress, check_ifname, check_int, parse_address
 from .link import Link, delete_link, index_of, link_key, links, plan_link_attributes
 from .virtual_link import (VirtualLinkParams, VirtualLinkSpec, create_link, plan_virtual_link_absent,
                            refuse_a_new_namespaces_own_name)
@@ -42,6 +42,18 @@ def parse_vxlan(item: Dict[str, Any], where: str) -> None:
     item["port"] = check_int(item.get("port"), where + ".port", 1, 65535) or DEFAULT_PORT
     if item.get("dev") is not None:
         check_ifname(item["dev"], where + ".dev")
+    peer = _parse_peer(item, where)
+    local = None if item.get("local") is None else _parse_local(item["local"], peer, where)
+    if local is not None:
+        item["local"] = str(local)
+    link_local = next((ip for ip in (peer, local) if ip is not None and ip.is_link_local), None)
+    if link_local is not None and item.get("dev") is None:
+        raise NetnsError("the link-local address %s needs the underlay device (dev) it is on" % link_local,
+                         obj=where + ".dev")
+
+
+def _parse_peer(item: Dict[str, Any], where: str) -> IPAddress:
+    """The one of remote (unicast) and group (multicast, on a dev) that is given, normalised."""
     if (item.get("remote") is None) == (item.get("group") is None):
         raise NetnsError("a vxlan needs either a remote (one peer) or a multicast group, not %s"
                          % ("both" if item.get("remote") is not None else "neither"), obj=where)
@@ -54,14 +66,18 @@ def parse_vxlan(item: Dict[str, Any], where: str) -> None:
     if field == "remote" and (peer.is_multicast or peer.is_unspecified):
         raise NetnsError("%s is not a unicast address (a multicast one is a group)" % peer, obj=where + ".remote")
     item[field] = str(peer)
-    if item.get("local") is not None:
-        local = parse_address(item["local"], where + ".local")
-        if local.version != peer.version:
-            raise NetnsError("local %s is IPv%d but the %s %s is IPv%d"
-                             % (local, local.version, field, peer, peer.version), obj=where + ".local")
-        if local.is_multicast or local.is_unspecified:
-            raise NetnsError("%s is not a unicast address" % local, obj=where + ".local")
-        item["local"] = str(local)
+    return peer
+
+
+def _parse_local(value: Any, peer: IPAddress, where: str) -> IPAddress:
+    local = parse_address(value, where + ".local")
+    if local.version != peer.version:
+        raise NetnsError("local %s is IPv%d but the %s %s is IPv%d"
+                         % (local, local.version, "group" if peer.is_multicast else "remote", peer, peer.version),
+                         obj=where + ".local")
+    if local.is_multicast or local.is_unspecified:
+        raise NetnsError("%s is not a unicast address" % local, obj=where + ".local")
+    return local
 
 
 @dataclasses.dataclass(frozen=True)

@@ -74,6 +74,8 @@ BAD = [
     ({"local": "2001:db8::1"}, "links[0].local", "local 2001:db8::1 is IPv6 but the remote 192.0.2.2 is IPv4"),
     ({"local": "224.0.0.1"}, "links[0].local", "224.0.0.1 is not a unicast address"),
     ({"remote": "2001:db8::2", "local": "ff02::1"}, "links[0].local", "ff02::1 is not a unicast address"),
+    ({"remote": "fe80::2", "local": None, "dev": None}, "links[0].dev", "the link-local address fe80::2 needs the underlay device"),
+    ({"remote": "2001:db8::2", "local": "fe80::1", "dev": None}, "links[0].dev", "the link-local address fe80::1 needs"),
     ({"dev": "eth9"}, "links[0].dev", "link eth9 is not declared in namespace host1"),
     ({"dev": "bad/name"}, "links[0].dev", ""),
     ({"underlay_netns": "elsewhere"}, "links[0].underlay_netns", "namespace 'elsewhere' is not declared"),
