@@ -19,8 +19,8 @@ VXLAN_PORT_HEX = "12B5"  # 4789, as /proc/net/udp{,6} lists local ports
 
 def vxlan_topology(prefix: str, vni: int = 42) -> Dict[str, Any]:
     """Host namespaces U1 and U2 joined by a veth (underlay 198.51.100.0/24 and fd51:100::/64);
-    tenants T1 (underlay U1) and T2 (underlay U2), each with vx0 (overlay 10.242.0.0/24 over IPv4)
-    and vx6 (overlay 10.243.0.0/24 over IPv6)."""
+    tenants T1 (underlay U1) and T2 (underlay U2), each with vx0 (overlay 10.242.0.0/24 over IPv4),
+    vx6 (overlay 10.243.0.0/24 over IPv6) and vxm (overlay 10.245.0.0/24, multicast group)."""
     u1, u2, t1, t2 = (prefix + name for name in ("u1", "u2", "t1", "t2"))
     return {
         "name": prefix + "vxlan",
@@ -30,10 +30,12 @@ def vxlan_topology(prefix: str, vni: int = 42) -> Dict[str, Any]:
             {"name": u2, "addresses": [{"dev": "und0", "address": "198.51.100.2/24"},
                                        {"dev": "und0", "address": "fd51:100::2/64", "nodad": True}]},
             {"name": t1, "addresses": [{"dev": "vx0", "address": "10.242.0.1/24"},
-                                       {"dev": "vx6", "address": "10.243.0.1/24"}],
+                                       {"dev": "vx6", "address": "10.243.0.1/24"},
+                                       {"dev": "vxm", "address": "10.245.0.1/24"}],
              "routes": [{"dst": "10.250.0.0/24", "via": "10.242.0.2"}]},
             {"name": t2, "addresses": [{"dev": "vx0", "address": "10.242.0.2/24"},
-                                       {"dev": "vx6", "address": "10.243.0.2/24"}]},
+                                       {"dev": "vx6", "address": "10.243.0.2/24"},
+                                       {"dev": "vxm", "address": "10.245.0.2/24"}]},
         ],
         "links": [
             {"type": "vxlan", "name": "vx0", "netns": t1, "underlay_netns": u1, "id": vni,
@@ -45,6 +47,10 @@ def vxlan_topology(prefix: str, vni: int = 42) -> Dict[str, Any]:
              "remote": "fd51:100::2", "local": "fd51:100::1", "dev": "und0"},
             {"type": "vxlan", "name": "vx6", "netns": t2, "underlay_netns": u2, "id": 60,
              "remote": "fd51:100::1", "dev": "und0"},
+            {"type": "vxlan", "name": "vxm", "netns": t1, "underlay_netns": u1, "id": 99, "group": "239.1.1.42",
+             "dev": "und0"},
+            {"type": "vxlan", "name": "vxm", "netns": t2, "underlay_netns": u2, "id": 99, "group": "239.1.1.42",
+             "dev": "und0"},
         ],
     }
 
@@ -76,7 +82,7 @@ def test_vxlan_overlay_between_tenants_id_change_replaces_and_teardown_leaves_no
     before = snapshot(prefix)
     applied = converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
     creations = [c for c in applied["changes"] if c["action"] == "create" and (c["after"] or {}).get("type") == "vxlan"]
-    assert len(creations) == 4, applied["changes"]
+    assert len(creations) == 6, applied["changes"]
     assert creations[0]["after"] == {"type": "vxlan", "id": 42, "remote": "198.51.100.2", "local": "198.51.100.1",
                                      "dev": "und0", "port": 4789, "underlay_netns": u1}
     vx0 = details(t1, "vx0")
@@ -88,6 +94,7 @@ def test_vxlan_overlay_between_tenants_id_change_replaces_and_teardown_leaves_no
     assert VXLAN_PORT_HEX in udp_ports(u1) and VXLAN_PORT_HEX not in udp_ports(t1)
     assert pings(t1, "10.242.0.2") and pings(t2, "10.242.0.1")
     assert pings(t1, "10.243.0.2")  # over the IPv6 underlay
+    assert pings(t1, "10.245.0.2")  # flooded to a multicast group on the underlay
 
     info = run_module("netns_info", {"names": [t1, u1]})
     assert not info.get("failed"), info
