@@ -194,6 +194,11 @@ def test_a_vxlan_on_the_root_namespace_underlay(prefix: str, tmp_path: Any) -> N
     converge("topology", {"topology": spec, "state_dir": state_dir}, prefix)
     assert "link_netnsid" in details(t3, "vx0")  # the root namespace, seen from T3
     assert pings(t3, "10.244.0.2") and pings(t4, "10.244.0.1")
+    info = run_module("netns_info", {"names": [t3]})
+    assert not info.get("failed"), info
+    reported = next(link for ns in info["namespaces"] if ns["name"] == t3 for link in ns["links"] if link["name"] == "vx0")
+    assert reported["vxlan"] == {"id": 4242, "remote": "203.0.113.2", "local": "203.0.113.1", "dev": prefix + "r0",
+                                 "port": 4789, "underlay_netns": None}, reported
     smaller = copy.deepcopy(spec)
     smaller["links"] = smaller["links"][:1] + smaller["links"][2:]
     smaller["namespaces"][1].pop("addresses")

@@ -139,18 +139,18 @@ def current_config(kernel: Kernel, ns: Optional[str], link: Link, underlay: Opti
 
 def underlay_of(kernel: Kernel, ns: Optional[str], link: Link) -> Optional[Dict[str, Any]]:
     """The vxlan ``link``'s attributes with the name of its underlay namespace (searched by the id
-    ``ns`` has for it), as netns_info reports them; None when it is no vxlan."""
+    ``ns`` has for it; None: the root namespace), as netns_info reports them; None when it is no vxlan."""
     if link.vxlan is None:
         return None
-    candidates = [ns] if link.peer_nsid is None else [None] + sorted(kernel.namespaces())
-    for candidate in candidates:
-        if candidate != ns or link.peer_nsid is None:
+    if link.peer_nsid is not None:  # another namespace than its own
+        for candidate in [None] + sorted(kernel.namespaces()):
             try:
-                if on_underlay(kernel, ns, link, candidate):
-                    return current_config(kernel, ns, link, candidate)
+                if candidate != ns and on_underlay(kernel, ns, link, candidate):
+                    return dict({"underlay_netns": None}, **current_config(kernel, ns, link, candidate))
             except NetnsError:
                 continue  # someone else's namespace, deleted while we looked through them all
-    return current_config(kernel, ns, link, ns)
+    # its own namespace, or one we cannot name (ELSEWHERE)
+    return dict({"underlay_netns": None}, **current_config(kernel, ns, link, ns))
 
 
 def _is_multicast(text: str) -> bool:

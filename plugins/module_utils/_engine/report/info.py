@@ -343,7 +343,8 @@ def _spec_link(ns: Optional[str], link: Dict[str, Any], declared: Set[str],
             item["mode"] = link["mode"]
         return dict(item, **extra)
     vxlan = link.get("vxlan") if link["kind"] == "vxlan" else None
-    if vxlan and vxlan["underlay_netns"] != ELSEWHERE and vxlan["underlay_netns"] in declared | {None} \
+    if vxlan and vxlan.get("underlay_netns") != ELSEWHERE and vxlan.get("underlay_netns") in declared | {None} \
             and not isinstance(vxlan.get("dev", ""), int):
-        return dict({"type": "vxlan", "name": link["name"], "netns": ns}, **vxlan, **extra)
+        known = {key: value for key, value in vxlan.items() if value is not None}
+        return dict({"type": "vxlan", "name": link["name"], "netns": ns}, **known, **extra)
     return None

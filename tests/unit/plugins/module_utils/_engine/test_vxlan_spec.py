@@ -136,6 +136,11 @@ def test_netns_info_captures_a_vxlan_into_a_spec_that_validates() -> None:
     captured = [item for item in spec["links"] if item["type"] == "vxlan"]
     assert captured == [dict({"type": "vxlan", "name": "vx0", "netns": "tenant", "mtu": 1450}, **vxlan)]
     parse_topology(spec)
+    on_root = dict(vxlan, dev="eno1", underlay_netns=None)
+    info["namespaces"][2]["links"][0]["vxlan"] = on_root
+    captured = [item for item in spec_from_info(info)["links"] if item["type"] == "vxlan"]
+    assert captured == [{"type": "vxlan", "name": "vx0", "netns": "tenant", "mtu": 1450, "id": 42, "remote": "192.0.2.2",
+                         "local": "192.0.2.1", "dev": "eno1", "port": 4789}]
     info["namespaces"][2]["links"][0]["vxlan"] = dict(vxlan, underlay_netns="(another namespace)")  # not found: not captured
     assert [item for item in spec_from_info(info)["links"] if item["type"] == "vxlan"] == []
 
