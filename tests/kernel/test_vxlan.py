@@ -13,6 +13,7 @@ import subprocess
 from typing import Any, Dict, List, Optional
 
 from helpers import converge, difference, leftovers, restore_program, run, run_module, save_spec, snapshot
+from test_faults import KILLER, python
 
 VXLAN_PORT_HEX = "12B5"  # 4789, as /proc/net/udp{,6} lists local ports
 
@@ -230,4 +231,26 @@ def test_the_restore_program_builds_checks_and_tears_down_vxlans(prefix: str, tm
     assert restore_program("teardown", path, "--state-dir", state).returncode == 0
     after = snapshot(prefix)
     assert after == before, difference(before, after)
+    assert leftovers(prefix) == []
+
+
+def test_a_run_killed_between_a_replacements_deletion_and_creation_is_finished_and_owns_the_new_one(
+        prefix: str, tmp_path: Any) -> None:
+    """Killed right after the replaced vxlan of T1 is made: the next run finishes the plan, and a later
+    change of the id still replaces that vxlan (the run had claimed it ahead, by name)."""
+    path, state = save_spec(tmp_path, vxlan_topology(prefix, vni=42))
+    t1 = prefix + "t1"
+    assert restore_program("apply", path, "--state-dir", state).returncode == 0
+    changed, _state = save_spec(tmp_path, vxlan_topology(prefix, vni=43), name="changed.json")
+    killed = python(KILLER, changed, state, env={"KILL_AFTER": "2"})  # the deletion, then the creation
+    assert killed.returncode == -9, (killed.stdout, killed.stderr)
+    assert details(t1, "vx0")["linkinfo"]["info_data"]["id"] == 43
+    resumed = restore_program("apply", changed, "--state-dir", state)
+    assert resumed.returncode == 0, resumed.stderr
+    again, _state = save_spec(tmp_path, vxlan_topology(prefix, vni=44), name="again.json")
+    replaced = restore_program("apply", again, "--state-dir", state)
+    assert replaced.returncode == 0, replaced.stderr
+    assert details(t1, "vx0")["linkinfo"]["info_data"]["id"] == 44
+    assert pings(t1, "10.242.0.2")
+    assert restore_program("teardown", again, "--state-dir", state).returncode == 0
     assert leftovers(prefix) == []
