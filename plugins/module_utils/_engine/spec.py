@@ -338,7 +338,7 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
     if kind not in LINK_TYPES:
         raise _fail(where + ".type", "must be one of %s, not %r" % (", ".join(LINK_TYPES), kind))
     item = dict(_mapping(raw, where, kind))
-    for field in ("netns", "peer_netns", "parent_netns", "underlay_netns"):
+    for field in ("netns", "peer_netns", "parent_netns") + (("underlay_netns",) if kind == "vxlan" else ()):
         value = item.get(field)
         if value is not None and value != "":
             check_netns_name(value, "%s.%s" % (where, field))
