@@ -116,9 +116,10 @@ namespaces:
       description:
         - Links with C(name), C(index), C(kind) (null for loopback and physical), C(state) (up/down), C(mtu),
           C(mac), C(master) (a bridge's name), C(peer) (veth; netns and name of the other end, resolved across
-          namespaces), C(parent) (vlan/macvlan; netns and name), C(vlan_id) or C(mode); a WireGuard device
-          also C(type=wireguard) and C(wireguard) (C(backend) kernel or userspace, C(listen_port), C(peers),
-          C(uapi_name) for wireguard-go; never a private key).
+          namespaces), C(parent) (vlan/macvlan; netns and name), C(vlan_id) or C(mode), C(vxlan) (id,
+          remote or group, local, dev, port, underlay_netns); a WireGuard device also C(type=wireguard) and
+          C(wireguard) (C(backend) kernel or userspace, C(listen_port), C(peers), C(uapi_name) for
+          wireguard-go; never a private key).
       type: list
       elements: dict
     addresses:

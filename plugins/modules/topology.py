@@ -47,12 +47,14 @@ options:
         is made to match, and the kernel's default rules are never touched.
       - C(links) is a list of veth pairs (C(type=veth), C(name), C(netns), C(peer), C(peer_netns), ...),
         bridges (C(type=bridge), C(ports)), vlans (C(type=vlan), C(parent), C(id)), macvlans
-        (C(type=macvlan), C(parent), C(mode)) and WireGuard devices (C(type=wireguard), C(underlay_netns),
+        (C(type=macvlan), C(parent), C(mode)), vxlans (C(type=vxlan), C(id), C(remote) or C(group),
+        C(local), C(dev), C(port), C(underlay_netns), created there and moved into C(netns) so that the UDP
+        socket stays on the underlay) and WireGuard devices (C(type=wireguard), C(underlay_netns),
         C(private_key_file), C(listen_port), C(peers); see docs/topology-format.md); C(netns) null means the
-        root namespace. Host devices
-        (C(type=device), C(name), C(netns), C(match) with exactly one of C(name) or C(mac)) are existing
-        links (a NIC) moved from the root namespace into C(netns) and renamed C(name) there; teardown
-        and purge move them back under their original name before a namespace is deleted.
+        root namespace. Host devices (C(type=device), C(name), C(netns), C(match) with exactly one of
+        C(name) or C(mac)) are existing links (a NIC) moved from the root namespace into C(netns) and
+        renamed C(name) there; teardown and purge move them back under their original name before a
+        namespace is deleted.
       - C(services) is a list of C(unit) (a systemd service such as C(web.service)), C(netns) (a declared
         namespace), C(dns) and C(restart_on_recreate). This module validates it and keeps it with the
         topology but does not act on it; the C(linuxnet.netns.topology) role writes the systemd drop-ins.

@@ -225,6 +225,15 @@ KERNEL_CASES: List[Tuple[str, Any, str, str]] = [
     ("links.2.name", "all", "links[2].name", "settings of all links"),
     ("links.3", {"type": "macvlan", "name": "mv0", "netns": "%(prefix)sa", "parent": "lo",
                  "parent_netns": "%(prefix)sa"}, "links[3].parent", "Ethernet"),
+    # vxlans
+    ("links.3", {"type": "vxlan", "name": "vx0", "netns": "%(prefix)sa", "id": 16777216, "remote": "10.232.1.2"},
+     "links[3].id", "from 0 to 16777215"),
+    ("links.3", {"type": "vxlan", "name": "vx0", "netns": "%(prefix)sa", "id": 5, "group": "10.232.1.2",
+                 "dev": "ba", "underlay_netns": "%(prefix)sb"}, "links[3].group", "not a multicast address"),
+    ("links.3", {"type": "vxlan", "name": "vx0", "netns": "%(prefix)sa", "id": 5, "remote": "10.232.1.2",
+                 "dev": "ab", "underlay_netns": "%(prefix)sb"}, "links[3].dev", "not declared in namespace"),
+    ("links.3", {"type": "vxlan", "name": "vx0", "netns": "%(prefix)sa", "id": 5, "remote": "10.232.1.2",
+                 "dev": "%(prefix)snodev"}, "vx0 in netns", "nodev does not exist in the root namespace"),
 ]
 CASES += KERNEL_CASES
 

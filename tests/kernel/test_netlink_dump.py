@@ -3,10 +3,10 @@ pyroute2's, on live dumps.
 
 The comparison runs in the interpreter modules run with (pyroute2 0.9, and 0.7.2 in make test's
 second pass), over a namespace holding every kind of attribute the engine reads: veth ends in two
-namespaces (peer ifindex and nsid), a bridge with a port (master), MAC and MTU, IPv4 and
-IPv6 addresses (flags such as nodad), routes in the main and another table, with metric, source,
-gateway and onlink; policy routing rules of both families with every selector the engine reads and
-some it only notes; and the ids namespaces have for each other (RTM_GETNSID).
+namespaces (peer ifindex and nsid), a bridge with a port (master), MAC and MTU, vxlans (their
+IFLA_INFO_DATA, one moved out of its link namespace), IPv4 and IPv6 addresses (flags such as
+nodad), routes in the main and another table, with metric, source, gateway and onlink; policy
+routing rules of both families with every selector the engine reads and some it only notes; and the ids namespaces have for each other (RTM_GETNSID).
 """
 
 from __future__ import annotations
@@ -21,24 +21,33 @@ COMPARE = r"""
 import json, os, socket, sys
 from pyroute2 import IPRoute
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink import socket as netlink_socket
-from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.decode import KINDS
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine._netlink.decode import INFO_DATA, KINDS
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.system import netns_mounts, thread_netns
 
 WANTED = {kind: [name for name, _decoder in spec.attributes.values()] for kind, spec in KINDS.items()}
 # a rule's selectors the engine only notes the presence of (kept as bytes): compared by presence
 PRESENT = {name for name, decoder in KINDS["rules"].attributes.values() if decoder.__name__ == "_raw"}
 
+def link_info(info):
+    # the kind, and for a kind whose data the engine reads (a vxlan), that data
+    kind = info.get_attr("IFLA_INFO_KIND")
+    data = info.get_attr("IFLA_INFO_DATA")
+    names = [name for name, _decoder in INFO_DATA.get(kind, {}).values()]
+    if not names or data is None:
+        return kind
+    return [kind, {name: data.get_attr(name) for name in names if data.get_attr(name) is not None}]
+
 def theirs(msg, kind):
     fields = {f: msg[f] for f in KINDS[kind].fields}
     attrs = {name: msg.get_attr(name) for name in WANTED[kind] if msg.get_attr(name) is not None}
     if "IFLA_LINKINFO" in attrs:
-        attrs["IFLA_LINKINFO"] = attrs["IFLA_LINKINFO"].get_attr("IFLA_INFO_KIND")
+        attrs["IFLA_LINKINFO"] = link_info(attrs["IFLA_LINKINFO"])
     return fields, {name: "present" if name in PRESENT else value for name, value in attrs.items()}
 
 def ours(msg):
     attrs = dict(msg.attrs)
     if "IFLA_LINKINFO" in attrs:
-        attrs["IFLA_LINKINFO"] = attrs["IFLA_LINKINFO"].get_attr("IFLA_INFO_KIND")
+        attrs["IFLA_LINKINFO"] = link_info(attrs["IFLA_LINKINFO"])
     return msg.fields, {name: "present" if name in PRESENT else value for name, value in attrs.items()}
 
 result = {}
@@ -97,6 +106,12 @@ def test_decoder_agrees_with_pyroute2(prefix: str) -> None:
         ["ip", "-n", a, "rule", "add", "priority", "1003", "ipproto", "tcp", "dport", "22", "table", "9"],
         ["ip", "-n", a, "rule", "add", "priority", "1004", "not", "from", "10.0.0.0/8", "suppress_prefixlength", "0",
          "table", "main"],
+        # vxlans: one moved into b (its link namespace stays a), one on an IPv6 multicast group
+        ["ip", "-n", a, "link", "add", "vxd", "type", "vxlan", "id", "4242", "remote", "10.77.0.2", "local", "10.77.0.1",
+         "dev", "eth0", "dstport", "4789"],
+        ["ip", "-n", a, "link", "set", "vxd", "netns", b],
+        ["ip", "-n", a, "link", "add", "vx6", "type", "vxlan", "id", "7", "group", "ff05::7", "dev", "eth0",
+         "dstport", "4790"],
     ]
     for argv in script:
         run(argv)
@@ -110,6 +125,11 @@ def test_decoder_agrees_with_pyroute2(prefix: str) -> None:
     links_a = {attrs["IFLA_IFNAME"]: (fields, attrs) for fields, attrs in compared["%s links" % a]["ours"]}
     assert links_a["eth0"][1]["IFLA_LINKINFO"] == "veth" and "IFLA_LINK_NETNSID" in links_a["eth0"][1]
     assert links_a["p0"][1]["IFLA_MASTER"] == links_a["br0"][0]["index"]
+    assert links_a["vx6"][1]["IFLA_LINKINFO"] == ["vxlan", {
+        "IFLA_VXLAN_ID": 7, "IFLA_VXLAN_GROUP6": "ff05::7", "IFLA_VXLAN_LINK": links_a["eth0"][0]["index"],
+        "IFLA_VXLAN_PORT": 4790}]
+    links_b = {attrs["IFLA_IFNAME"]: attrs for _fields, attrs in compared["%s links" % b]["ours"]}
+    assert links_b["vxd"]["IFLA_LINKINFO"][1]["IFLA_VXLAN_LOCAL"] == "10.77.0.1" and "IFLA_LINK_NETNSID" in links_b["vxd"]
     tables = {attrs.get("RTA_TABLE") for _fields, attrs in compared["%s routes4" % a]["ours"]}
     assert 4242 in tables and 254 in tables
     assert any(attrs.get("IFA_ADDRESS") == "fd77::1" for _f, attrs in compared["%s addresses" % a]["ours"])

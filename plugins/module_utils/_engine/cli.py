@@ -83,12 +83,20 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
+def root_parent(item: Dict[str, Any]) -> Optional[str]:
+    """The root-namespace device a link is made on: a vlan's or macvlan's parent, a vxlan's dev."""
+    if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns"):
+        return item["parent"]
+    if item.get("type") == "vxlan" and not item.get("underlay_netns"):
+        return item.get("dev")
+    return None
+
+
 def wait_for_parents(kernel: Kernel, data: Dict[str, Any], timeout: float) -> List[str]:
-    """Wait (bounded) for the root-namespace parent devices of vlans/macvlans, e.g. a NIC that udev
-    is still bringing up at boot, and for the host devices (``type: device``) the topology moves;
-    returns those that did not appear (a host device as ``device NAME in NETNS``)."""
-    parents = sorted({item["parent"] for item in data.get("links") or []
-                      if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns")})
+    """Wait (bounded) for the root-namespace devices links are made on (vlan/macvlan parents, vxlan
+    devs), e.g. a NIC that udev is still bringing up at boot, and for the host devices (``type: device``)
+    the topology moves; returns those that did not appear (a host device as ``device NAME in NETNS``)."""
+    parents = sorted({root_parent(item) for item in data.get("links") or [] if root_parent(item)})
     devices = [item for item in data.get("links") or [] if _is_device(item)]
     deadline = time.monotonic() + timeout
     while True:
@@ -125,8 +133,7 @@ def without_parents(data: Dict[str, Any], missing: List[str]) -> Tuple[Dict[str,
     Returns the names skipped."""
     reduced = copy.deepcopy(data)
     dropped = [item for item in reduced.get("links") or []
-               if item.get("type") in ("vlan", "macvlan") and not item.get("parent_netns") and item["parent"] in missing
-               or _is_device(item) and _device_label(item) in missing]
+               if root_parent(item) in missing or _is_device(item) and _device_label(item) in missing]
     gone = {(item.get("netns"), item["name"]) for item in dropped}
     dropped += [item for item in reduced.get("links") or [] if item.get("type") in ("vlan", "macvlan")
                 and (item.get("parent_netns"), item.get("parent")) in gone]  # a macvlan on a missing host device

@@ -309,8 +309,9 @@ def claimed(record: Record, changes: List[Change]) -> Record:
         ahead.boot_id, ahead.namespaces, ahead.links, ahead.devices = procfs.boot_id(), {}, {}, {}
     ahead.devices.update(moved_by(changes))
     ahead.namespaces.update({name: None for name in namespaces if name not in ahead.namespaces})
-    for key, claim in claims.items():
-        ahead.links.setdefault(key, claim)
+    # A link the run creates under a claimed name replaces the claimed one (a vxlan whose id
+    # changed): the old identity names nothing once the run is done, the claim by name does.
+    ahead.links.update(claims)
     return ahead
 
 

@@ -23,6 +23,8 @@ from .kinds.route import RouteSpec, route_spec
 from .kinds.rule import RuleSpec, normalised_rule, rule_spec
 from .kinds.veth import VethSpec, veth_spec
 from .kinds.virtual_link import VirtualLinkSpec, virtual_link_spec
+from .kinds.vxlan import KEYS as VXLAN_KEYS
+from .kinds.vxlan import VxlanSpec, parse_vxlan, vxlan_spec
 from .kinds.wireguard import KEYS as WIREGUARD_KEYS
 from .kinds.wireguard import WireguardSpec, parse_wireguard, wireguard_spec
 from .validation import (
@@ -31,6 +33,7 @@ from .validation import (
     check_gateway,
     check_host_address,
     check_ifname,
+    check_int,
     check_link_mac,
     check_mac,
     check_mtu,
@@ -49,7 +52,7 @@ from .validation import (
 
 FORMAT_VERSION = 1
 TOPOLOGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-LINK_TYPES = ("veth", "bridge", "vlan", "macvlan", "device", "wireguard")
+LINK_TYPES = ("veth", "bridge", "vlan", "macvlan", "vxlan", "device", "wireguard")
 # A systemd service unit, an instance of a template included (foo@bar.service), as systemd names
 # them (unit_name_is_valid: 255 bytes at most); no leading '-' (it would read as an option).
 SERVICE_UNIT = re.compile(r"[A-Za-z0-9_:\\][A-Za-z0-9_:.\\-]*(@[A-Za-z0-9_:.\\-]+)?\.service")
@@ -74,6 +77,7 @@ _KEYS = {
     "wireguard": WIREGUARD_KEYS,
     "device": {"type", "name", "netns", "match", "mtu", "up"},
     "device_match": {"name", "mac"},
+    "vxlan": VXLAN_KEYS,
 }
 
 
@@ -85,7 +89,7 @@ class Endpoint:
     name: str
 
 
-LinkSpec = Union[VethSpec, VirtualLinkSpec, DeviceSpec, WireguardSpec]
+LinkSpec = Union[VethSpec, VirtualLinkSpec, VxlanSpec, DeviceSpec, WireguardSpec]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +159,7 @@ def _bool(value: Any, path: str, default: bool) -> bool:
 
 
 def _int(value: Any, path: str, low: int, high: int) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(path, "must be an integer from %d to %d, not %r" % (low, high, value))
-    return value
+    return check_int(value, path, low, high)
 
 
 def parse_topology(data: Any, for_apply: bool = True) -> Topology:
@@ -183,6 +183,7 @@ def parse_topology(data: Any, for_apply: bool = True) -> Topology:
     endpoints = _endpoints(links)
     _check_bridge_ports(links, endpoints)
     _check_devices(links, endpoints)
+    _check_underlay_devs(links, endpoints)
     host = _parse_section(_mapping(spec.get("host") or {}, "host", "host"), "host", None)
     services = parse_services(spec.get("services"), declared)
     topology = Topology(name, namespaces, dependency_order(links), host, endpoints, services)
@@ -215,6 +216,8 @@ def _link_spec(item: Dict[str, Any]) -> LinkSpec:
                          peer_up=item.get("peer_up", True), field=item.get("path", "links"))
     if item["type"] == "wireguard":
         return wireguard_spec(item)
+    if item["type"] == "vxlan":
+        return vxlan_spec(item)
     return virtual_link_spec(item)
 
 
@@ -369,6 +372,8 @@ def _parse_link(raw: Any, where: str, declared: Set[str]) -> Dict[str, Any]:
         item.update(parse_wireguard(item, where))
     elif kind == "device":
         _parse_device(item, where)
+    elif kind == "vxlan":
+        parse_vxlan(item, where)
     elif kind == "bridge":
         item["ports"] = [check_ifname(p, "%s.ports[%d]" % (where, i))
                          for i, p in enumerate(_list(item.get("ports"), where + ".ports"))]
@@ -433,6 +438,8 @@ def _needs(link: Dict[str, Any]) -> List[Endpoint]:
         return [Endpoint(link.get("netns"), port) for port in link.get("ports") or []]
     if link.get("parent"):
         return [Endpoint(link.get("parent_netns"), link["parent"])]
+    if link["type"] == "vxlan" and link.get("dev"):
+        return [Endpoint(link.get("underlay_netns"), link["dev"])]
     return []
 
 
@@ -483,6 +490,17 @@ def _check_bridge_ports(links: List[Dict[str, Any]], endpoints: Set[Endpoint]) -
             if end in owners:
                 raise _fail(where, "port %s is already a port of %s" % (port, owners[end]))
             owners[end] = link["path"]
+
+
+def _check_underlay_devs(links: List[Dict[str, Any]], endpoints: Set[Endpoint]) -> None:
+    """A vxlan's dev in a declared namespace is a link declared there (in the root namespace it may
+    be a physical device)."""
+    for link in links:
+        underlay = link.get("underlay_netns")
+        if link["type"] == "vxlan" and link.get("dev") and underlay is not None \
+                and Endpoint(underlay, link["dev"]) not in endpoints:
+            raise _fail(link["path"] + ".dev", "link %s is not declared in namespace %s (a vxlan's dev is a link "
+                        "of its underlay namespace)" % (link["dev"], underlay))
 
 
 def _check_section_refs(netns: Optional[str], section: Dict[str, Any], path: str, endpoints: Set[Endpoint]) -> None:

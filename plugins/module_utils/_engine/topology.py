@@ -94,6 +94,8 @@ def plan_topology(kernel: Kernel, topology: Topology, purge: bool = False,
     this topology created earlier and no longer declares), in dependency order. ``snapshot``: the
     topology's tables file, which knows iptables tables and rule forms of earlier runs."""
     pending = pending if pending is not None else Pending()
+    if owned is not None:
+        pending.owns_link = lambda key: ownership.owns_link(kernel, owned, key)
     changes: List[Change] = []
     if purge:
         changes += plan_purge_stage(kernel, topology, owned, pending, snapshot)

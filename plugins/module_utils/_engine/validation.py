@@ -215,6 +215,15 @@ def check_link_mac(value: Optional[str], field: str = "mac") -> Optional[str]:
     return value
 
 
+def check_int(value: object, field: str, low: int, high: int) -> Optional[int]:
+    """An optional integer from ``low`` to ``high`` (not a bool)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise NetnsError("must be an integer from %d to %d, not %r" % (low, high, value), obj=field)
+    return value
+
+
 def check_mtu(value: Optional[int], field: str = "mtu") -> Optional[int]:
     if value is None:
         return None

@@ -25,12 +25,20 @@ from .constants import (
     IFINFOMSG,
     IFLA_ADDRESS,
     IFLA_IFNAME,
+    IFLA_INFO_DATA,
     IFLA_INFO_KIND,
     IFLA_LINK,
     IFLA_LINK_NETNSID,
     IFLA_LINKINFO,
     IFLA_MASTER,
     IFLA_MTU,
+    IFLA_VXLAN_GROUP,
+    IFLA_VXLAN_GROUP6,
+    IFLA_VXLAN_ID,
+    IFLA_VXLAN_LINK,
+    IFLA_VXLAN_LOCAL,
+    IFLA_VXLAN_LOCAL6,
+    IFLA_VXLAN_PORT,
     FIB_RULE_HDR,
     FRA_DPORT_RANGE,
     FRA_DST,
@@ -107,8 +115,26 @@ def _raw(data: bytes) -> bytes:
     return bytes(data)
 
 
+def _be16(data: bytes) -> int:
+    return int.from_bytes(data[:2], "big")
+
+
+# A kind's IFLA_INFO_DATA, for the kinds whose data the planners read (a vxlan's cannot change in place).
+INFO_DATA: Dict[str, Dict[int, Tuple[str, Decoder]]] = {
+    "vxlan": {IFLA_VXLAN_ID: ("IFLA_VXLAN_ID", _u32), IFLA_VXLAN_GROUP: ("IFLA_VXLAN_GROUP", _ip),
+              IFLA_VXLAN_GROUP6: ("IFLA_VXLAN_GROUP6", _ip), IFLA_VXLAN_LOCAL: ("IFLA_VXLAN_LOCAL", _ip),
+              IFLA_VXLAN_LOCAL6: ("IFLA_VXLAN_LOCAL6", _ip), IFLA_VXLAN_LINK: ("IFLA_VXLAN_LINK", _u32),
+              IFLA_VXLAN_PORT: ("IFLA_VXLAN_PORT", _be16)},
+}
+
+
 def _link_info(data: bytes) -> "Message":
-    return Message({}, attributes(data, 0, {IFLA_INFO_KIND: ("IFLA_INFO_KIND", _string)}))
+    found = attributes(data, 0, {IFLA_INFO_KIND: ("IFLA_INFO_KIND", _string), IFLA_INFO_DATA: ("IFLA_INFO_DATA", _raw)})
+    kind_data = found.pop("IFLA_INFO_DATA", None)
+    wanted = INFO_DATA.get(found.get("IFLA_INFO_KIND"))
+    if wanted is not None and kind_data is not None:
+        found["IFLA_INFO_DATA"] = Message({}, attributes(kind_data, 0, wanted))
+    return Message({}, found)
 
 
 class Kind(NamedTuple):

@@ -18,6 +18,17 @@ from ..model import Change, Kind, Params, Undo, params_of, undo_nothing
 
 
 @dataclasses.dataclass(frozen=True)
+class VxlanAttributes:
+    """What a vxlan was created with (none of it can be changed in place)."""
+
+    vni: int
+    group: Optional[str]  # the remote (unicast) or multicast group, either family
+    local: Optional[str]
+    dev: Optional[int]  # the underlay device's ifindex, in the vxlan's link namespace
+    port: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
 class Link:
     index: int
     name: str
@@ -28,6 +39,7 @@ class Link:
     peer_index: Optional[int]  # IFLA_LINK: the veth peer's / vlan parent's ifindex
     peer_nsid: Optional[int]  # IFLA_LINK_NETNSID: where that peer lives, as seen from here
     master: Optional[int]
+    vxlan: Optional[VxlanAttributes] = None
 
     def as_dict(self) -> Dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "mtu": self.mtu, "mac": self.mac,
@@ -45,7 +57,20 @@ def _link_from_msg(msg: Any) -> Link:
         peer_index=msg.get_attr("IFLA_LINK"),
         peer_nsid=msg.get_attr("IFLA_LINK_NETNSID"),
         master=msg.get_attr("IFLA_MASTER"),
+        vxlan=_vxlan_of(msg),
     )
+
+
+def _vxlan_of(msg: Any) -> Optional[VxlanAttributes]:
+    data = attr(msg, "IFLA_LINKINFO", "IFLA_INFO_DATA")
+    if data is None or attr(msg, "IFLA_LINKINFO", "IFLA_INFO_KIND") != "vxlan":
+        return None
+    return VxlanAttributes(
+        vni=data.get_attr("IFLA_VXLAN_ID"),
+        group=data.get_attr("IFLA_VXLAN_GROUP") or data.get_attr("IFLA_VXLAN_GROUP6"),
+        local=data.get_attr("IFLA_VXLAN_LOCAL") or data.get_attr("IFLA_VXLAN_LOCAL6"),
+        dev=data.get_attr("IFLA_VXLAN_LINK") or None,
+        port=data.get_attr("IFLA_VXLAN_PORT"))
 
 
 def read_links(kernel: Kernel, ns: Optional[str]) -> Dict[str, Link]:

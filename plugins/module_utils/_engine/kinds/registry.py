@@ -20,10 +20,11 @@ from .route import ROUTE
 from .rule import RULE
 from .veth import VETH
 from .virtual_link import BRIDGE_PORT, VIRTUAL_LINK
+from .vxlan import VXLAN
 from .wireguard import WIREGUARD
 
-KINDS: Tuple[Kind, ...] = (NAMESPACE, SYSCTL, RESOLV_CONF, VETH, VIRTUAL_LINK, BRIDGE_PORT, DEVICE, LINK_ATTRIBUTES,
-                           ADDRESS, ROUTE, RULE, IPTABLES, NFTABLES, WIREGUARD)
+KINDS: Tuple[Kind, ...] = (NAMESPACE, SYSCTL, RESOLV_CONF, VETH, VIRTUAL_LINK, VXLAN, BRIDGE_PORT, DEVICE,
+                           LINK_ATTRIBUTES, ADDRESS, ROUTE, RULE, IPTABLES, NFTABLES, WIREGUARD)
 
 _BY_PARAMS: Dict[type, Kind] = {params: kind for kind in KINDS for params in kind.params}
 _BY_SPEC: Dict[type, Kind] = {kind.spec: kind for kind in KINDS if kind.spec is not None}

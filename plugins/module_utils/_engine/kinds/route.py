@@ -240,7 +240,9 @@ def plan_routes(kernel: Kernel, spec: RouteSpec, pending: Pending) -> List[Chang
         return [] if ns_missing else plan_route_set(spec, routes(kernel, spec.netns, versions))
     if ns_missing and not pending.has_namespace(spec.netns):
         raise NetnsError("namespace %s does not exist" % spec.netns, obj="routes")
-    changes = plan_route_set(spec, routes(kernel, spec.netns, versions))
+    # a link an earlier change of the plan deletes (a purged veth, a replaced vxlan) takes its routes along
+    current = [route for route in routes(kernel, spec.netns, versions) if (spec.netns, route.dev) not in pending.doomed_links]
+    changes = plan_route_set(spec, current)
     if not ns_missing:
         _check_reachable(kernel, spec, pending, {_route_of(c).identity for c in changes if c.action != "delete"})
     return changes

@@ -67,15 +67,21 @@ def plan_virtual_link(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -
         if problem:
             raise NetnsError(problem + "; refusing to change it", obj="link " + key)
     else:
-        if not kernel.exists(spec.netns) and spec.name in thread_netns.links_of_a_new_namespace():
-            raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
-                             % spec.name, obj=spec.field + ".name")
+        refuse_a_new_namespaces_own_name(kernel, spec.netns, spec.name, spec.field)
         changes.append(_plan_create(kernel, spec, pending))
         pending.links.add((spec.netns, spec.name))
     changes += plan_link_attributes(spec.netns, spec.name, current, spec.mtu, spec.mac, spec.up)
     if spec.link_type == "bridge":
         changes += _plan_ports(kernel, spec, current)
     return changes
+
+
+def refuse_a_new_namespaces_own_name(kernel: Kernel, netns: Optional[str], name: str, field: str) -> None:
+    """A link to create in a namespace the plan creates cannot have a name the kernel gives a link of
+    every new namespace (a tunnel module's fallback device)."""
+    if not kernel.exists(netns) and name in thread_netns.links_of_a_new_namespace():
+        raise NetnsError("every new namespace has a link %s already (the kernel makes it); choose another name"
+                         % name, obj=field + ".name")
 
 
 def _plan_create(kernel: Kernel, spec: VirtualLinkSpec, pending: Pending) -> Change:
@@ -164,11 +170,7 @@ class VirtualLinkKind(Kind):
 
 
 def _create(kernel: Kernel, key: str, params: VirtualLinkParams) -> None:
-    attrs: Dict[str, Any] = {"ifname": params.name, "kind": params.link_type}
-    if params.mtu:
-        attrs["mtu"] = params.mtu
-    if params.mac:
-        attrs["address"] = params.mac
+    attrs: Dict[str, Any] = {}
     socket_ns = params.ns
     if params.link_type in ("vlan", "macvlan"):
         if params.parent is None:
@@ -179,8 +181,21 @@ def _create(kernel: Kernel, key: str, params: VirtualLinkParams) -> None:
             attrs["vlan_id"] = params.vlan_id
         else:
             attrs["macvlan_mode"] = params.mode
-        if socket_ns != params.ns:
-            attrs["net_ns_fd"] = kernel.fd(params.ns)
+    create_link(kernel, key, params, socket_ns, attrs)
+
+
+def create_link(kernel: Kernel, key: str, params: VirtualLinkParams, socket_ns: Optional[str],
+                attrs: Dict[str, Any]) -> None:
+    """Create ``params``' link with its type's ``attrs`` on ``socket_ns``'s socket: with
+    IFLA_NET_NS_FD it appears directly in its own namespace, and keeps ``socket_ns`` as its link
+    namespace (where a vlan's parent is, or a vxlan's UDP socket)."""
+    attrs = dict(attrs, ifname=params.name, kind=params.link_type)
+    if params.mtu:
+        attrs["mtu"] = params.mtu
+    if params.mac:
+        attrs["address"] = params.mac
+    if socket_ns != params.ns:
+        attrs["net_ns_fd"] = kernel.fd(params.ns)
     with refusal("create %s" % params.link_type, "link " + key):
         kernel.netlink.requests(socket_ns).link("add", **attrs)
     kernel.cache.invalidate(params.ns, "links")

@@ -78,6 +78,9 @@ class Drawing:
                 match = link.get("match") or {}
                 self.edges.append((self.node(None), self.node(netns), match.get("name") or match.get("mac", ""),
                                    self._end(netns, link["name"]), "device"))
+            elif link["type"] == "vxlan":
+                self.edges.append((self.node(link.get("underlay_netns")), self.node(netns), link.get("dev") or "udp",
+                                   self._end(netns, link["name"]), "vxlan %s" % link.get("id")))
 
 
 def _rule_line(rule: Dict[str, Any]) -> str:
@@ -95,7 +98,7 @@ def _touches_root(spec: Dict[str, Any]) -> bool:
             ends.append(link.get("peer_netns"))
         elif link["type"] in ("vlan", "macvlan"):
             ends.append(link.get("parent_netns"))
-        elif link["type"] == "wireguard":
+        elif link["type"] in ("wireguard", "vxlan"):
             ends.append(link.get("underlay_netns"))
         if None in ends or link["type"] == "device":
             return True

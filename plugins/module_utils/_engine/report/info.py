@@ -30,6 +30,7 @@ from ..kinds.route import DEFAULT_METRIC, routes
 from ..kinds.rule import PRIORITY_MAX, PRIORITY_MIN, rules
 from ..kinds.veth import linked, peer_of
 from ..kinds.wireguard import wireguard_report
+from ..kinds.vxlan import ELSEWHERE, underlay_of
 from ..system import netns_mounts, procfs, thread_netns
 
 # The sysctls netns_info reports when they differ from a new namespace's value (read in a scratch
@@ -66,6 +67,8 @@ def _link_info(kernel: Kernel, ns: Optional[str], link: Link, by_index: Dict[int
         info.update(_kind_data(kernel, ns, link))
     elif link.kind in ("wireguard", "tun"):
         info.update(wireguard_report(kernel, ns, link))
+    elif link.kind == "vxlan":
+        info["vxlan"] = underlay_of(kernel, ns, link)
     return info
 
 
@@ -251,9 +254,9 @@ def _end(netns: Optional[str], name: str) -> Tuple[str, str]:
 
 def spec_from_info(info: Dict[str, Any], name: str = "captured") -> Dict[str, Any]:
     """A topology spec (format version 1) that re-creates the namespaces in ``info``: their
-    sysctls, DNS, links (veth pairs with an end in them, bridges, vlans, macvlans and host devices
-    by MAC), addresses, routes, policy routing rules and iptables rules; in the root namespace only
-    the addresses and routes of those links."""
+    sysctls, DNS, links (veth pairs with an end in them, bridges, vlans, macvlans, vxlans, WireGuard
+    devices and host devices by MAC), addresses, routes, policy routing rules and iptables rules; in
+    the root namespace only the addresses and routes of those links."""
     declared = {ns["name"] for ns in info["namespaces"]}
     scopes: List[Tuple[Optional[str], Dict[str, Any]]] = [(ns["name"], ns) for ns in info["namespaces"]]
     scopes.append((None, info["host"]))
@@ -346,4 +349,9 @@ def _spec_link(ns: Optional[str], link: Dict[str, Any], declared: Set[str],
         # a physical NIC (or a link without a kind) in a namespace: a host device, found again by its MAC
         return dict({"type": "device", "name": link["name"], "netns": ns, "match": {"mac": link["mac"]}},
                     **{k: v for k, v in extra.items() if k in ("mtu", "up")})
+    vxlan = link.get("vxlan") if link["kind"] == "vxlan" else None
+    if vxlan and vxlan.get("underlay_netns") != ELSEWHERE and vxlan.get("underlay_netns") in declared | {None} \
+            and not isinstance(vxlan.get("dev", ""), int):
+        known = {key: value for key, value in vxlan.items() if value is not None}
+        return dict({"type": "vxlan", "name": link["name"], "netns": ns}, **known, **extra)
     return None
