@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List
 
 from ._engine.converge import Planner, converge
 from ._engine.errors import NetnsError
-from ._engine.kernel.library import PYROUTE2_IMPORT_ERROR, Pyroute2Missing
+from ._engine.kernel.library import Pyroute2Missing
 from ._engine.kernel.session import Kernel
 from ._engine.model import Change, Pending, diff_of
 
@@ -71,8 +71,8 @@ def _freeze_loaded_objects() -> None:
 def run_reader(module: Any, reader: Reporter, missing_library_msg: str) -> None:
     """Run an information module: read only, never changed; engine errors become fail_json here."""
     _freeze_loaded_objects()
-    if PYROUTE2_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_library_msg, exception=PYROUTE2_IMPORT_ERROR)
+    # No upfront demand for pyroute2: reads go through the engine's own netlink, and the few that need
+    # pyroute2 raise Pyroute2Missing (so fleet.yml's absent check works on a host that never had it).
     try:
         with Kernel() as kernel:
             result = reader(kernel)

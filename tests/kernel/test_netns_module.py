@@ -182,7 +182,7 @@ def test_check_mode_needs_no_pyroute2(prefix: str, tmp_path) -> None:
     """A host where pyroute2 is not installed at all (sitecustomize hides it): check mode reads
     through the engine's own netlink and predicts the change; a real run fails with
     missing_required_lib's message, nothing made; a run with nothing to do succeeds unchanged (an
-    absent object on a host the role has not installed pyroute2 on yet)."""
+    absent object on a host the role has not installed pyroute2 on yet), and so does netns_info."""
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['pyroute2'] = None  # not installed\n")
     name = prefix + "nolib"
     checked = run_module("netns", {"name": name}, check=True, python_path=str(tmp_path))
@@ -192,3 +192,6 @@ def test_check_mode_needs_no_pyroute2(prefix: str, tmp_path) -> None:
     assert name not in netns_list()
     nothing = run_module("netns", {"name": name, "state": "absent"}, python_path=str(tmp_path))
     assert not nothing["changed"] and not nothing.get("failed"), nothing
+    # netns_info reads through the same netlink: fleet.yml's check after an absent rollout works there
+    left = run_module("netns_info", {"names": [name], "iptables": False}, python_path=str(tmp_path))
+    assert not left.get("failed") and left["missing"] == [name], left

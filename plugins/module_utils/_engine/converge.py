@@ -32,6 +32,7 @@ def converge_stages(kernel: Kernel, planners: List[Planner], check_mode: bool, p
     one journal). In check mode the stages share one ``Pending`` instead."""
     if check_mode:
         shared = pending or Pending()
+        shared.checking = True
         return [change for planner in planners for change in planner(kernel, shared)]
     changes: List[Change] = []
     with host_lock():

@@ -76,6 +76,9 @@ class Pending:
     # "would create" leaves the namespace or link missing; assume it instead of failing, and say so.
     assume_missing: bool = False
     assumed: Set[str] = dataclasses.field(default_factory=set)
+    # Check mode: nothing is applied, so a program only the apply needs (wireguard-go) may be missing
+    # yet (the role installs it after its own check); the plan says so instead of failing.
+    checking: bool = False
     # Whether a link (netns, ifname) is the one the topology created (by identity): asked only
     # before replacing what cannot change in place (a vxlan's id); a plan without a record owns none.
     owns_link: Callable[[Tuple[Optional[str], str]], bool] = lambda _key: False

@@ -155,10 +155,12 @@ def plan_wireguard(kernel: Kernel, spec: WireguardSpec, pending: Pending) -> Lis
     changes: List[Change] = []
     if current is None:
         backend = wg.creation_backend()
+        after = {"type": "wireguard", "underlay": ns_label(spec.underlay_netns), "backend": backend}
         if backend == "userspace" and wg.wireguard_go() is None:
-            raise _fail(spec.field, "the kernel has no wireguard module and wireguard-go is not installed")
-        changes.append(Change("link", "create", key, None,
-                              {"type": "wireguard", "underlay": ns_label(spec.underlay_netns), "backend": backend},
+            if not pending.checking:
+                raise _fail(spec.field, "the kernel has no wireguard module and wireguard-go is not installed")
+            after["wireguard_go"] = "not installed (yet)"
+        changes.append(Change("link", "create", key, None, after,
                               params=WireguardCreate("wireguard", spec.netns, spec.name, mtu=spec.mtu,
                                                      underlay=spec.underlay_netns, backend=backend)))
         pending.links.add((spec.netns, spec.name))

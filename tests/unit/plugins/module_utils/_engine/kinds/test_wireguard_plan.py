@@ -9,21 +9,24 @@ import contextlib
 import copy
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel import wireguard as wg
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kernel.cache import ReadCache
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.link import Link
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.kinds.wireguard import (
     WireguardSettings,
     backend_of,
     parse_endpoint,
     plan_settings,
+    plan_wireguard,
     read_private_key,
     wireguard_spec,
 )
+from ansible_collections.linuxnet.netns.plugins.module_utils._engine.model import Pending
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.report.graph import to_dot
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.spec import parse_topology
 
@@ -291,3 +294,33 @@ def test_genetlink_configure(monkeypatch: pytest.MonkeyPatch) -> None:
     calls.clear()
     wg.configure_genetlink(FakeKernel(), None, "wg0", wg.Settings(None, None, (peer,)), "link wg0")  # type: ignore[arg-type]
     assert calls == [("entered", None), ("wg0", {"peer": wg.genetlink_peer(peer)}), "closed"]
+
+
+class _EmptyNamespaces:
+    """Only what planning a new device reads: namespaces that exist, with no links of that name."""
+
+    def __init__(self, *namespaces: Optional[str]) -> None:
+        self.cache = ReadCache()
+        self._namespaces = set(namespaces) | {None}
+        for ns in self._namespaces:
+            self.cache.get(ns, "links", lambda _ns: {})
+
+    def exists(self, ns: Optional[str]) -> bool:
+        return ns in self._namespaces
+
+
+@pytest.mark.parametrize("checking", [False, True])
+def test_without_wireguard_go_apply_fails_before_any_change_and_check_mode_says_so(
+        key_file: str, checking: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a host the role has not installed wireguard-go on yet, check mode (the role's own check runs
+    before its package task) plans the device and says what is missing; an apply refuses in planning."""
+    monkeypatch.setattr(wg, "creation_backend", lambda: "userspace")
+    monkeypatch.setattr(wg, "wireguard_go", lambda: None)
+    pending = Pending(checking=checking)
+    plan = lambda: plan_wireguard(_EmptyNamespaces("vpn"), _spec(key_file=key_file), pending)  # noqa: E731
+    if not checking:
+        with pytest.raises(NetnsError, match="wireguard-go is not installed"):
+            plan()
+        return
+    create = plan()[0]
+    assert (create.action, create.after["backend"], create.after["wireguard_go"]) == ("create", "userspace", "not installed (yet)")
