@@ -316,8 +316,10 @@ def test_without_wireguard_go_apply_fails_before_any_change_and_check_mode_says_
     before its package task) plans the device and says what is missing; an apply refuses in planning."""
     monkeypatch.setattr(wg, "creation_backend", lambda: "userspace")
     monkeypatch.setattr(wg, "wireguard_go", lambda: None)
-    pending = Pending(checking=checking)
-    plan = lambda: plan_wireguard(_EmptyNamespaces("vpn"), _spec(key_file=key_file), pending)  # noqa: E731
+
+    def plan() -> List[Any]:
+        return plan_wireguard(_EmptyNamespaces("vpn"), _spec(key_file=key_file), Pending(checking=checking))  # type: ignore[arg-type]
+
     if not checking:
         with pytest.raises(NetnsError, match="wireguard-go is not installed"):
             plan()
