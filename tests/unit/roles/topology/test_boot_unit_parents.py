@@ -8,6 +8,12 @@ from typing import Any, Dict, List
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
+try:  # ansible-core 2.19+ templates only what is marked trusted (a role's template file is)
+    from ansible.template import trust_as_template
+except ImportError:
+    def trust_as_template(value: str) -> str:
+        return value
+
 TEMPLATE = Path(__file__).resolve().parents[4] / "roles" / "topology" / "templates" / "linuxnet-netns.service.j2"
 
 
@@ -15,7 +21,7 @@ def ordered_after(spec: Dict[str, Any]) -> List[str]:
     source = TEMPLATE.read_text()
     variables: Dict[str, Any] = {name: "x" for name in re.findall(r"\b((?:topology|ansible)_[a-z_]+)\b", source)}
     variables.update(topology_spec=spec, topology_wait_parents=30)
-    unit = Templar(loader=DataLoader(), variables=variables).template(source)
+    unit = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(source))
     return [line for line in unit.splitlines() if line.startswith("After=sys-subsystem-net-devices-")]
 
 
