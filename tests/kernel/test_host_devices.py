@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from helpers import converge, leftovers, netns_list, restore_program, run, run_module, save_spec, snapshot
 

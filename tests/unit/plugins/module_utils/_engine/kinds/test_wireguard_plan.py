@@ -148,8 +148,11 @@ def test_plan_settings(backend: str, device: wg.Device, before: Any, after: Any)
     if after is None:
         assert changes == []
         return
-    strip = (lambda d: {k: ({pk: (None if v is None else {x: y for x, y in v.items() if x != "public_key"})
-                             for pk, v in val.items()} if k == "peers" else val) for k, val in d.items()})
+
+    def strip(d: Dict[str, Any]) -> Dict[str, Any]:
+        return {k: ({pk: (None if v is None else {x: y for x, y in v.items() if x != "public_key"})
+                     for pk, v in val.items()} if k == "peers" else val) for k, val in d.items()}
+
     assert [(c.action, c.before, c.after) for c in changes] == [("update", strip(before), strip(after))]
     params = changes[0].params
     assert isinstance(params, WireguardSettings) and params.backend == backend
