@@ -3,6 +3,7 @@
     python3 nspawn_hosts.py rootfs SUITE IMAGE...           build the cached rootfs and the suite's local apt repository
     python3 nspawn_hosts.py up NAME INDEX KEY.pub SUITE IMAGE  copy the rootfs, boot NAME, wait until SSH answers
     python3 nspawn_hosts.py down NAME                        power NAME off and remove everything made for it
+    python3 nspawn_hosts.py underlay | underlay-remove       make the bridge the hosts share / remove it once all are down
     python3 nspawn_hosts.py address INDEX                    print the instance's management address
 
 SUITE is a Debian release (bookworm: systemd 252, trixie: systemd 257), debootstrapped from the
@@ -363,13 +364,16 @@ while true; do
       --bind-ro="$REPO:$REPO_MOUNT" -- $INIT_ARGS >>"$LOG" 2>&1 &
   child=$!
   echo $child >"$DIR/nspawn.pid"
-  for _ in $(seq 1 200); do
-    ip link show "vn-$NAME" >/dev/null 2>&1 && break
-    sleep 0.05
+  # nspawn makes the links before the container boots; on a loaded machine that can take a while
+  for link in "ve-$NAME" "vu-$NAME" "vn-$NAME"; do
+    for _ in $(seq 1 600); do
+      ip link show "$link" >/dev/null 2>&1 && break
+      sleep 0.05
+    done
   done
   ip addr replace "$HOSTADDR/30" dev "ve-$NAME" && ip link set "ve-$NAME" up
   for port in "vu-$NAME" "vn-$NAME"; do
-    ip link set "$port" master "$BRIDGE" && ip link set "$port" up
+    ip link set "$port" master "$BRIDGE" && ip link set "$port" up || echo "cannot put $port on $BRIDGE" >>"$LOG"
   done
   wait $child
   status=$?
@@ -392,18 +396,24 @@ def init_args() -> List[str]:
 
 def ensure_underlay() -> None:
     """The hosts' shared segment: a bridge with no address (no IPv6 link-local either), so this
-    machine is not on it."""
-    if os.path.exists(os.path.join("/sys/class/net", UNDERLAY_BRIDGE)):
-        return
-    subprocess.run(["ip", "link", "add", UNDERLAY_BRIDGE, "type", "bridge"], check=True)
+    machine is not on it. Made by create.yml once, before the hosts boot in parallel (``up`` makes
+    it too, for a host booted by hand); removed by ``underlay-remove`` once every host is down."""
+    if not os.path.exists(os.path.join("/sys/class/net", UNDERLAY_BRIDGE)):
+        made = subprocess.run(["ip", "link", "add", UNDERLAY_BRIDGE, "type", "bridge"], check=False)
+        if made.returncode != 0 and not os.path.exists(os.path.join("/sys/class/net", UNDERLAY_BRIDGE)):
+            sys.exit("cannot make the bridge %s" % UNDERLAY_BRIDGE)
     subprocess.run(["ip", "link", "set", UNDERLAY_BRIDGE, "addrgenmode", "none"], check=True)
     subprocess.run(["ip", "link", "set", UNDERLAY_BRIDGE, "up"], check=True)
 
 
-def remove_underlay_if_unused() -> None:
+def remove_underlay() -> None:
+    """The bridge, when no host's link is a port of it any more."""
     ports = os.path.join("/sys/class/net", UNDERLAY_BRIDGE, "brif")
-    if os.path.isdir(ports) and not os.listdir(ports):
-        subprocess.run(["ip", "link", "delete", UNDERLAY_BRIDGE], check=False)
+    if not os.path.isdir(ports):
+        return
+    if os.listdir(ports):
+        sys.exit("%s still has ports (%s): a host is up" % (UNDERLAY_BRIDGE, " ".join(sorted(os.listdir(ports)))))
+    subprocess.run(["ip", "link", "delete", UNDERLAY_BRIDGE], check=True)
 
 
 def boot(name: str, index: int, root: str, suite: str) -> None:
@@ -473,7 +483,6 @@ def down(name: str, timeout: float = 60.0) -> None:
             pass
     for link in ("ve-", "vu-", "vn-"):
         subprocess.run(["ip", "link", "delete", link + name], stderr=subprocess.DEVNULL, check=False)
-    remove_underlay_if_unused()
     try:
         with open(os.path.join(directory, "cgroups")) as handle:
             remove_cgroups(handle.read().split())
@@ -505,6 +514,10 @@ def main(argv: List[str]) -> None:
         wait_for_ssh(address(index))
     elif command == "down":
         down(argv[1])
+    elif command == "underlay":
+        ensure_underlay()
+    elif command == "underlay-remove":
+        remove_underlay()
     elif command == "address":
         print(address(int(argv[1])))
     else:

@@ -185,7 +185,7 @@ class Verifier:
 
 
 def answered(ping: Dict[str, Any]) -> bool:
-    for _ in range(PING_TRIES):
+    for _attempt in range(PING_TRIES):
         if run(["ping", "-c", "1", "-W", "2", ping["to"]], ping.get("from")).returncode == 0:
             return True
     return False
