@@ -186,8 +186,8 @@ CONTENDERS: Dict[str, List[Step]] = {
 # The workload of each contender that does not run W(N).
 FIREWALL = {"kernel-floor": "nftables", "restore-nft": "nftables", "restore-w0": "none", "ifstate": "none"}
 # The largest N each contender runs at (the others take minutes per repetition there; ifstate's apply
-# of W_0(100) takes ~20 s, its no-change run ~40 s, growing faster than N). Only the kernel floor and
-# the restore program of W_nft(N) run at N=5000.
+# of W_0(100) takes 20-35 s, its no-change run 40-50 s). Only the kernel floor and the restore program
+# of W_nft(N) run at N=5000.
 LIMITS = {"shell": 500, "community-general": 10, "objects": 10, "ifstate": 100,
           "floor": 1000, "restore": 1000, "restore-w0": 100, "ip-batch": 1000, "module": 1000, "ansible-noop": 1000}
 
