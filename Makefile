@@ -12,7 +12,7 @@ APT_PACKAGES := python3-venv iproute2 iptables iputils-ping kmod graphviz nftabl
 # are not in what they compare; theirs are not bound on the host).
 ISOLATED = $(PY) $(CURDIR)/tests/isolated.py
 
-.PHONY: help deps venv core-venvs sanity sanity-oldest sanity-newest collection demo demo-absent test unit kernel units targets tarball-test ansible-test-tree playbook-tests pytest bench molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
+.PHONY: help deps venv core-venvs sanity sanity-oldest sanity-newest collection demo demo-absent test unit kernel units targets tarball-test ansible-test-tree playbook-tests pytest bench bench-nft molecule molecule-deps molecule-destroy clean gates gates-changelog gates-docs gates-lint gates-ee
 
 help:
 	@echo "make demo   - build the reference topology on this host with playbooks/demo.yml, verify it, remove it"
@@ -24,6 +24,7 @@ help:
 	@echo "make sanity - ansible-test sanity with the oldest claimed and the newest ansible-core"
 	@echo "make gates  - the ecosystem's gates: changelog lint, docs render, ansible-lint production, EE context"
 	@echo "make bench  - benchmarks against the floor and today's tools; writes bench/RESULTS.md (+ .png)"
+	@echo "make bench-nft - the reduced run: W_nft(N) against the kernel floor up to N=5000, ifstate on W_0(N)"
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -200,6 +201,12 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 BENCH_ARGS ?= --sizes 10,100,500,1000 --repeat 3
 bench: venv $(VENV)/.bench-installed $(BENCH_ANSIBLE)/.installed collection
 	$(PY) bench/run.py $(BENCH_ARGS) --output bench/RESULTS.md
+
+# The reduced run (issue: W_nft(N), the kernel floor, ifstate): ~25 minutes on 2 cores shared with other jobs.
+BENCH_NFT_ARGS ?= --sizes 10,100,1000,5000 --repeat 3 --repeat-at 5000=1 \
+	--contenders floor,restore,kernel-floor,restore-nft,restore-w0,ifstate
+bench-nft: venv $(VENV)/.bench-installed collection
+	BENCH_TARGET=bench-nft $(PY) bench/run.py $(BENCH_NFT_ARGS) --output bench/RESULTS.md
 
 # Molecule (issues 4, 18): a mixed fleet of Debian 12 and 13 hosts booted with systemd-nspawn from debootstrap
 # images, each release with a local apt repository (cached under /var/cache/linuxnet-netns), reached over SSH;

@@ -1,14 +1,17 @@
 """The contenders that are not ours: W(N) done with `ip -batch`, with a naive shell script (one `ip`
-command per step, as tutorials teach), and with today's Ansible way (community.general.ip_netns in a
-loop plus command tasks). Each writes its input files into a work directory and returns the command
-line that does the work; bench/run.py times that command as a whole process.
+command per step, as tutorials teach), with today's Ansible way (community.general.ip_netns in a
+loop plus command tasks), and ifstate's config for W_0(N). Each writes its input files into a work
+directory and returns the command line (ifstate: the config's path) that does the work; bench/run.py
+times that command as a whole process.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
-from typing import List
+from typing import Any, Dict, List
 
 from workload import RULE, SYSCTL, items
 
@@ -149,3 +152,28 @@ def _script(directory: str, name: str, lines: List[str]) -> List[str]:
 
 def quote(argv: List[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def ifstate_config(directory: str, prefix: str, count: int) -> str:
+    """W_0(N) (W(N) without the firewall, which ifstate has no section for) as ifstate's config; returns
+    its path. ifstate deletes every namespace its config does not name unless `parameters.ignore.netns`
+    matches it: every name that does not start with this run's prefix is ignored (and ifstate runs in
+    a sandbox of its own besides, bench/sandbox.py). The sysctl is conf/all/forwarding, which is
+    net.ipv4.ip_forward (the kernel sets one with the other)."""
+    root: Dict[str, Any] = {}
+    namespaces: Dict[str, Any] = {}
+    for item in items(prefix, count):
+        root[item.root_end] = {"addresses": [item.root_address],
+                               "link": {"kind": "veth", "peer": item.ns_end, "peer_netns": item.netns, "state": "up"}}
+        namespaces[item.netns] = {
+            "sysctl": {"all": {"ipv4": {"forwarding": int(SYSCTL[1])}}},
+            "interfaces": {"lo": {"link": {"kind": "physical", "state": "up"}},
+                           item.ns_end: {"addresses": [item.ns_address], "link": {"kind": "veth", "state": "up"}}},
+            "routing": {"routes": [{"to": "0.0.0.0/0", "via": item.gateway}]},
+        }
+    config = {"parameters": {"ignore": {"netns": ["^(?!%s)" % re.escape(prefix)]}},
+              "interfaces": root, "namespaces": namespaces}
+    path = os.path.join(directory, "ifstate.json")
+    with open(path, "w") as handle:
+        json.dump(config, handle)
+    return path

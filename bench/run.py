@@ -1,6 +1,6 @@
 """Benchmarks: our engine against the kernel floor and against today's tools, in one run.
 
-    python bench/run.py [--sizes 10,100,500,1000] [--repeat 3] [--contenders floor,restore,...]
+    python bench/run.py [--sizes 10,100,500,1000] [--repeat 3] [--repeat-at 5000=1] [--contenders floor,restore,...]
                         [--output bench/RESULTS.md]
 
 Every contender runs as its own process; wall time and peak memory (ru_maxrss of that process and
@@ -32,6 +32,7 @@ COLLECTIONS = os.path.join(REPO, "build", "collections")
 sys.path.insert(0, HERE)
 
 import others  # noqa: E402
+from sandbox import Sandbox  # noqa: E402
 from workload import topology  # noqa: E402
 
 PY = sys.executable
@@ -58,10 +59,12 @@ ANSIBLE_VENV = os.path.join(REPO, ".venv-bench-ansible")  # the `ansible` packag
 
 
 class Workspace:
-    """One contender's run at one N: its own name prefix, spec and work directory."""
+    """One contender's run at one N: its own name prefix, spec and work directory; ``firewall`` picks
+    the workload (workload.FIREWALLS: W(N), W_nft(N), W_0(N))."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, firewall: str = "iptables") -> None:
         self.size = size
+        self.sandbox: Optional[Sandbox] = None
         # "ln" like the tests, so that a test run beside a benchmark leaves its objects out of snapshots;
         # "z" is no hex digit, so no test run prefix ("ln" + 3 hex digits) is a prefix of ours.
         self.prefix = "lnz%s" % os.urandom(2).hex()[:3]
@@ -69,12 +72,31 @@ class Workspace:
         self.spec = os.path.join(self.dir, "topology.json")
         self.state = os.path.join(self.dir, "state")
         with open(self.spec, "w") as handle:
-            json.dump(topology(self.prefix, size), handle)
+            json.dump(topology(self.prefix, size, firewall), handle)
         self.env = dict(os.environ, PYTHONPATH=COLLECTIONS, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                         ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
 
     def floor(self, command: str) -> Tuple[float, float]:
         return timed([PY, os.path.join(HERE, "floor.py"), command, self.prefix, str(self.size)])
+
+    def kernel_floor(self, command: str) -> Tuple[float, float]:
+        return timed([PY, os.path.join(HERE, "kernel_floor.py"), command, self.prefix, str(self.size)])
+
+    def ifstate(self) -> Tuple[float, float]:
+        """``ifstatecli apply`` in the workspace's sandbox (made before the clock starts; nsenter's
+        own ~2 ms are in the time)."""
+        if self.sandbox is None:
+            self.config = others.ifstate_config(self.dir, self.prefix, self.size)
+            self.sandbox = Sandbox(self.prefix)
+        binary = os.path.join(os.path.dirname(PY), "ifstatecli")
+        return timed(self.sandbox.command([binary, "-q", "-c", self.config, "apply"]))
+
+    def close(self) -> Tuple[float, float]:
+        """Ends the workspace's sandbox, if it has one (its namespaces go with it)."""
+        if self.sandbox is not None:
+            self.sandbox.close()
+            self.sandbox = None
+        return 0.0, 0.0
 
     def restore(self, command: str, ok: Tuple[int, ...] = (0,)) -> Tuple[float, float]:
         return timed([PY, "-c", RESTORE, command, self.spec, "--state-dir", self.state], env=self.env, ok=ok)
@@ -144,43 +166,68 @@ CONTENDERS: Dict[str, List[Step]] = {
                 ("restore check (no change)", "floor read", lambda w: w.restore("check")),
                 ("restore apply (no change)", "floor read", lambda w: w.restore("apply")),
                 ("restore teardown", "floor teardown", lambda w: w.restore("teardown"))],
+    # W_nft(N): the kernel floor (bench/kernel_floor.py) and the restore program.
+    "kernel-floor": [("kernel floor apply (W_nft)", "", lambda w: w.kernel_floor("apply")),
+                     ("kernel floor read (W_nft)", "", lambda w: w.kernel_floor("read")),
+                     ("kernel floor teardown", "", lambda w: w.floor("teardown"))],
+    "restore-nft": [("restore apply (boot, W_nft)", "kernel floor apply (W_nft)", lambda w: w.restore("apply")),
+                    ("restore check (no change, W_nft)", "kernel floor read (W_nft)", lambda w: w.restore("check")),
+                    ("restore apply (no change, W_nft)", "kernel floor read (W_nft)", lambda w: w.restore("apply")),
+                    ("restore teardown (W_nft)", "kernel floor teardown", lambda w: w.restore("teardown"))],
+    # W_0(N), no firewall: ifstate (in a sandbox of its own, bench/sandbox.py) and the restore program on
+    # the same workload; both against the kernel floor of W_nft(N) (its rule is ~0.2 ms of ~2.7 ms).
+    "restore-w0": [("restore apply (boot, W_0)", "kernel floor apply (W_nft)", lambda w: w.restore("apply")),
+                   ("restore apply (no change, W_0)", "kernel floor read (W_nft)", lambda w: w.restore("apply")),
+                   ("(teardown)", "", lambda w: w.restore("teardown"))],
+    "ifstate": [("ifstate apply (W_0)", "kernel floor apply (W_nft)", lambda w: w.ifstate()),
+                ("ifstate apply (no change, W_0)", "kernel floor read (W_nft)", lambda w: w.ifstate()),
+                ("(teardown)", "", lambda w: w.close())],
 }
-# The largest N each contender runs at (the others take minutes per repetition there).
-LIMITS = {"shell": 500, "community-general": 10, "objects": 10}
+# The workload of each contender that does not run W(N).
+FIREWALL = {"kernel-floor": "nftables", "restore-nft": "nftables", "restore-w0": "none", "ifstate": "none"}
+# The largest N each contender runs at (the others take minutes per repetition there; ifstate's apply
+# of W_0(100) takes 20-35 s, its no-change run 40-50 s). Only the kernel floor and the restore program
+# of W_nft(N) run at N=5000.
+LIMITS = {"shell": 500, "community-general": 10, "objects": 10, "ifstate": 100,
+          "floor": 1000, "restore": 1000, "restore-w0": 100, "ip-batch": 1000, "module": 1000, "ansible-noop": 1000}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--sizes", default="10,100,500,1000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat-at", default="", help="other repetition counts by N, e.g. 5000=1")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--output", help="write the table (Markdown) here, and the plot beside it")
     args = parser.parse_args()
     names = [n for n in args.contenders.split(",") if n != "community-general" or _have_ansible()]
     sizes = [int(s) for s in args.sizes.split(",")]
+    repeats = {size: args.repeat for size in sizes}
+    repeats.update({int(k): int(v) for k, v in (pair.split("=") for pair in args.repeat_at.split(",") if pair)})
     results: Dict[Tuple[int, str], List[Tuple[float, float]]] = {}
     started = time.monotonic()
-    run_all(sizes, names, args.repeat, results, started)
+    run_all(sizes, names, repeats, results, started)
     text = table(results, names)
     print(text)
     if args.output:
-        write_results(args.output, text, names, sizes, args.repeat, results)
+        write_results(args.output, text, names, sizes, repeats, results)
 
 
-def run_all(sizes: List[int], names: List[str], repeat: int, results: Dict[Tuple[int, str], List[Tuple[float, float]]],
-            started: float) -> None:
+def run_all(sizes: List[int], names: List[str], repeats: Dict[int, int],
+            results: Dict[Tuple[int, str], List[Tuple[float, float]]], started: float) -> None:
     for size in sizes:
         runnable = [n for n in names if size <= LIMITS.get(n, size)]
-        for repetition in range(repeat):
+        for repetition in range(repeats[size]):
             shift = repetition % len(runnable)
             for name in runnable[shift:] + runnable[:shift]:
-                workspace = Workspace(size)
+                workspace = Workspace(size, FIREWALL.get(name, "iptables"))
                 try:
                     for label, _baseline, step in CONTENDERS[name]:
                         sample = step(workspace)
                         if not label.startswith("("):
                             results.setdefault((size, label), []).append(sample)
                 finally:  # its spec, state and playbooks; its kernel objects are gone with its last step
+                    workspace.close()
                     shutil.rmtree(workspace.dir, ignore_errors=True)
             sys.stderr.write("N=%d repetition %d done (%.0f s)\n" % (size, repetition + 1, time.monotonic() - started))
 
@@ -228,7 +275,7 @@ def machine() -> str:
                platform.release(), platform.python_version(), pyroute2, iptables))
 
 
-def write_results(path: str, text: str, names: List[str], sizes: List[int], repeat: int,
+def write_results(path: str, text: str, names: List[str], sizes: List[int], repeats: Dict[int, int],
                   results: Dict[Tuple[int, str], List[Tuple[float, float]]]) -> None:
     skipped = ["%s above N=%d" % (n, LIMITS[n]) for n in names if n in LIMITS and max(sizes) > LIMITS[n]]
     skipped += ["%s (not asked for or not installed)" % n for n in CONTENDERS if n not in names]
@@ -236,23 +283,30 @@ def write_results(path: str, text: str, names: List[str], sizes: List[int], repe
     drawn = draw(plot, results, names)
     with open(path, "w") as handle:
         handle.write("# Benchmark results\n\n")
-        handle.write("Written by `make bench` (bench/run.py) on %s.\n\n" % datetime.date.today().isoformat())
+        handle.write("Written by `make %s` (bench/run.py) on %s.\n\n"
+                     % (os.environ.get("BENCH_TARGET", "bench"), datetime.date.today().isoformat()))
         handle.write("Machine: %s.\n\n" % machine())
-        handle.write("Median of %d repetitions, contenders alternating; N = %s. Skipped: %s.\n\n"
-                     % (repeat, ", ".join(map(str, sizes)), "; ".join(skipped) or "nothing"))
+        counts = sorted(set(repeats.values()), reverse=True)
+        handle.write("Median of %s, contenders alternating; N = %s. Skipped: %s.\n\n"
+                     % (" / ".join("%d repetitions at N=%s" % (c, ", ".join(str(s) for s in sizes if repeats[s] == c))
+                                   for c in counts) if len(counts) > 1 else "%d repetitions" % counts[0],
+                        ", ".join(map(str, sizes)), "; ".join(skipped) or "nothing"))
         handle.write(text + "\n")
         if drawn:
             handle.write("\n![time against N](%s)\n" % os.path.basename(plot))
-        notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "PROFILES.md")
-        if os.path.exists(notes):  # kept by hand: profiles, fixes and before/after numbers
-            with open(notes) as kept:
-                handle.write("\n" + kept.read())
+        # kept by hand: W_nft, the kernel floor and ifstate; profiles, fixes and before/after numbers
+        for name in ("NFTABLES_IFSTATE.md", "PROFILES.md"):
+            notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+            if os.path.exists(notes):
+                with open(notes) as kept:
+                    handle.write("\n" + kept.read())
 
 
 def phase_of(label: str) -> str:
     """The panel a contender's step is drawn in: the floor step it is compared with."""
     floor = _baseline(label) or label
-    return {"floor read": "no change", "floor teardown": "teardown"}.get(floor, "apply")
+    return {"floor read": "no change", "floor teardown": "teardown", "kernel floor read (W_nft)": "no change",
+            "kernel floor teardown": "teardown"}.get(floor, "apply")
 
 
 OURS = ("topology module", "restore", "per-object modules")
@@ -261,6 +315,8 @@ STYLES = {
     "floor": ("black", "--", "s"), "ip-batch": ("#8c564b", ":", "v"), "shell": ("#7f7f7f", ":", "x"),
     "community-general": ("#e377c2", ":", "D"), "module": ("#d62728", "-", "o"), "ansible-noop": ("#bcbd22", "-.", "^"),
     "objects": ("#ff7f0e", "-", "P"), "restore": ("#1f77b4", "-", "o"),
+    "kernel-floor": ("black", "-.", "*"), "restore-nft": ("#2ca02c", "-", "o"), "restore-w0": ("#9467bd", "-", "d"),
+    "ifstate": ("#17becf", ":", "h"),
 }
 
 
@@ -301,7 +357,7 @@ def draw(path: str, results: Dict[Tuple[int, str], List[Tuple[float, float]]], n
     handles = [h for axes in panels for h in axes.get_legend_handles_labels()[0]]
     labels = [l for axes in panels for l in axes.get_legend_handles_labels()[1]]
     figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    figure.suptitle("W(N) per phase (ours: thick solid lines)")
+    figure.suptitle("W(N), W_nft(N) and W_0(N) per phase (ours: thick solid lines)")
     figure.tight_layout(rect=(0, 0.16, 1, 0.95))
     figure.savefig(path, dpi=100)
     plt.close(figure)

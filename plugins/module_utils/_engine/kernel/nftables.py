@@ -12,11 +12,12 @@ drops it afterwards; a context is never shared between namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import shutil
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 from ..errors import NetnsError
 from . import programs
@@ -26,6 +27,11 @@ from . import programs
 BACKEND_ENV = "LINUXNET_NETNS_NFT"
 BINDING = "libnftables"
 PROGRAM = "nft -f"
+# libnftables waits for its socket's replies with select(): a socket numbered FD_SETSIZE or above aborts
+# the whole process (glibc: "bit out of range 0 - FD_SETSIZE on fd_set"). A run keeps a descriptor and a
+# socket per namespace it touches (with its open-file limit raised), so from some 500 namespaces on the
+# lowest free number is above it.
+FD_SETSIZE = 1024
 
 
 class Backend:
@@ -56,13 +62,36 @@ class BindingBackend(Backend):
 
     def __init__(self, module: Any) -> None:
         self._module = module
+        # Taken when the backend is chosen, early in a run while few descriptors are open: a number
+        # below FD_SETSIZE kept free for a context's socket once all the others are in use.
+        self._reserve: Optional[int] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        if self._reserve >= FD_SETSIZE:
+            os.close(self._reserve)
+            self._reserve = None
 
     def run(self, text: str, json_output: bool = False, dry_run: bool = False) -> Tuple[int, str, str]:
-        context = self._module.Nftables()
-        context.set_json_output(json_output)
-        context.set_dry_run(dry_run)
-        rc, out, err = context.cmd(text)
+        with self._low_descriptor():
+            context = self._module.Nftables()
+            context.set_json_output(json_output)
+            context.set_dry_run(dry_run)
+            rc, out, err = context.cmd(text)
+            del context  # closes its socket (nft_ctx_free), before the reserve is taken back
         return rc, out or "", err or ""
+
+    @contextlib.contextmanager
+    def _low_descriptor(self) -> Iterator[None]:
+        """The reserved number given up while a context is made and used, when no lower one is free
+        (the socket gets the lowest free number)."""
+        lowest = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        os.close(lowest)
+        if lowest < FD_SETSIZE or self._reserve is None:
+            yield
+            return
+        os.close(self._reserve)
+        try:
+            yield
+        finally:
+            self._reserve = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 class ProgramBackend(Backend):

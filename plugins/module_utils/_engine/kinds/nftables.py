@@ -181,7 +181,10 @@ def split_tables(objects: List[Dict[str, Any]]) -> Dict[TableKey, Objects]:
 def canonicalise(tables: List[NftTableSpec]) -> None:
     """Load every declared table not seen yet into one throw-away namespace and keep its listing;
     a definition nft refuses, or that makes anything besides its own table, fails naming it."""
-    todo = [t for t in dict.fromkeys(tables) if (t.family, t.table, t.definition) not in _CANONICAL]
+    # One load per distinct definition: namespaces declaring the same table share it (each load and
+    # delete costs the kernel an RCU grace period, ~10 ms, when its context is closed).
+    unique = {(t.family, t.table, t.definition): t for t in reversed(tables)}
+    todo = [t for key, t in reversed(list(unique.items())) if key not in _CANONICAL]
     if not todo:
         return
     backend = nft.backend()
@@ -261,8 +264,8 @@ def plan_nftables(kernel: Kernel, spec: NftablesSpec, pending: Pending) -> List[
     if not after:
         return []
     changed = tuple(t for t in spec.tables if table_label(t.key) in after)
-    params = NftablesParams(spec.netns, changed, spec.state)
-    if kernel.exists(spec.netns):
+    params = NftablesParams(spec.netns, changed, spec.state, fresh=not kernel.exists(spec.netns))
+    if not params.fresh:
         _dry_run(kernel, params)
     after = dict(after, applied_with=nft.backend().name)
     return [Change("nftables", action_of(before, {k: v for k, v in after.items() if k != "applied_with"}),
@@ -280,14 +283,18 @@ class NftablesParams(Params):
     netns: Optional[str]
     tables: Tuple[NftTableSpec, ...]
     state: str
+    fresh: bool = False  # the namespace is made by this run: it has no tables yet
 
 
 def transaction(params: NftablesParams) -> str:
     """One nft buffer, one transaction: each table made empty (``add`` first, so that a missing one
-    does not make ``delete`` fail; 1.0.6 has no ``destroy``), removed and, when present, made anew."""
+    does not make ``delete`` fail; 1.0.6 has no ``destroy``), removed and, when present, made anew.
+    In a namespace this run made the tables are only made: the kernel holds the closing of a context
+    that deleted a table with a base chain for an RCU grace period (~10 ms, a boot's W_nft(N) N times)."""
     parts = []
     for table in params.tables:
-        parts.append("add table %s %s\ndelete table %s %s\n" % (table.key + table.key))
+        if not params.fresh:
+            parts.append("add table %s %s\ndelete table %s %s\n" % (table.key + table.key))
         if params.state == "present":
             parts.append(table.text())
     return "".join(parts)

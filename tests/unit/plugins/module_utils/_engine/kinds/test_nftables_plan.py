@@ -120,6 +120,11 @@ def test_transaction_empties_each_table_first_even_a_missing_one() -> None:
     assert transaction(NftablesParams("ns", spec.tables, "absent")) == "add table inet a\ndelete table inet a\n"
 
 
+def test_transaction_in_a_namespace_this_run_makes_only_makes_the_tables() -> None:
+    spec = nftables_spec("ns", [{"table": "a", "definition": "chain c {\n}"}])
+    assert transaction(NftablesParams("ns", spec.tables, "present", fresh=True)) == "table inet a {\nchain c {\n}\n}\n"
+
+
 def test_restore_json_brings_back_what_was_listed() -> None:
     commands: List[Dict[str, Any]] = json.loads(restore_json({("inet", "a"): A2, ("ip", "b"): None}))["nftables"]
     assert commands == [{"add": {"table": {"family": "inet", "name": "a"}}},
