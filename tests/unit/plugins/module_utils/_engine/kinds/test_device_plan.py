@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from typing import Any, Dict, List, Optional, Set
 
 import pytest
-import yaml
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine import ownership
 from ansible_collections.linuxnet.netns.plugins.module_utils._engine.errors import NetnsError
@@ -206,17 +204,6 @@ def test_netns_info_captures_a_nic_in_a_namespace_as_a_device_by_mac_and_the_gra
     spec = topology({"match": {"name": "eth0"}})
     assert 'ns0 -- ns1 [label="device\\neth0\\next0"]' in to_dot(spec)
     assert '|"device: eth0 — ext0"|' in to_mermaid(spec)
-
-
-def test_the_docs_example_validates() -> None:
-    docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 6, "docs", "topology-format.md")
-    if not os.path.exists(docs):
-        pytest.skip("docs/topology-format.md is not part of this copy of the collection")
-    with open(docs, encoding="utf-8") as handle:
-        section = handle.read().split("\n## Host devices\n", 1)[1]
-    parsed = parse_topology(yaml.safe_load(section.split("```yaml\n", 1)[1].split("\n```", 1)[0]))
-    assert [(item["type"], item["name"]) for item in parsed.links] == [("device", "wan0"), ("macvlan", "mv0")]
-    assert parsed.link_specs[0].match_mac == "02:00:5e:10:00:01" and parsed.link_specs[0].netns == "edge"
 
 
 def test_a_bridge_or_vlan_carrying_the_mac_is_not_the_device() -> None:
